@@ -1,0 +1,49 @@
+// Errors that reach the user. Every failure caused by bad input (a file, a field, an option)
+// is thrown as halo::Error with a one-line message naming the culprit and the fix; the CLI
+// prints it and exits with its code (1: bad input data, 2: bad usage). No torch here.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace halo {
+
+enum ExitCode : int { kExitOk = 0, kExitBadInput = 1, kExitUsage = 2 };
+
+class Error : public std::runtime_error {
+ public:
+  explicit Error(const std::string& message, int exit_code = kExitBadInput)
+      : std::runtime_error(message), exit_code_(exit_code) {}
+  int exit_code() const { return exit_code_; }
+
+ private:
+  int exit_code_;
+};
+
+// Concatenates anything streamable into one string: cat("layer ", i, " of ", n).
+template <class... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream out;
+  (out << ... << args);
+  return out.str();
+}
+
+// Throws halo::Error(cat(args...)) with exit code 1.
+template <class... Args>
+[[noreturn]] void fail(const Args&... args) {
+  throw Error(cat(args...), kExitBadInput);
+}
+
+// Throws halo::Error(cat(args...)) with exit code 2 (bad command line).
+template <class... Args>
+[[noreturn]] void usage_fail(const Args&... args) {
+  throw Error(cat(args...), kExitUsage);
+}
+
+// Reads a whole file into a string, or fails naming the path.
+std::string read_file(const std::string& path);
+
+// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, then rename.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+}  // namespace halo
