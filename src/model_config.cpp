@@ -1,0 +1,186 @@
+// config.json -> ModelConfig. Every field is checked for presence and JSON type, and errors
+// name the file and the key; both transformers 4.x and 5.x spellings are read.
+#include "halo/model_config.h"
+
+#include <nlohmann/json.hpp>
+
+#include "halo/error.h"
+
+namespace halo {
+namespace {
+
+using nlohmann::json;
+
+const json& require(const json& obj, const char* key, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) fail(path, ": missing required key '", key, "'");
+  return *it;
+}
+
+int64_t get_int(const json& obj, const char* key, const std::string& path) {
+  const json& v = require(obj, key, path);
+  if (!v.is_number_integer()) fail(path, ": key '", key, "' must be an integer, got ", v.dump());
+  return v.get<int64_t>();
+}
+
+double get_number(const json& v, const char* key, const std::string& path) {
+  if (!v.is_number()) fail(path, ": key '", key, "' must be a number, got ", v.dump());
+  return v.get<double>();
+}
+
+bool get_bool(const json& obj, const char* key, bool fallback, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  if (!it->is_boolean()) fail(path, ": key '", key, "' must be true or false, got ", it->dump());
+  return it->get<bool>();
+}
+
+std::optional<int64_t> get_optional_int(const json& obj, const char* key, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::nullopt;
+  if (!it->is_number_integer()) fail(path, ": key '", key, "' must be an integer or null");
+  return it->get<int64_t>();
+}
+
+// rope_theta from 5.x rope_parameters or 4.x rope_theta; only un-scaled RoPE is supported.
+double read_rope_theta(const json& obj, const std::string& path) {
+  double theta = 10000.0;
+  const json* scaling = nullptr;
+  if (auto it = obj.find("rope_parameters"); it != obj.end() && !it->is_null()) {
+    if (!it->is_object()) fail(path, ": key 'rope_parameters' must be an object");
+    theta = get_number(require(*it, "rope_theta", path), "rope_parameters.rope_theta", path);
+    scaling = &*it;
+  } else if (auto t = obj.find("rope_theta"); t != obj.end() && !t->is_null()) {
+    theta = get_number(*t, "rope_theta", path);
+    if (auto s = obj.find("rope_scaling"); s != obj.end() && !s->is_null()) scaling = &*s;
+  }
+  if (scaling != nullptr) {
+    if (!scaling->is_object()) fail(path, ": key 'rope_scaling' must be an object or null");
+    std::string type = "default";
+    for (const char* key : {"rope_type", "type"}) {
+      if (auto it = scaling->find(key); it != scaling->end() && it->is_string()) type = it->get<std::string>();
+    }
+    if (type != "default") {
+      fail(path, ": RoPE scaling type '", type,
+           "' is not supported (only un-scaled RoPE); remove rope_scaling or set rope_type to \"default\"");
+    }
+  }
+  if (!(theta > 1.0)) fail(path, ": rope_theta must be > 1, got ", theta);
+  return theta;
+}
+
+std::string read_dtype(const json& obj, const std::string& path) {
+  for (const char* key : {"dtype", "torch_dtype"}) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) continue;
+    if (!it->is_string()) fail(path, ": key '", key, "' must be a string");
+    std::string d = it->get<std::string>();
+    if (d == "float32" || d == "bfloat16" || d == "float16") return d;
+    fail(path, ": key '", key, "' is '", d, "'; expected float32, bfloat16 or float16");
+  }
+  return "float32";
+}
+
+std::vector<int64_t> read_eos(const json& obj, const std::string& path) {
+  auto it = obj.find("eos_token_id");
+  if (it == obj.end() || it->is_null()) return {};
+  if (it->is_number_integer()) return {it->get<int64_t>()};
+  if (it->is_array()) {
+    std::vector<int64_t> ids;
+    for (const auto& v : *it) {
+      if (!v.is_number_integer()) fail(path, ": key 'eos_token_id' must hold integers");
+      ids.push_back(v.get<int64_t>());
+    }
+    return ids;
+  }
+  fail(path, ": key 'eos_token_id' must be an integer or a list of integers");
+}
+
+}  // namespace
+
+const char* mixer_type_name(MixerType type) {
+  return type == MixerType::attention ? "attn" : "lightning-attn";
+}
+
+ModelConfig parse_model_config(const std::string& json_text, const std::string& path) {
+  json obj;
+  try {
+    obj = json::parse(json_text);
+  } catch (const json::exception& e) {
+    fail(path, ": not valid JSON (", e.what(), ")");
+  }
+  if (!obj.is_object()) fail(path, ": expected a JSON object");
+
+  ModelConfig c;
+  if (auto it = obj.find("model_type"); it != obj.end() && it->is_string()) c.model_type = it->get<std::string>();
+  if (c.model_type != "qwen3") {
+    fail(path, ": model_type '", c.model_type, "' is not supported (expected \"qwen3\")");
+  }
+  c.vocab_size = get_int(obj, "vocab_size", path);
+  c.hidden_size = get_int(obj, "hidden_size", path);
+  c.intermediate_size = get_int(obj, "intermediate_size", path);
+  c.num_hidden_layers = get_int(obj, "num_hidden_layers", path);
+  c.num_attention_heads = get_int(obj, "num_attention_heads", path);
+  c.num_key_value_heads = obj.contains("num_key_value_heads") && !obj["num_key_value_heads"].is_null()
+                              ? get_int(obj, "num_key_value_heads", path)
+                              : c.num_attention_heads;
+  c.head_dim = obj.contains("head_dim") && !obj["head_dim"].is_null()
+                   ? get_int(obj, "head_dim", path)
+                   : (c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
+  c.max_position_embeddings = obj.contains("max_position_embeddings")
+                                  ? get_int(obj, "max_position_embeddings", path)
+                                  : 32768;
+  if (auto it = obj.find("rms_norm_eps"); it != obj.end()) c.rms_norm_eps = get_number(*it, "rms_norm_eps", path);
+  c.rope_theta = read_rope_theta(obj, path);
+  c.tie_word_embeddings = get_bool(obj, "tie_word_embeddings", false, path);
+  c.dtype = read_dtype(obj, path);
+  c.eos_token_ids = read_eos(obj, path);
+  c.bos_token_id = get_optional_int(obj, "bos_token_id", path);
+  c.pad_token_id = get_optional_int(obj, "pad_token_id", path);
+  if (get_bool(obj, "attention_bias", false, path)) {
+    fail(path, ": attention_bias true is not supported (Qwen3 has no biases)");
+  }
+  if (auto it = obj.find("hidden_act"); it != obj.end() && it->is_string() && it->get<std::string>() != "silu") {
+    fail(path, ": hidden_act '", it->get<std::string>(), "' is not supported (expected \"silu\")");
+  }
+  if (get_bool(obj, "use_sliding_window", false, path)) {
+    fail(path, ": use_sliding_window true is not supported; set it to false");
+  }
+  c.mixer_types.assign(static_cast<size_t>(std::max<int64_t>(c.num_hidden_layers, 0)), MixerType::attention);
+  validate_model_config(c, path);
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& model_dir) {
+  const std::string path = model_dir + "/config.json";
+  return parse_model_config(read_file(path), path);
+}
+
+void validate_model_config(const ModelConfig& c, const std::string& path) {
+  auto positive = [&](const char* key, int64_t v) {
+    if (v <= 0) fail(path, ": key '", key, "' must be positive, got ", v);
+  };
+  positive("vocab_size", c.vocab_size);
+  positive("hidden_size", c.hidden_size);
+  positive("intermediate_size", c.intermediate_size);
+  positive("num_hidden_layers", c.num_hidden_layers);
+  positive("num_attention_heads", c.num_attention_heads);
+  positive("num_key_value_heads", c.num_key_value_heads);
+  positive("head_dim", c.head_dim);
+  positive("max_position_embeddings", c.max_position_embeddings);
+  if (c.num_attention_heads % c.num_key_value_heads != 0) {
+    fail(path, ": num_attention_heads (", c.num_attention_heads,
+         ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
+  }
+  if (c.head_dim % 2 != 0) fail(path, ": head_dim must be even for RoPE, got ", c.head_dim);
+  if (!(c.rms_norm_eps > 0)) fail(path, ": rms_norm_eps must be positive");
+  if (static_cast<int64_t>(c.mixer_types.size()) != c.num_hidden_layers) {
+    fail(path, ": mixer_types has ", c.mixer_types.size(), " entries but num_hidden_layers is ",
+         c.num_hidden_layers);
+  }
+  for (int64_t id : c.eos_token_ids) {
+    if (id < 0 || id >= c.vocab_size) fail(path, ": eos_token_id ", id, " is outside the vocabulary");
+  }
+}
+
+}  // namespace halo

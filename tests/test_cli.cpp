@@ -1,0 +1,180 @@
+// The halo CLI as a user meets it: results of each subcommand on the fixtures, and every bad
+// input ending in one error line and exit code 1 or 2 (never a signal or a stack trace).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "halo/tensor_io.h"
+#include "test_support.h"
+
+namespace halo {
+namespace {
+
+namespace fs = std::filesystem;
+using test::run_halo;
+
+const std::string kTokenizer = "/data/qwen3-tokenizer";
+
+// One line on stderr that says "error:", and no C++ backtrace.
+void expect_one_line_error(const test::CommandResult& r, int code, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, code) << r.err;
+  const std::string last = r.err.substr(r.err.rfind('\n', r.err.size() - 2) + 1);
+  EXPECT_NE(last.find("error: "), std::string::npos) << r.err;
+  EXPECT_NE(last.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("Exception raised from"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
+}
+
+TEST(Cli, UsageAndHelp) {
+  auto none = run_halo("");
+  EXPECT_EQ(none.exit_code, 2);
+  EXPECT_NE(none.out.find("generate"), std::string::npos);
+  auto help = run_halo("generate --help");
+  EXPECT_EQ(help.exit_code, 0);
+  for (const char* opt : {"--max-new-tokens", "--temperature", "--top-p", "--seed", "--device", "--dtype"}) {
+    EXPECT_NE(help.out.find(opt), std::string::npos) << opt;
+  }
+  expect_one_line_error(run_halo("frobnicate"), 2, "unknown command");
+  expect_one_line_error(run_halo("info --no-such-option"), 2, "no-such-option");
+  expect_one_line_error(run_halo("info"), 2, "--model is required");
+}
+
+TEST(Cli, InfoDescribesTheFixture) {
+  auto r = run_halo("info --model " + test::fixture("qwen3-tiny"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("parameters     287552"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("4 heads, 2 kv heads, head_dim 32"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("    3  attn"), std::string::npos) << r.out;
+  auto bf16 = run_halo("info --model " + test::fixture("qwen3-tiny-bf16"));
+  EXPECT_NE(bf16.out.find("stored dtype   BF16"), std::string::npos) << bf16.out;
+}
+
+TEST(Cli, ForwardWritesReferenceLogitsAndHiddenStates) {
+  const std::string dir = test::make_temp_dir();
+  auto ref = load_tensors(test::fixture("qwen3-tiny") + "/reference.safetensors");
+  save_tensors(dir + "/in.safetensors", {{"input_ids", ref.at("input_ids")}});
+  auto r = run_halo("forward --model " + test::fixture("qwen3-tiny") + " --input " + dir + "/in.safetensors --output " +
+                    dir + "/out.safetensors --hidden-states --device cpu --dtype float32");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto out = load_tensors(dir + "/out.safetensors");
+  ASSERT_EQ(out.at("logits").scalar_type(), at::kFloat);
+  const at::Tensor& want = ref.at("logits");
+  EXPECT_LE((out.at("logits") - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
+  for (int i = 0; i <= 4; ++i) EXPECT_EQ(out.count("hidden_states." + std::to_string(i)), 1u) << i;
+  EXPECT_FALSE(fs::exists(dir + "/out.safetensors.tmp"));
+}
+
+TEST(Cli, ForwardRejectsBadInputs) {
+  const std::string dir = test::make_temp_dir();
+  const std::string model = " --model " + test::fixture("qwen3-tiny") + " --output " + dir + "/o.safetensors";
+  save_tensors(dir + "/noids.safetensors", {{"tokens", at::zeros({1, 3}, at::kLong)}});
+  expect_one_line_error(run_halo("forward --input " + dir + "/noids.safetensors" + model), 1, "no tensor named input_ids");
+  save_tensors(dir + "/float.safetensors", {{"input_ids", at::zeros({1, 3}, at::kFloat)}});
+  expect_one_line_error(run_halo("forward --input " + dir + "/float.safetensors" + model), 1, "int64");
+  save_tensors(dir + "/range.safetensors", {{"input_ids", at::full({1, 3}, 5000, at::kLong)}});
+  expect_one_line_error(run_halo("forward --input " + dir + "/range.safetensors" + model), 1, "vocabulary");
+  test::write_text(dir + "/garbage.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":");
+  expect_one_line_error(run_halo("forward --input " + dir + "/garbage.safetensors" + model), 1, "garbage.safetensors");
+  expect_one_line_error(run_halo("forward --input " + dir + "/missing.safetensors" + model), 1, "missing.safetensors");
+  EXPECT_FALSE(fs::exists(dir + "/o.safetensors"));
+}
+
+TEST(Cli, BrokenModelDirectoriesFailCleanly) {
+  const std::string dir = test::make_temp_dir();
+  fs::copy_file(test::fixture("qwen3-tiny") + "/config.json", dir + "/config.json");
+  expect_one_line_error(run_halo("info --model " + dir), 1, "model.safetensors");
+  {
+    std::ifstream in(test::fixture("qwen3-tiny") + "/model.safetensors", std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), {});
+    test::write_text(dir + "/model.safetensors", bytes.substr(0, bytes.size() / 2));
+  }
+  expect_one_line_error(run_halo("generate --prompt-ids '1 2 3' --print-ids --device cpu --model " + dir), 1,
+                        "model.safetensors");
+  test::write_text(dir + "/config.json", "{\"model_type\": \"qwen3\"");
+  expect_one_line_error(run_halo("info --model " + dir), 1, "config.json");
+  expect_one_line_error(run_halo("info --model /nonexistent/model"), 1, "/nonexistent/model");
+}
+
+TEST(Cli, GenerateGreedyIdsMatchTransformers) {
+  auto ref = load_tensors(test::fixture("qwen3-tiny") + "/reference.safetensors");
+  at::Tensor prompt = ref.at("generate_prompt").flatten(), full = ref.at("generate_output").flatten();
+  std::string prompt_ids, expected;
+  for (int64_t i = 0; i < prompt.numel(); ++i) prompt_ids += (i ? " " : "") + std::to_string(prompt[i].item<int64_t>());
+  for (int64_t i = prompt.numel(); i < full.numel(); ++i) {
+    expected += (i > prompt.numel() ? " " : "") + std::to_string(full[i].item<int64_t>());
+  }
+  auto r = run_halo("generate --model " + test::fixture("qwen3-tiny") + " --prompt-ids '" + prompt_ids +
+                    "' --print-ids --max-new-tokens 16 --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, expected + "\n");
+  expect_one_line_error(run_halo("generate --model " + test::fixture("qwen3-tiny") +
+                                 " --prompt-ids '1 99999' --print-ids --device cpu"), 2, "99999");
+  expect_one_line_error(run_halo("generate --model " + test::fixture("qwen3-tiny") +
+                                 " --prompt-ids 1 --print-ids --device cuda:7"), 2, "--device");
+  expect_one_line_error(run_halo("generate --model " + test::fixture("qwen3-tiny") +
+                                 " --prompt-ids 1 --print-ids --temperature -1"), 2, "--temperature");
+}
+
+TEST(Cli, TokenizeEncodesAndDecodes) {
+  const std::string tok = test::shared_dir() + kTokenizer;
+  auto r = run_halo("tokenize --tokenizer " + tok + " --text 'Hello world'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "9707 1879\n");
+  auto j = run_halo("tokenize --tokenizer " + tok + " --json --text 'Hello world'");
+  EXPECT_EQ(j.out, "[9707,1879]\n");
+  auto d = run_halo("tokenize --tokenizer " + tok + " --decode --text '9707, 1879'");
+  EXPECT_EQ(d.out, "Hello world\n");
+  expect_one_line_error(run_halo("tokenize --tokenizer " + tok + " --decode --text 'x1'"), 2, "x1");
+  expect_one_line_error(run_halo("tokenize --tokenizer /nonexistent --text a"), 1, "/nonexistent");
+  expect_one_line_error(run_halo("tokenize --tokenizer " + tok), 2, "--text or --file");
+}
+
+// A byte-level tokenizer.json (256 byte tokens, no merges), so that text maps into the tiny
+// fixture's 1024-entry vocabulary.
+std::string write_byte_tokenizer(const std::string& dir) {
+  nlohmann::json vocab = nlohmann::json::object();
+  int extra = 0;
+  for (int b = 0; b < 256; ++b) {
+    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+    int cp = printable ? b : 256 + extra++;
+    std::string utf8;
+    if (cp < 0x80) utf8 += static_cast<char>(cp);
+    else {
+      utf8 += static_cast<char>(0xC0 | (cp >> 6));
+      utf8 += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    vocab[utf8] = b;
+  }
+  nlohmann::json tok = {
+      {"version", "1.0"}, {"added_tokens", nlohmann::json::array()}, {"normalizer", nullptr},
+      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  test::write_text(dir + "/tokenizer.json", tok.dump());
+  return dir + "/tokenizer.json";
+}
+
+TEST(Cli, PerplexityOfATextFile) {
+  const std::string dir = test::make_temp_dir();
+  const std::string tok = write_byte_tokenizer(dir);
+  auto r = run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok + " --text " +
+                    test::shared_dir() + "/data/text/brown.txt --max-tokens 300 --context 64 --stride 32 --json --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["tokens"].get<int64_t>(), 299);
+  // A random-weight model over 1024 ids: perplexity near the vocabulary size, far from 1.
+  EXPECT_GT(j["perplexity"].get<double>(), 100.0);
+  EXPECT_LT(j["perplexity"].get<double>(), 10000.0);
+  expect_one_line_error(run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " +
+                                 test::shared_dir() + kTokenizer + " --text " + test::shared_dir() +
+                                 "/data/text/brown.txt --max-tokens 100 --device cpu"), 1, "do not match");
+  expect_one_line_error(run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok +
+                                 " --text /nonexistent.txt"), 1, "/nonexistent.txt");
+}
+
+}  // namespace
+}  // namespace halo

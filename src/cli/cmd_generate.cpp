@@ -1,0 +1,127 @@
+// halo generate: stream a continuation of a prompt. Text is decoded from all new ids at each
+// step and only whole UTF-8 characters are printed, so multi-byte characters split across
+// tokens come out intact. --prompt-ids/--print-ids work without a tokenizer.
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/model_options.h"
+#include "cli/options.h"
+#include "halo/error.h"
+#include "halo/generation.h"
+#include "halo/logging.h"
+#include "halo/tokenizer.h"
+
+namespace halo::cli {
+namespace {
+
+// Length of the longest prefix of `s` that does not end inside a UTF-8 sequence.
+size_t complete_utf8_prefix(const std::string& s) {
+  size_t n = s.size();
+  for (size_t back = 1; back <= 4 && back <= n; ++back) {
+    unsigned char c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
+    size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+    return back >= need ? n : n - back;
+  }
+  return n;
+}
+
+std::vector<int64_t> parse_prompt_ids(const std::string& text) {
+  std::vector<int64_t> ids;
+  std::istringstream in(text);
+  std::string word;
+  while (in >> word) {
+    try {
+      size_t used = 0;
+      ids.push_back(std::stoll(word, &used));
+      if (used != word.size()) throw std::invalid_argument(word);
+    } catch (const std::exception&) {
+      usage_fail("--prompt-ids: '", word, "' is not a token id");
+    }
+  }
+  return ids;
+}
+
+}  // namespace
+
+int run_generate(int argc, char** argv) {
+  cxxopts::Options options("halo generate", "Generate a continuation of a prompt, streamed as it is produced.\n"
+                                            "Example: halo generate --model ./Qwen3-0.6B --prompt \"The sky is\" --max-new-tokens 32");
+  add_model_options(options);
+  options.add_options()
+      ("p,prompt", "Prompt text", cxxopts::value<std::string>())
+      ("prompt-ids", "Prompt as space-separated token ids (no tokenizer needed)", cxxopts::value<std::string>())
+      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
+      ("n,max-new-tokens", "Number of tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"))
+      ("temperature", "Sampling temperature; 0 means greedy", cxxopts::value<double>()->default_value("0"))
+      ("top-p", "Nucleus sampling: keep the most likely tokens up to this probability mass",
+       cxxopts::value<double>()->default_value("1"))
+      ("seed", "Random seed for sampling", cxxopts::value<uint64_t>()->default_value("0"))
+      ("print-ids", "Print the generated token ids instead of text")
+      ("ignore-eos", "Do not stop at end-of-sequence tokens");
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  if (result.count("prompt") == result.count("prompt-ids")) {
+    usage_fail("halo generate: give exactly one of --prompt or --prompt-ids");
+  }
+  const std::string model_dir = require_string(result, "model", "halo generate");
+  const bool print_ids = result.count("print-ids") > 0;
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (result.count("prompt") || !print_ids) {
+    tokenizer = load_tokenizer(result.count("tokenizer") ? result["tokenizer"].as<std::string>() : model_dir);
+  }
+  CausalLM model = load_model_from_options(result, "halo generate");
+
+  std::vector<int64_t> prompt;
+  if (result.count("prompt")) {
+    for (int32_t id : tokenizer->encode(result["prompt"].as<std::string>())) prompt.push_back(id);
+  } else {
+    prompt = parse_prompt_ids(result["prompt-ids"].as<std::string>());
+  }
+  for (int64_t id : prompt) {
+    if (id < 0 || id >= model.config().vocab_size) {
+      usage_fail("prompt token id ", id, " is outside the model's vocabulary of ", model.config().vocab_size);
+    }
+  }
+
+  GenerationOptions gen;
+  gen.max_new_tokens = result["max-new-tokens"].as<int64_t>();
+  if (gen.max_new_tokens < 0) usage_fail("--max-new-tokens must be >= 0");
+  gen.sampling.temperature = result["temperature"].as<double>();
+  gen.sampling.top_p = result["top-p"].as<double>();
+  gen.sampling.seed = result["seed"].as<uint64_t>();
+  if (!result.count("ignore-eos")) {
+    gen.stop_ids = model_stop_ids(model_dir, model);
+    if (tokenizer && tokenizer->eos_id()) gen.stop_ids.push_back(*tokenizer->eos_id());
+  }
+
+  std::vector<int32_t> new_ids;
+  size_t printed = 0;
+  auto on_token = [&](int64_t id) {
+    if (print_ids) {
+      std::printf("%s%lld", new_ids.empty() ? "" : " ", static_cast<long long>(id));
+      new_ids.push_back(static_cast<int32_t>(id));
+    } else {
+      new_ids.push_back(static_cast<int32_t>(id));
+      const std::string text = tokenizer->decode(new_ids);
+      const size_t ready = complete_utf8_prefix(text);
+      if (ready > printed) {
+        std::fwrite(text.data() + printed, 1, ready - printed, stdout);
+        printed = ready;
+      }
+    }
+    std::fflush(stdout);
+    return true;
+  };
+  GenerationStats stats;
+  if (gen.max_new_tokens > 0) generate(model, prompt, gen, on_token, &stats);
+  std::printf("\n");
+  log::info(cat("prompt ", stats.prompt_tokens, " tokens in ", stats.prefill_seconds, " s; ", stats.new_tokens,
+                " new tokens in ", stats.decode_seconds, " s (",
+                stats.new_tokens > 1 ? (stats.new_tokens - 1) / stats.decode_seconds : 0.0, " tokens/s)"));
+  return kExitOk;
+}
+
+}  // namespace halo::cli

@@ -1,1 +1,77 @@
-int main() { return 0; }
+// halo: the command-line entry point. Dispatches to one subcommand per file (cmd_*.cpp) and is
+// the one place that turns errors into a one-line message and an exit code: halo::Error
+// carries its own code, torch and standard errors exit 1. No error ends in a signal.
+#include <c10/util/Exception.h>
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "cli/commands.h"
+#include "halo/error.h"
+
+namespace {
+
+void print_usage() {
+  std::printf(
+      "halo: convert Qwen3 models into HypeNet hybrid linear-attention models (HALO), and run them.\n\n"
+      "Usage: halo COMMAND [OPTIONS]   (halo COMMAND --help explains each option)\n\nCommands:\n");
+  for (const auto& command : halo::cli::commands()) {
+    std::printf("  %-10s %s\n", command.name, command.summary);
+  }
+  std::printf("\nExample: halo generate --model ./Qwen3-0.6B --prompt \"The capital of France is\"\n");
+}
+
+// The first line of a message: torch errors append a C++ backtrace after it.
+std::string first_line(const char* what) {
+  std::string s(what);
+  auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+}  // namespace
+
+namespace halo::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"info", "describe a model directory (architecture, parameters, dtype, layers)", run_info},
+      {"tokenize", "encode text to token ids, or decode ids to text", run_tokenize},
+      {"generate", "generate text from a prompt, streamed", run_generate},
+      {"forward", "one forward pass: input_ids from safetensors -> logits (and hidden states)", run_forward},
+      {"ppl", "perplexity of a text file", run_ppl},
+      {"bench", "measurements (tokenizer speed, ...)", run_bench},
+  };
+  return table;
+}
+
+}  // namespace halo::cli
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? halo::kExitUsage : halo::kExitOk;
+  }
+  const std::string name = argv[1];
+  for (const auto& command : halo::cli::commands()) {
+    if (name != command.name) continue;
+    try {
+      return command.run(argc - 1, argv + 1);
+    } catch (const halo::Error& e) {
+      std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), e.what());
+      return e.exit_code();
+    } catch (const c10::Error& e) {
+      std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), first_line(e.what_without_backtrace()).c_str());
+      return halo::kExitBadInput;
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "halo %s: error: out of memory\n", name.c_str());
+      return halo::kExitBadInput;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), first_line(e.what()).c_str());
+      return halo::kExitBadInput;
+    }
+  }
+  std::fprintf(stderr, "halo: unknown command '%s' (see halo --help)\n", name.c_str());
+  return halo::kExitUsage;
+}

@@ -1,0 +1,33 @@
+// Autoregressive generation with the inference cache: chunked prefill of the prompt (bounded
+// memory for long prompts), then one token per step until max_new_tokens or a stop id.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "halo/sampling.h"
+
+namespace halo {
+
+class CausalLM;
+
+struct GenerationOptions {
+  int64_t max_new_tokens = 64;
+  SamplingOptions sampling;
+  std::vector<int64_t> stop_ids;  // generation ends after emitting one of these
+  int64_t prefill_chunk = 2048;
+};
+
+struct GenerationStats {
+  double prefill_seconds = 0, decode_seconds = 0;
+  int64_t prompt_tokens = 0, new_tokens = 0;
+};
+
+// Continues `prompt` (batch 1). `on_token` sees each new id as it is chosen; returning false
+// stops generation. Returns the new ids (without the prompt).
+std::vector<int64_t> generate(CausalLM& model, const std::vector<int64_t>& prompt,
+                              const GenerationOptions& options,
+                              const std::function<bool(int64_t)>& on_token = {},
+                              GenerationStats* stats = nullptr);
+
+}  // namespace halo

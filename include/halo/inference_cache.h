@@ -1,0 +1,34 @@
+// Per-layer state carried between forward calls during generation: growing K/V buffers for
+// softmax-attention layers (capacity doubles, so appending a token is amortized O(1)).
+// Every sequence of the batch shares one length: the model appends the same number of
+// positions to each layer and then calls advance().
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+namespace halo {
+
+class InferenceCache {
+ public:
+  explicit InferenceCache(int64_t num_layers);
+
+  // Positions already stored (the offset of the next token).
+  int64_t length() const { return length_; }
+
+  // Appends k, v [B, KV, T, D] for `layer` at positions length()..length()+T-1 and returns the
+  // whole cache of that layer so far, [B, KV, length()+T, D] (views, no copy).
+  std::pair<at::Tensor, at::Tensor> append_kv(int64_t layer, const at::Tensor& k, const at::Tensor& v);
+
+  // Commits `tokens` new positions once every layer has appended them.
+  void advance(int64_t tokens) { length_ += tokens; }
+
+  // Bytes held by the cache buffers (capacity, not just the used part).
+  int64_t bytes() const;
+
+ private:
+  int64_t length_ = 0;
+  std::vector<at::Tensor> keys_, values_;  // [B, KV, capacity, D]
+};
+
+}  // namespace halo

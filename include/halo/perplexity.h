@@ -1,0 +1,32 @@
+// Perplexity of a token stream under a causal LM, by sliding windows: each window holds up to
+// `context` tokens and starts `stride` after the previous one; only tokens not scored by an
+// earlier window are scored (the Hugging Face "strided" method; stride == context gives
+// disjoint windows). Logits are formed a slice of positions at a time, so a 151k vocabulary
+// never needs a [T, V] float32 tensor for the whole window.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace halo {
+
+class CausalLM;
+
+struct PerplexityResult {
+  double nll_sum = 0;    // natural-log loss summed over scored tokens
+  int64_t tokens = 0;    // tokens scored
+  double mean_nll() const { return tokens > 0 ? nll_sum / tokens : 0.0; }
+  double perplexity() const;
+};
+
+// Summed negative log-likelihood of `targets` [N] given hidden states [N, hidden], computed in
+// float32 over slices of `slice` positions.
+double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& targets, int64_t slice = 512);
+
+// `on_window(scored_so_far)` is called after each window (for progress reporting).
+PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
+                            const std::function<void(int64_t)>& on_window = {});
+
+}  // namespace halo

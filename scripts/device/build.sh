@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Builds the CUDA flavour on the GPU machine (Ubuntu 24.04, torch 2.11.0+cu130 in
+# /opt/torch/.venv). Needs .device-deps/ from scripts/device/fetch_deps.sh, carried.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+python=${HALO_PYTHON:-/opt/torch/.venv/bin/python}
+build=${HALO_BUILD_DIR:-$root/build-cuda}
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHALO_PYTHON="$python" -DHALO_CUDA=ON \
+  -DPCRE2_ROOT="$root/.device-deps/pcre2" -DHALO_SHARED_DIR="$root/.device-deps/shared"
+cmake --build "$build" -j "$(nproc)"
+echo "device build: $build/bin/halo"

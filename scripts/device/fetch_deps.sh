@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Run HERE (not on the GPU machine) before a device call: gathers what the GPU machine lacks
+# into .device-deps/ (git-ignored; name it in the device call's `carry`):
+#   pcre2/   Debian's libpcre2-dev unpacked (headers; the runtime library is there already)
+#   shared/  the fixtures and data the tests read (../shared does not travel)
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+deps=$root/.device-deps
+mkdir -p "$deps"
+if [ ! -f "$deps/pcre2/usr/include/pcre2.h" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download libpcre2-dev >/dev/null)
+  dpkg-deb -x "$tmp"/libpcre2-dev_*.deb "$deps/pcre2"
+  rm -rf "$tmp"
+fi
+shared=${HALO_SHARED:-$root/../shared}
+mkdir -p "$deps/shared"
+cp -r "$shared/fixtures" "$shared/data" "$deps/shared/"
+chmod -R u+w "$deps/shared"
+du -sh "$deps"

@@ -1,0 +1,23 @@
+// The table of halo subcommands. Each run function takes argv with the subcommand name as
+// argv[0] and returns the exit code; errors are thrown and reported by main.
+#pragma once
+#include <vector>
+
+namespace halo::cli {
+
+struct Command {
+  const char* name;
+  const char* summary;
+  int (*run)(int argc, char** argv);
+};
+
+int run_info(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_generate(int argc, char** argv);
+int run_forward(int argc, char** argv);
+int run_ppl(int argc, char** argv);
+int run_bench(int argc, char** argv);
+
+const std::vector<Command>& commands();
+
+}  // namespace halo::cli

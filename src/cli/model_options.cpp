@@ -1,0 +1,63 @@
+// Loading a model for a subcommand, with timing and a summary line in the log.
+#include "cli/model_options.h"
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "cli/options.h"
+#include "halo/device.h"
+#include "halo/error.h"
+#include "halo/logging.h"
+
+namespace halo::cli {
+
+void add_model_options(cxxopts::Options& options) {
+  options.add_options("Model")
+      ("m,model", "Model directory (config.json + model.safetensors or shards)", cxxopts::value<std::string>())
+      ("dtype", "Compute dtype: float32, bfloat16, float16 or auto (stored dtype on CUDA, float32 on CPU)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("device", "cpu, cuda, cuda:N or auto", cxxopts::value<std::string>()->default_value("auto"));
+}
+
+CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::string& command) {
+  const std::string dir = require_string(result, "model", command);
+  if (!std::filesystem::is_directory(dir)) fail(dir, ": not a directory (--model wants a model directory)");
+  const ModelConfig config = load_model_config(dir);
+  const c10::Device device = parse_device(result["device"].as<std::string>());
+  const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), config.dtype, device);
+  auto start = std::chrono::steady_clock::now();
+  CausalLM model = load_causal_lm(dir, dtype, device);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  log::info(cat("loaded ", dir, ": ", model.config().model_type, ", ", model.config().num_hidden_layers,
+                " layers, ", model.parameter_count(), " parameters, ", scalar_type_name(dtype), " on ",
+                device.str(), " in ", seconds, " s"));
+  return model;
+}
+
+std::vector<int64_t> model_stop_ids(const std::string& model_dir, const CausalLM& model) {
+  std::vector<int64_t> ids = model.config().eos_token_ids;
+  const std::string path = model_dir + "/generation_config.json";
+  if (std::filesystem::exists(path)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+      fail(path, ": not valid JSON (", e.what(), ")");
+    }
+    auto it = j.find("eos_token_id");
+    if (it != j.end() && it->is_number_integer()) ids.push_back(it->get<int64_t>());
+    if (it != j.end() && it->is_array()) {
+      for (const auto& v : *it) {
+        if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
+
+}  // namespace halo::cli

@@ -1,0 +1,45 @@
+// InferenceCache: K/V buffers that double their capacity along the time axis when full.
+#include "halo/inference_cache.h"
+
+#include <ATen/ATen.h>
+
+#include "halo/error.h"
+
+namespace halo {
+
+InferenceCache::InferenceCache(int64_t num_layers) : keys_(num_layers), values_(num_layers) {}
+
+std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const at::Tensor& k,
+                                                            const at::Tensor& v) {
+  at::Tensor& keys = keys_.at(layer);
+  at::Tensor& values = values_.at(layer);
+  const int64_t t = k.size(2);
+  const int64_t needed = length_ + t;
+  if (!keys.defined() || keys.size(2) < needed) {
+    int64_t capacity = keys.defined() ? keys.size(2) : 0;
+    capacity = std::max<int64_t>({needed, 2 * capacity, 64});
+    at::Tensor new_keys = at::empty({k.size(0), k.size(1), capacity, k.size(3)}, k.options());
+    at::Tensor new_values = at::empty({v.size(0), v.size(1), capacity, v.size(3)}, v.options());
+    if (length_ > 0) {
+      new_keys.narrow(2, 0, length_).copy_(keys.narrow(2, 0, length_));
+      new_values.narrow(2, 0, length_).copy_(values.narrow(2, 0, length_));
+    }
+    keys = new_keys;
+    values = new_values;
+  }
+  keys.narrow(2, length_, t).copy_(k);
+  values.narrow(2, length_, t).copy_(v);
+  return {keys.narrow(2, 0, needed), values.narrow(2, 0, needed)};
+}
+
+int64_t InferenceCache::bytes() const {
+  int64_t total = 0;
+  for (const auto* list : {&keys_, &values_}) {
+    for (const auto& t : *list) {
+      if (t.defined()) total += t.numel() * static_cast<int64_t>(t.element_size());
+    }
+  }
+  return total;
+}
+
+}  // namespace halo

@@ -1,0 +1,56 @@
+// Strided perplexity evaluation in inference mode.
+#include "halo/perplexity.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <cmath>
+
+#include "halo/causal_lm.h"
+#include "halo/error.h"
+
+namespace halo {
+
+double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
+
+double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& targets, int64_t slice) {
+  double total = 0;
+  for (int64_t begin = 0; begin < hidden.size(0); begin += slice) {
+    const int64_t len = std::min(slice, hidden.size(0) - begin);
+    at::Tensor logits = model.logits(hidden.narrow(0, begin, len)).to(at::kFloat);
+    at::Tensor logp = at::log_softmax(logits, -1);
+    at::Tensor picked = logp.gather(1, targets.narrow(0, begin, len).unsqueeze(1));
+    total -= picked.sum().item<double>();
+  }
+  return total;
+}
+
+PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
+                            const std::function<void(int64_t)>& on_window) {
+  if (context < 2) usage_fail("--context must be at least 2, got ", context);
+  if (stride < 1 || stride > context) usage_fail("--stride must be in [1, context], got ", stride);
+  if (ids.size() < 2) fail("the text has fewer than 2 tokens: nothing to score");
+  c10::InferenceMode guard;
+  const int64_t n = static_cast<int64_t>(ids.size());
+  at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids), at::kInt).to(at::kLong);
+  PerplexityResult result;
+  int64_t scored_until = 1;  // positions < scored_until are already scored (position 0 never is)
+  for (int64_t begin = 0; scored_until < n; begin += stride) {
+    const int64_t end = std::min(begin + context, n);
+    at::Tensor window = all.narrow(0, begin, end - begin).to(model.device());
+    at::Tensor hidden = model.forward_hidden(window.unsqueeze(0)).squeeze(0);
+    // Position p (global) is predicted from the hidden state at p - 1.
+    const int64_t first = std::max(scored_until, begin + 1);
+    const int64_t count = end - first;
+    if (count > 0) {
+      result.nll_sum += summed_nll(model, hidden.narrow(0, first - 1 - begin, count), window.narrow(0, first - begin, count));
+      result.tokens += count;
+      scored_until = end;
+    }
+    if (on_window) on_window(result.tokens);
+    if (end == n) break;
+  }
+  return result;
+}
+
+}  // namespace halo

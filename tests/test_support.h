@@ -1,0 +1,31 @@
+// Shared test plumbing: where the fixtures are, scratch directories, and running the halo CLI
+// as a subprocess (exit code, stdout and stderr captured; a signal is reported as 128 + N).
+#pragma once
+#include <c10/core/Device.h>
+
+#include <string>
+
+namespace halo::test {
+
+// ../shared (or $HALO_SHARED when set).
+std::string shared_dir();
+std::string fixture(const std::string& name);  // shared_dir()/fixtures/NAME
+
+// The device that model tests run on: $HALO_TEST_DEVICE (cpu when unset), so that
+// scripts/device/test.sh runs the same suite with tensors on the GPU.
+c10::Device device();
+
+// A fresh empty directory under the system temp dir, removed at process exit.
+std::string make_temp_dir();
+
+void write_text(const std::string& path, const std::string& text);
+
+struct CommandResult {
+  int exit_code;  // 128 + signal number when killed by a signal
+  std::string out, err;
+};
+
+// Runs the built halo binary with `args` (a shell-quoted string).
+CommandResult run_halo(const std::string& args);
+
+}  // namespace halo::test
