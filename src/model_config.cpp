@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 
 namespace halo {
 namespace {

@@ -3,18 +3,26 @@
 #include "halo/model_directory.h"
 
 #include <ATen/ATen.h>
+#include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 
 #include "halo/causal_lm.h"
 #include "halo/device.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/tensor_io.h"
 
 namespace halo {
 
-namespace fs = std::filesystem;
+namespace {
+
+bool same_directory(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
 
 uint64_t parse_byte_size(const std::string& text, const std::string& option) {
   size_t used = 0;
@@ -31,9 +39,7 @@ uint64_t parse_byte_size(const std::string& text, const std::string& option) {
 }
 
 void save_model_directory(CausalLM& model, const std::string& dir, const SaveOptions& options) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) fail(dir, ": cannot create directory (", ec.message(), ")");
+  create_directories(dir);
   NamedTensors tensors;
   for (auto& [name, tensor] : model.named_parameters()) tensors.emplace_back(name, tensor->to(options.dtype));
   save_checkpoint(dir, tensors, options.max_shard_bytes);
@@ -42,9 +48,9 @@ void save_model_directory(CausalLM& model, const std::string& dir, const SaveOpt
   if (!options.tokenizer_source.empty()) {
     for (const char* file : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
                              "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json"}) {
-      const fs::path from = fs::path(options.tokenizer_source) / file;
-      if (!fs::exists(from) || fs::equivalent(from.parent_path(), fs::path(dir))) continue;
-      write_file_atomic((fs::path(dir) / file).string(), read_file(from.string()));
+      const std::string from = join_path(options.tokenizer_source, file);
+      if (!path_exists(from) || same_directory(options.tokenizer_source, dir)) continue;
+      copy_file_atomic(from, join_path(dir, file));
       has_generation_config |= std::string(file) == "generation_config.json";
     }
   }
@@ -53,9 +59,9 @@ void save_model_directory(CausalLM& model, const std::string& dir, const SaveOpt
   if (!has_generation_config) {
     nlohmann::json g = {{"_from_model_config", true}};
     if (!config.eos_token_ids.empty()) g["eos_token_id"] = config.eos_token_ids;
-    write_file_atomic((fs::path(dir) / "generation_config.json").string(), g.dump(2) + "\n");
+    write_file_atomic(join_path(dir, "generation_config.json"), g.dump(2) + "\n");
   }
-  write_file_atomic((fs::path(dir) / "config.json").string(), model_config_to_json(config));
+  write_file_atomic(join_path(dir, "config.json"), model_config_to_json(config));
 }
 
 }  // namespace halo

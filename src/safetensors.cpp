@@ -7,12 +7,9 @@
 // GB-sized checkpoints never sit in one string. Layout follows the Python reference writer:
 // header padded with spaces to a multiple of 8 bytes, then the tensors back to back (Python
 // rejects gaps), ordered by decreasing element size so each one starts aligned for its dtype.
-// Directories are handled with POSIX calls, not std::filesystem: libtorch.so (torch 2.11)
-// exports its own std::filesystem functions, which win symbol lookup in anything linked with
-// torch, and at least its remove_all jumps to a null pointer.
+// Directories are handled through file_system.h (never std::filesystem: see there).
 #include "halo/safetensors.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -27,6 +24,7 @@
 #include <set>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 
 namespace halo {
 namespace {
@@ -169,34 +167,6 @@ bool is_weight_file_name(const std::string& name) {
   return name == kSingleFileName || name == kIndexFileName || std::regex_match(name, shard_name);
 }
 
-std::string join_path(const std::string& dir, const std::string& name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
-
-std::string parent_dir(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-bool exists(const std::string& path) {
-  struct stat status {};
-  return ::stat(path.c_str(), &status) == 0;
-}
-
-// mkdir -p.
-void make_directories(const std::string& dir) {
-  for (size_t end = dir.find('/', 1);; end = dir.find('/', end + 1)) {
-    const std::string prefix = dir.substr(0, end);
-    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
-      fail(dir, ": cannot create directory ", prefix, " (", std::strerror(errno), ")");
-    }
-    if (end == std::string::npos) break;
-  }
-  struct stat status {};
-  if (::stat(dir.c_str(), &status) != 0 || !S_ISDIR(status.st_mode)) fail(dir, ": not a directory");
-}
-
 std::string shard_file_name(size_t index, size_t count) {
   char name[64];
   std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", index + 1, count);
@@ -205,14 +175,10 @@ std::string shard_file_name(size_t index, size_t count) {
 
 // Removes weight files in `dir` that the save just finished did not write.
 void remove_stale_weight_files(const std::string& dir, const std::set<std::string>& written) {
-  DIR* listing = ::opendir(dir.c_str());
-  if (!listing) fail(dir, ": cannot list directory (", std::strerror(errno), ")");
   std::vector<std::string> stale;
-  while (const dirent* file = ::readdir(listing)) {
-    const std::string name = file->d_name;
+  for (const std::string& name : list_directory(dir)) {
     if (is_weight_file_name(name) && !written.count(name)) stale.push_back(join_path(dir, name));
   }
-  ::closedir(listing);
   for (const std::string& file : stale) {
     if (::unlink(file.c_str()) != 0) {
       fail(file, ": cannot remove stale weight file (", std::strerror(errno), ")");
@@ -353,10 +319,10 @@ CheckpointFiles::CheckpointFiles(const std::string& dir_or_file) {
   if (S_ISDIR(status.st_mode)) {
     const std::string single = join_path(dir_or_file, kSingleFileName);
     index_path = join_path(dir_or_file, kIndexFileName);
-    if (exists(single)) {
+    if (path_exists(single)) {
       index_path.clear();
       source_ = single;
-    } else if (!exists(index_path)) {
+    } else if (!path_exists(index_path)) {
       fail(dir_or_file, ": no weights found (looked for ", kSingleFileName, " and ", kIndexFileName,
            ")");
     }
@@ -384,7 +350,7 @@ CheckpointFiles::CheckpointFiles(const std::string& dir_or_file) {
     fail(index_path, ": no \"weight_map\" object");
   }
   const json& weight_map = index["weight_map"];
-  const std::string dir = parent_dir(index_path);
+  const std::string dir = parent_directory(index_path);
   std::map<std::string, std::shared_ptr<const SafetensorsFile>> shards;
   for (const auto& [name, shard_name] : weight_map.items()) {
     if (!shard_name.is_string())
@@ -393,7 +359,7 @@ CheckpointFiles::CheckpointFiles(const std::string& dir_or_file) {
     auto& file = shards[shard];
     if (!file) {
       const std::string shard_path = join_path(dir, shard);
-      if (!exists(shard_path)) {
+      if (!path_exists(shard_path)) {
         fail(index_path, ": shard ", shard_path, " (listed for tensor '", name,
              "') does not exist");
       }
@@ -463,7 +429,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 void write_checkpoint(const std::string& dir, const std::vector<TensorToWrite>& tensors,
                       uint64_t max_shard_bytes,
                       const std::map<std::string, std::string>& metadata) {
-  make_directories(dir);
+  create_directories(dir);
 
   uint64_t total_size = 0;
   std::set<std::string> names;

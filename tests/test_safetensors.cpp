@@ -24,6 +24,7 @@
 #include <set>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/safetensors.h"
 #include "halo/tensor_io.h"
 
