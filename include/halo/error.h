@@ -29,6 +29,9 @@ std::string cat(const Args&... args) {
   return out.str();
 }
 
+// A number with a fixed count of decimals, for messages: fixed(0.01429, 3) == "0.014".
+std::string fixed(double value, int decimals);
+
 // Throws halo::Error(cat(args...)) with exit code 1.
 template <class... Args>
 [[noreturn]] void fail(const Args&... args) {

@@ -117,9 +117,10 @@ int run_generate(int argc, char** argv) {
     if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
   }
   std::printf("\n");
-  log::info(cat("prompt ", stats.prompt_tokens, " tokens in ", stats.prefill_seconds, " s; ", stats.new_tokens,
-                " new tokens in ", stats.decode_seconds, " s (",
-                stats.decode_steps > 0 ? stats.decode_steps / stats.decode_seconds : 0.0, " tokens/s)"));
+  std::fflush(stdout);
+  log::info(cat("prompt ", stats.prompt_tokens, " tokens in ", fixed(stats.prefill_seconds, 3), " s; ",
+                stats.new_tokens, " new tokens in ", fixed(stats.decode_seconds, 3), " s (",
+                fixed(stats.decode_steps > 0 ? stats.decode_steps / stats.decode_seconds : 0.0, 1), " tokens/s)"));
   return kExitOk;
 }
 

@@ -40,7 +40,8 @@ int run_info(int argc, char** argv) {
   std::printf("model          %s\n", dir.c_str());
   std::printf("architecture   %s\n", c.model_type.c_str());
   std::printf("weights        %s (%zu tensors, %.1f MB)\n", files.source().c_str(), files.entries().size(), bytes / 1e6);
-  std::printf("parameters     %lld (%.3f B)\n", static_cast<long long>(total), total / 1e9);
+  std::printf("parameters     %lld (%s)\n", static_cast<long long>(total),
+              total >= 1e9 ? (fixed(total / 1e9, 2) + " B").c_str() : (fixed(total / 1e6, 2) + " M").c_str());
   std::printf("stored dtype   %s (config: %s)\n", dtypes.c_str(), c.dtype.c_str());
   std::printf("vocab          %lld\n", static_cast<long long>(c.vocab_size));
   std::printf("hidden         %lld, ffn %lld, layers %lld\n", static_cast<long long>(c.hidden_size),

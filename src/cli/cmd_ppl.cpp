@@ -42,7 +42,7 @@ int run_ppl(int argc, char** argv) {
   auto start = std::chrono::steady_clock::now();
   std::vector<int32_t> ids = tokenizer->encode(text);
   log::info(cat("tokenized ", text_path, ": ", text.size(), " bytes -> ", ids.size(), " tokens in ",
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), " s"));
+                fixed(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 2), " s"));
   if (max_tokens > 0 && static_cast<int64_t>(ids.size()) > max_tokens) ids.resize(max_tokens);
 
   CausalLM model = load_model_from_options(result, "halo ppl");

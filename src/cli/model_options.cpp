@@ -33,7 +33,7 @@ CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   log::info(cat("loaded ", dir, ": ", model.config().model_type, ", ", model.config().num_hidden_layers,
                 " layers, ", model.parameter_count(), " parameters, ", scalar_type_name(dtype), " on ",
-                device.str(), " in ", seconds, " s"));
+                device.str(), " in ", fixed(seconds, 2), " s"));
   return model;
 }
 
