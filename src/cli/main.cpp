@@ -42,6 +42,7 @@ const std::vector<Command>& commands() {
       {"forward", "one forward pass: input_ids from safetensors -> logits (and hidden states)", run_forward},
       {"ppl", "perplexity of a text file", run_ppl},
       {"bench", "measurements (tokenizer speed, ...)", run_bench},
+      {"data", "prepare training data: tokenize a corpus into a token file", run_data},
   };
   return table;
 }
