@@ -1,6 +1,8 @@
-// CausalLM forward pass and checkpoint loading. The math follows METHOD.md §1 operation by
-// operation (RMSNorm in float32 then cast, q/k norms before RoPE, rotate-half RoPE with cos/sin
-// computed in float32, SDPA with GQA) so that fp32 results match transformers to rounding.
+// CausalLM: parameters by Hugging Face name, the per-call ForwardContext (RoPE tables, HyPE
+// scales and padding masks computed once and shared by all layers), the residual stack, and
+// checkpoint loading with name/shape checks. The math follows METHOD.md §1 operation by
+// operation (RMSNorm in float32 then cast, q/k norms before RoPE, cos/sin computed in float32)
+// so that float32 results match transformers to rounding.
 #include "halo/causal_lm.h"
 
 #include <ATen/ATen.h>
@@ -17,26 +19,30 @@
 namespace halo {
 
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
-  at::Tensor xf = x.to(at::kFloat);
+  const at::ScalarType compute = x.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor xf = x.to(compute);
   at::Tensor normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
 }
 
-at::Tensor apply_rope(const at::Tensor& x, int64_t offset, double theta) {
-  const int64_t t = x.size(-2), d = x.size(-1);
-  auto f32 = x.options().dtype(at::kFloat);
-  at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, d, 2, f32) / static_cast<double>(d));
-  at::Tensor positions = at::arange(offset, offset + t, f32);
-  at::Tensor freqs = at::outer(positions, inv_freq);
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
+                                              c10::ScalarType dtype) {
+  auto f32 = positions.options().dtype(at::kFloat);
+  at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, f32) / static_cast<double>(head_dim));
+  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;
   at::Tensor emb = at::cat({freqs, freqs}, -1);
-  at::Tensor cos = emb.cos().to(x.scalar_type());
-  at::Tensor sin = emb.sin().to(x.scalar_type());
-  at::Tensor x1 = x.narrow(-1, 0, d / 2), x2 = x.narrow(-1, d / 2, d / 2);
-  at::Tensor rotated = at::cat({-x2, x1}, -1);
+  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos + rotated * sin;
 }
 
-CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)), layers_(config_.num_hidden_layers) {}
+CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)), layers_(config_.num_hidden_layers) {
+  if (config_.has_lightning_layers()) decay_ = alibi_decays(config_.lightning_nh);
+}
 
 std::vector<std::pair<std::string, at::Tensor*>> CausalLM::named_parameters() {
   std::vector<std::pair<std::string, at::Tensor*>> out;
@@ -44,14 +50,24 @@ std::vector<std::pair<std::string, at::Tensor*>> CausalLM::named_parameters() {
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     const std::string p = cat("model.layers.", i, ".");
     LayerWeights& l = layers_[i];
+    MixerWeights& m = l.mixer;
     out.emplace_back(p + "input_layernorm.weight", &l.input_layernorm);
-    out.emplace_back(p + "self_attn.q_proj.weight", &l.attn.q_proj);
-    out.emplace_back(p + "self_attn.k_proj.weight", &l.attn.k_proj);
-    out.emplace_back(p + "self_attn.v_proj.weight", &l.attn.v_proj);
-    out.emplace_back(p + "self_attn.o_proj.weight", &l.attn.o_proj);
-    out.emplace_back(p + "self_attn.q_norm.weight", &l.attn.q_norm);
-    out.emplace_back(p + "self_attn.k_norm.weight", &l.attn.k_norm);
-    if (config_.attn_use_output_gate) out.emplace_back(p + "self_attn.o_gate.weight", &l.attn.o_gate);
+    out.emplace_back(p + "self_attn.q_proj.weight", &m.q_proj);
+    out.emplace_back(p + "self_attn.k_proj.weight", &m.k_proj);
+    out.emplace_back(p + "self_attn.v_proj.weight", &m.v_proj);
+    out.emplace_back(p + "self_attn.o_proj.weight", &m.o_proj);
+    if (config_.mixer_types[i] == MixerType::attention) {
+      out.emplace_back(p + "self_attn.q_norm.weight", &m.q_norm);
+      out.emplace_back(p + "self_attn.k_norm.weight", &m.k_norm);
+      if (config_.attn_use_output_gate) out.emplace_back(p + "self_attn.o_gate.weight", &m.o_gate);
+    } else {
+      if (config_.lightning_use_output_gate) out.emplace_back(p + "self_attn.z_proj.weight", &m.z_proj);
+      if (config_.lightning_use_qk_norm) {
+        out.emplace_back(p + "self_attn.q_norm.weight", &m.q_norm);
+        out.emplace_back(p + "self_attn.k_norm.weight", &m.k_norm);
+      }
+      if (config_.lightning_use_output_norm) out.emplace_back(p + "self_attn.o_norm.weight", &m.o_norm);
+    }
     out.emplace_back(p + "post_attention_layernorm.weight", &l.post_attention_layernorm);
     out.emplace_back(p + "mlp.gate_proj.weight", &l.mlp.gate_proj);
     out.emplace_back(p + "mlp.up_proj.weight", &l.mlp.up_proj);
@@ -70,56 +86,74 @@ int64_t CausalLM::parameter_count() const {
   return total;
 }
 
-at::Tensor CausalLM::attention(int64_t layer, const at::Tensor& x, int64_t offset, InferenceCache* cache) {
-  const AttentionWeights& w = layers_[layer].attn;
-  const int64_t b = x.size(0), t = x.size(1);
-  const int64_t h = config_.num_attention_heads, kv = config_.num_key_value_heads, d = config_.head_dim;
-  at::Tensor q = rms_norm(at::linear(x, w.q_proj).view({b, t, h, d}), w.q_norm, config_.rms_norm_eps).transpose(1, 2);
-  at::Tensor k = rms_norm(at::linear(x, w.k_proj).view({b, t, kv, d}), w.k_norm, config_.rms_norm_eps).transpose(1, 2);
-  at::Tensor v = at::linear(x, w.v_proj).view({b, t, kv, d}).transpose(1, 2);
-  if (config_.attn_use_rope) {
-    q = apply_rope(q, offset, config_.rope_theta);
-    k = apply_rope(k, offset, config_.rope_theta);
-  }
-  if (config_.attn_logits_scaling_const) q = q * *config_.attn_logits_scaling_const;
-  if (config_.attn_logits_scaling_a) {
-    const double a = *config_.attn_logits_scaling_a;
-    at::Tensor pos = at::arange(offset, offset + t, x.options().dtype(at::kFloat));
-    at::Tensor s = (at::log(pos + a) / std::log(a)).to(q.scalar_type());
-    q = q * s.view({1, 1, t, 1});
-  }
-  if (cache != nullptr) std::tie(k, v) = cache->append_kv(layer, k, v);
-  const int64_t s = k.size(2);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor o;
-  if (t == s || t == 1) {
-    // Full causal block, or one new token that sees the whole cache.
-    o = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/t == s && t > 1, scale, kv != h);
-  } else {
-    // A chunk continuing a cache: query i sits at key position s - t + i (bottom-right causal).
-    at::Tensor qi = at::arange(s - t, s, x.options().dtype(at::kLong)).unsqueeze(1);
-    at::Tensor kj = at::arange(0, s, x.options().dtype(at::kLong)).unsqueeze(0);
-    o = at::scaled_dot_product_attention(q, k, v, kj <= qi, 0.0, false, scale, kv != h);
-  }
-  o = o.transpose(1, 2).reshape({b, t, h * d});
-  if (config_.attn_use_output_gate) o = o * at::sigmoid(at::linear(x, w.o_gate));
-  return at::linear(o, w.o_proj);
+void CausalLM::set_lightning_impl(LightningImpl impl, int64_t chunk) {
+  if (chunk < 1) usage_fail("lightning chunk size must be positive, got ", chunk);
+  lightning_impl_ = impl;
+  lightning_chunk_ = chunk;
 }
 
-at::Tensor CausalLM::mlp(const MlpWeights& w, const at::Tensor& x) const {
-  return at::linear(at::silu(at::linear(x, w.gate_proj)) * at::linear(x, w.up_proj), w.down_proj);
+void CausalLM::to(const c10::Device& device, c10::ScalarType dtype) {
+  for (auto& [name, tensor] : named_parameters()) {
+    if (tensor->defined()) *tensor = tensor->to(device, dtype);
+  }
+  if (decay_.defined()) decay_ = decay_.to(device);
+}
+
+ForwardContext CausalLM::make_context(const at::Tensor& input_ids, InferenceCache* cache) const {
+  ForwardContext ctx;
+  ctx.offset = cache != nullptr ? cache->length() : 0;
+  ctx.length = input_ids.size(1);
+  ctx.lightning_impl = lightning_impl_;
+  ctx.lightning_chunk = lightning_chunk_;
+  const auto i64 = embed_tokens_.options().dtype(at::kLong);
+  at::Tensor absolute = at::arange(ctx.offset, ctx.offset + ctx.length, i64);
+  at::Tensor positions = absolute.unsqueeze(0).to(at::kFloat);  // [1, T]
+  const at::Tensor padding = cache != nullptr ? cache->left_padding() : at::Tensor();
+  if (padding.defined()) {
+    at::Tensor pad = padding.to(embed_tokens_.device(), at::kLong).unsqueeze(1);  // [B, 1]
+    positions = (absolute.unsqueeze(0) - pad).clamp_min(0).to(at::kFloat);      // [B, T]
+    at::Tensor keys = at::arange(ctx.offset + ctx.length, i64).unsqueeze(0);     // [1, S]
+    at::Tensor causal = keys <= absolute.unsqueeze(1);                           // [T, S]
+    at::Tensor key_valid = (keys >= pad).unsqueeze(1);                           // [B, 1, S]
+    // Padded queries attend to themselves only, so that their rows stay finite.
+    at::Tensor self = keys == absolute.unsqueeze(1);
+    ctx.attn_mask = ((key_valid & causal.unsqueeze(0)) | self.unsqueeze(0)).unsqueeze(1);
+    ctx.token_valid = (absolute.unsqueeze(0) >= pad).view({-1, 1, ctx.length, 1}).to(dtype());
+  }
+  positions = positions.unsqueeze(1);  // [B|1, 1, T]
+  bool attn_rope = false;
+  for (MixerType m : config_.mixer_types) attn_rope |= m == MixerType::attention && config_.attn_use_rope;
+  if (attn_rope) std::tie(ctx.attn_cos, ctx.attn_sin) = rope_tables(positions, config_.head_dim, config_.rope_theta, dtype());
+  if (config_.has_lightning_layers() && config_.lightning_use_rope) {
+    if (attn_rope && config_.lightning_head_dim == config_.head_dim) {
+      ctx.light_cos = ctx.attn_cos;
+      ctx.light_sin = ctx.attn_sin;
+    } else {
+      std::tie(ctx.light_cos, ctx.light_sin) =
+          rope_tables(positions, config_.lightning_head_dim, config_.rope_theta, dtype());
+    }
+  }
+  if (config_.attn_logits_scaling_a) {
+    const double a = *config_.attn_logits_scaling_a;
+    ctx.hype_scale = (at::log(positions + a) / std::log(a)).unsqueeze(-1).to(dtype());
+  }
+  return ctx;
 }
 
 at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache* cache,
                                     std::vector<at::Tensor>* hidden_states) {
   if (input_ids.dim() != 2) fail("input_ids must be [batch, time], got ", input_ids.dim(), " dimensions");
-  const int64_t offset = cache != nullptr ? cache->length() : 0;
+  const ForwardContext ctx = make_context(input_ids, cache);
   at::Tensor x = at::embedding(embed_tokens_, input_ids.to(embed_tokens_.device()));
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     if (hidden_states != nullptr) hidden_states->push_back(x);
     const LayerWeights& l = layers_[i];
-    x = x + attention(i, rms_norm(x, l.input_layernorm, config_.rms_norm_eps), offset, cache);
-    x = x + mlp(l.mlp, rms_norm(x, l.post_attention_layernorm, config_.rms_norm_eps));
+    at::Tensor normed = rms_norm(x, l.input_layernorm, config_.rms_norm_eps);
+    x = x + (config_.mixer_types[i] == MixerType::attention
+                 ? attention_mixer(config_, l.mixer, normed, ctx, cache, i)
+                 : lightning_mixer(config_, l.mixer, normed, decay_, ctx, cache, i));
+    at::Tensor h = rms_norm(x, l.post_attention_layernorm, config_.rms_norm_eps);
+    x = x + at::linear(at::silu(at::linear(h, l.mlp.gate_proj)) * at::linear(h, l.mlp.up_proj), l.mlp.down_proj);
   }
   x = rms_norm(x, norm_, config_.rms_norm_eps);
   if (hidden_states != nullptr) hidden_states->push_back(x);
@@ -131,25 +165,33 @@ at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
   return at::linear(hidden, config_.tie_word_embeddings ? embed_tokens_ : lm_head_);
 }
 
-namespace {
-
-std::vector<int64_t> expected_shape(const ModelConfig& c, const std::string& name) {
-  const int64_t hidden = c.hidden_size, q = c.num_attention_heads * c.head_dim,
-                kv = c.num_key_value_heads * c.head_dim;
+std::vector<int64_t> parameter_shape(const ModelConfig& c, const std::string& name) {
+  const int64_t hidden = c.hidden_size;
   auto ends_with = [&](const char* suffix) {
     const std::string s(suffix);
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
   if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return {c.vocab_size, hidden};
   if (ends_with("layernorm.weight") || name == "model.norm.weight") return {hidden};
-  if (ends_with("q_norm.weight") || ends_with("k_norm.weight")) return {c.head_dim};
-  if (ends_with("q_proj.weight") || ends_with("o_gate.weight")) return {q, hidden};
-  if (ends_with("k_proj.weight") || ends_with("v_proj.weight")) return {kv, hidden};
-  if (ends_with("o_proj.weight")) return {hidden, q};
   if (ends_with("gate_proj.weight") || ends_with("up_proj.weight")) return {c.intermediate_size, hidden};
   if (ends_with("down_proj.weight")) return {hidden, c.intermediate_size};
-  fail("internal: no expected shape for parameter ", name);
+  const std::string prefix = "model.layers.";
+  if (name.rfind(prefix, 0) != 0) fail("no parameter named ", name);
+  const int64_t layer = std::stoll(name.substr(prefix.size()));
+  if (layer < 0 || layer >= c.num_hidden_layers) fail("no parameter named ", name);
+  const bool attn = c.mixer_types[layer] == MixerType::attention;
+  const int64_t heads = attn ? c.num_attention_heads : c.lightning_nh;
+  const int64_t kv = attn ? c.num_key_value_heads : c.lightning_nkv;
+  const int64_t d = attn ? c.head_dim : c.lightning_head_dim;
+  if (ends_with("q_norm.weight") || ends_with("k_norm.weight")) return {d};
+  if (ends_with("o_norm.weight")) return {heads * d};
+  if (ends_with("q_proj.weight") || ends_with("o_gate.weight") || ends_with("z_proj.weight")) return {heads * d, hidden};
+  if (ends_with("k_proj.weight") || ends_with("v_proj.weight")) return {kv * d, hidden};
+  if (ends_with("o_proj.weight")) return {hidden, heads * d};
+  fail("no parameter named ", name);
 }
+
+namespace {
 
 std::string shape_string(at::IntArrayRef shape) {
   std::string s = "[";
@@ -178,7 +220,7 @@ CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, con
       missing.push_back(name);
       continue;
     }
-    const std::vector<int64_t> shape = expected_shape(model.config(), name);
+    const std::vector<int64_t> shape = parameter_shape(model.config(), name);
     if (entry->tensor->shape != shape) {
       fail(entry->file->path(), ": tensor ", name, " has shape ", shape_string(entry->tensor->shape),
            " but config.json implies ", shape_string(shape));
@@ -199,6 +241,7 @@ CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, con
     fail(files.source(), ": unexpected tensors ", list_names(unexpected),
          " (does config.json match these weights?)");
   }
+  model.to(device, dtype);
   return model;
 }
 

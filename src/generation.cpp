@@ -1,5 +1,6 @@
-// The generation loop: InferenceMode, chunked prefill into the cache, then single-token steps.
-// Only the last position's logits are computed during prefill.
+// The generation loop: InferenceMode, left padding recorded in the cache, chunked prefill,
+// then single-token steps for all rows until every row has stopped. Only the last position's
+// logits are computed during prefill.
 #include "halo/generation.h"
 
 #include <ATen/ATen.h>
@@ -14,17 +15,31 @@
 
 namespace halo {
 
-std::vector<int64_t> generate(CausalLM& model, const std::vector<int64_t>& prompt,
-                              const GenerationOptions& options,
-                              const std::function<bool(int64_t)>& on_token, GenerationStats* stats) {
-  if (prompt.empty()) usage_fail("the prompt is empty: give at least one token");
+std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 const GenerationOptions& options,
+                                                 const std::function<bool(int64_t, int64_t)>& on_token,
+                                                 GenerationStats* stats) {
+  if (prompts.empty()) usage_fail("no prompts given");
   if (options.prefill_chunk <= 0) usage_fail("prefill chunk must be positive");
+  size_t longest = 0, shortest = SIZE_MAX;
+  for (const auto& p : prompts) {
+    longest = std::max(longest, p.size());
+    shortest = std::min(shortest, p.size());
+  }
+  if (shortest == 0) usage_fail("a prompt is empty: give at least one token");
   c10::InferenceMode guard;
   using clock = std::chrono::steady_clock;
   auto start = clock::now();
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  std::vector<int64_t> flat(rows * longest, 0), padding(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    padding[r] = static_cast<int64_t>(longest - prompts[r].size());
+    std::copy(prompts[r].begin(), prompts[r].end(), flat.begin() + r * longest + padding[r]);
+  }
   InferenceCache cache(model.config().num_hidden_layers);
+  if (shortest != longest) cache.set_left_padding(at::tensor(padding, at::kLong).to(model.device()));
   TokenSampler sampler(options.sampling);
-  at::Tensor ids = at::tensor(prompt, at::kLong).to(model.device()).unsqueeze(0);
+  at::Tensor ids = at::tensor(flat, at::kLong).view({rows, static_cast<int64_t>(longest)}).to(model.device());
   at::Tensor last_hidden;
   for (int64_t begin = 0; begin < ids.size(1); begin += options.prefill_chunk) {
     int64_t len = std::min<int64_t>(options.prefill_chunk, ids.size(1) - begin);
@@ -32,24 +47,42 @@ std::vector<int64_t> generate(CausalLM& model, const std::vector<int64_t>& promp
   }
   at::Tensor next = sampler.next(model.logits(last_hidden));
   auto decode_start = clock::now();
-  std::vector<int64_t> out;
-  while (static_cast<int64_t>(out.size()) < options.max_new_tokens) {
-    const int64_t id = next.item<int64_t>();
-    out.push_back(id);
-    if (on_token && !on_token(id)) break;
-    if (std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end()) break;
-    if (static_cast<int64_t>(out.size()) == options.max_new_tokens) break;
-    at::Tensor hidden = model.forward_hidden(next.view({1, 1}), &cache).select(1, 0);
+  std::vector<std::vector<int64_t>> out(rows);
+  std::vector<bool> done(rows, options.max_new_tokens <= 0);
+  int64_t steps = 0;
+  while (std::find(done.begin(), done.end(), false) != done.end()) {
+    at::Tensor chosen = next.cpu();
+    for (int64_t r = 0; r < rows; ++r) {
+      if (done[r]) continue;
+      const int64_t id = chosen[r].item<int64_t>();
+      out[r].push_back(id);
+      const bool stop = std::find(options.stop_ids.begin(), options.stop_ids.end(), id) != options.stop_ids.end();
+      if ((on_token && !on_token(r, id)) || stop || static_cast<int64_t>(out[r].size()) >= options.max_new_tokens) {
+        done[r] = true;
+      }
+    }
+    if (std::find(done.begin(), done.end(), false) == done.end()) break;
+    at::Tensor hidden = model.forward_hidden(next.view({rows, 1}), &cache).select(1, 0);
     next = sampler.next(model.logits(hidden));
+    ++steps;
   }
   if (stats != nullptr) {
     auto end = clock::now();
     stats->prefill_seconds = std::chrono::duration<double>(decode_start - start).count();
     stats->decode_seconds = std::chrono::duration<double>(end - decode_start).count();
-    stats->prompt_tokens = static_cast<int64_t>(prompt.size());
-    stats->new_tokens = static_cast<int64_t>(out.size());
+    stats->prompt_tokens = static_cast<int64_t>(longest) * rows;
+    stats->new_tokens = 0;
+    for (const auto& o : out) stats->new_tokens += static_cast<int64_t>(o.size());
+    stats->decode_steps = steps;
   }
   return out;
+}
+
+std::vector<int64_t> generate(CausalLM& model, const std::vector<int64_t>& prompt, const GenerationOptions& options,
+                              const std::function<bool(int64_t)>& on_token, GenerationStats* stats) {
+  std::function<bool(int64_t, int64_t)> per_row;
+  if (on_token) per_row = [&](int64_t, int64_t id) { return on_token(id); };
+  return generate_batch(model, {prompt}, options, per_row, stats)[0];
 }
 
 }  // namespace halo

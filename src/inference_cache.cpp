@@ -1,4 +1,5 @@
-// InferenceCache: K/V buffers that double their capacity along the time axis when full.
+// InferenceCache: K/V buffers that double their capacity along the time axis when full, and
+// the recurrent states of lightning layers.
 #include "halo/inference_cache.h"
 
 #include <ATen/ATen.h>
@@ -7,7 +8,8 @@
 
 namespace halo {
 
-InferenceCache::InferenceCache(int64_t num_layers) : keys_(num_layers), values_(num_layers) {}
+InferenceCache::InferenceCache(int64_t num_layers)
+    : keys_(num_layers), values_(num_layers), states_(num_layers) {}
 
 std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const at::Tensor& k,
                                                             const at::Tensor& v) {
@@ -34,7 +36,7 @@ std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const
 
 int64_t InferenceCache::bytes() const {
   int64_t total = 0;
-  for (const auto* list : {&keys_, &values_}) {
+  for (const auto* list : {&keys_, &values_, &states_}) {
     for (const auto& t : *list) {
       if (t.defined()) total += t.numel() * static_cast<int64_t>(t.element_size());
     }

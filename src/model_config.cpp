@@ -4,7 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "halo/error.h"
+#include "halo/file_system.h"
 
 namespace halo {
 namespace {
@@ -96,7 +99,132 @@ std::vector<int64_t> read_eos(const json& obj, const std::string& path) {
   fail(path, ": key 'eos_token_id' must be an integer or a list of integers");
 }
 
+int64_t get_int_or(const json& obj, const char* key, int64_t fallback, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  return get_int(obj, key, path);
+}
+
+void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path) {
+  const json& mixers = require(obj, "mixer_types", path);
+  if (!mixers.is_array()) fail(path, ": key 'mixer_types' must be a list of \"attn\" / \"lightning-attn\"");
+  c.mixer_types.clear();
+  for (const auto& m : mixers) {
+    const std::string name = m.is_string() ? m.get<std::string>() : m.dump();
+    if (name == "attn") c.mixer_types.push_back(MixerType::attention);
+    else if (name == "lightning-attn") c.mixer_types.push_back(MixerType::lightning);
+    else fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
+  }
+  c.attn_use_rope = get_bool(obj, "attn_use_rope", false, path);
+  c.attn_use_output_gate = get_bool(obj, "attn_use_output_gate", true, path);
+  if (auto it = obj.find("attn_logits_scaling"); it != obj.end() && !it->is_null()) {
+    if (it->is_number()) c.attn_logits_scaling_const = it->get<double>();
+    else if (it->is_string()) parse_attn_logits_scaling(it->get<std::string>(), c, path);
+    else fail(path, ": key 'attn_logits_scaling' must be null, a number or \"hype <a>\"");
+  }
+  c.expand_kv_proj = get_bool(obj, "expand_kv_proj", true, path);
+  c.lightning_nh = get_int_or(obj, "lightning_nh", c.num_attention_heads, path);
+  c.lightning_nkv = get_int_or(obj, "lightning_nkv", c.expand_kv_proj ? c.lightning_nh : c.num_key_value_heads, path);
+  c.lightning_head_dim = get_int_or(obj, "lightning_head_dim", c.head_dim, path);
+  c.lightning_use_rope = get_bool(obj, "lightning_use_rope", true, path);
+  c.lightning_use_qk_norm = get_bool(obj, "lightning_use_qk_norm", true, path);
+  c.lightning_use_output_norm = get_bool(obj, "lightning_use_output_norm", true, path);
+  c.lightning_use_output_gate = get_bool(obj, "lightning_use_output_gate", true, path);
+  if (auto it = obj.find("lightning_scale"); it != obj.end() && !it->is_null()) {
+    if (!it->is_string()) fail(path, ": key 'lightning_scale' must be \"1/sqrt(d)\", \"1/d\" or \"1\"");
+    c.lightning_scale = it->get<std::string>();
+  }
+  if (get_bool(obj, "lightning_use_short_conv", false, path)) {
+    fail(path, ": lightning_use_short_conv true is not supported (the paper found that it diverges); set it to false");
+  }
+}
+
 }  // namespace
+
+void parse_attn_logits_scaling(const std::string& text, ModelConfig& c, const std::string& path) {
+  c.attn_logits_scaling_a.reset();
+  c.attn_logits_scaling_const.reset();
+  if (text == "hype") {
+    c.attn_logits_scaling_a = 362.0;
+    return;
+  }
+  if (text.rfind("hype ", 0) == 0) {
+    try {
+      size_t used = 0;
+      const std::string number = text.substr(5);
+      double a = std::stod(number, &used);
+      if (used == number.size() && a > 1) {
+        c.attn_logits_scaling_a = a;
+        return;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+  fail(path, ": attn_logits_scaling '", text, "' is not understood; use null, a number, \"hype\" or \"hype <a>\" with a > 1");
+}
+
+bool ModelConfig::has_lightning_layers() const {
+  for (MixerType m : mixer_types) {
+    if (m == MixerType::lightning) return true;
+  }
+  return false;
+}
+
+double ModelConfig::lightning_scale_value() const {
+  const double d = static_cast<double>(lightning_head_dim);
+  if (lightning_scale == "1/sqrt(d)") return 1.0 / std::sqrt(d);
+  if (lightning_scale == "1/d") return 1.0 / d;
+  if (lightning_scale == "1") return 1.0;
+  fail("lightning_scale '", lightning_scale, "' is not understood; use \"1/sqrt(d)\", \"1/d\" or \"1\"");
+}
+
+std::string model_config_to_json(const ModelConfig& c) {
+  json j;
+  j["architectures"] = {c.is_hypenet() ? "HypeNetForCausalLM" : "Qwen3ForCausalLM"};
+  j["model_type"] = c.model_type;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["rope_scaling"] = nullptr;
+  j["hidden_act"] = "silu";
+  j["attention_bias"] = false;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j["torch_dtype"] = c.dtype;
+  j["use_cache"] = true;
+  j["bos_token_id"] = c.bos_token_id ? json(*c.bos_token_id) : json(nullptr);
+  j["pad_token_id"] = c.pad_token_id ? json(*c.pad_token_id) : json(nullptr);
+  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
+  else if (c.eos_token_ids.empty()) j["eos_token_id"] = nullptr;
+  else j["eos_token_id"] = c.eos_token_ids;
+  if (c.is_hypenet()) {
+    json mixers = json::array();
+    for (MixerType m : c.mixer_types) mixers.push_back(mixer_type_name(m));
+    j["mixer_types"] = mixers;
+    j["attn_use_rope"] = c.attn_use_rope;
+    j["attn_use_output_gate"] = c.attn_use_output_gate;
+    if (c.attn_logits_scaling_a) j["attn_logits_scaling"] = cat("hype ", *c.attn_logits_scaling_a);
+    else if (c.attn_logits_scaling_const) j["attn_logits_scaling"] = *c.attn_logits_scaling_const;
+    else j["attn_logits_scaling"] = nullptr;
+    j["expand_kv_proj"] = c.expand_kv_proj;
+    j["lightning_nh"] = c.lightning_nh;
+    j["lightning_nkv"] = c.lightning_nkv;
+    j["lightning_head_dim"] = c.lightning_head_dim;
+    j["lightning_use_rope"] = c.lightning_use_rope;
+    j["lightning_scale"] = c.lightning_scale;
+    j["lightning_use_qk_norm"] = c.lightning_use_qk_norm;
+    j["lightning_use_output_norm"] = c.lightning_use_output_norm;
+    j["lightning_use_output_gate"] = c.lightning_use_output_gate;
+    j["lightning_use_short_conv"] = false;
+  }
+  return j.dump(2) + "\n";
+}
 
 const char* mixer_type_name(MixerType type) {
   return type == MixerType::attention ? "attn" : "lightning-attn";
@@ -113,8 +241,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
   ModelConfig c;
   if (auto it = obj.find("model_type"); it != obj.end() && it->is_string()) c.model_type = it->get<std::string>();
-  if (c.model_type != "qwen3") {
-    fail(path, ": model_type '", c.model_type, "' is not supported (expected \"qwen3\")");
+  if (c.model_type != "qwen3" && c.model_type != "hypenet") {
+    fail(path, ": model_type '", c.model_type, "' is not supported (expected \"qwen3\" or \"hypenet\")");
   }
   c.vocab_size = get_int(obj, "vocab_size", path);
   c.hidden_size = get_int(obj, "hidden_size", path);
@@ -147,6 +275,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
     fail(path, ": use_sliding_window true is not supported; set it to false");
   }
   c.mixer_types.assign(static_cast<size_t>(std::max<int64_t>(c.num_hidden_layers, 0)), MixerType::attention);
+  if (c.is_hypenet()) read_hypenet_keys(obj, c, path);
   validate_model_config(c, path);
   return c;
 }
@@ -177,6 +306,20 @@ void validate_model_config(const ModelConfig& c, const std::string& path) {
   if (static_cast<int64_t>(c.mixer_types.size()) != c.num_hidden_layers) {
     fail(path, ": mixer_types has ", c.mixer_types.size(), " entries but num_hidden_layers is ",
          c.num_hidden_layers);
+  }
+  if (c.has_lightning_layers()) {
+    positive("lightning_nh", c.lightning_nh);
+    positive("lightning_nkv", c.lightning_nkv);
+    positive("lightning_head_dim", c.lightning_head_dim);
+    if (c.lightning_nh % c.lightning_nkv != 0) {
+      fail(path, ": lightning_nh (", c.lightning_nh, ") must be a multiple of lightning_nkv (", c.lightning_nkv, ")");
+    }
+    if (c.lightning_use_rope && c.lightning_head_dim % 2 != 0) {
+      fail(path, ": lightning_head_dim must be even for RoPE, got ", c.lightning_head_dim);
+    }
+    if (c.lightning_scale != "1/sqrt(d)" && c.lightning_scale != "1/d" && c.lightning_scale != "1") {
+      fail(path, ": lightning_scale '", c.lightning_scale, "' is not understood; use \"1/sqrt(d)\", \"1/d\" or \"1\"");
+    }
   }
   for (int64_t id : c.eos_token_ids) {
     if (id < 0 || id >= c.vocab_size) fail(path, ": eos_token_id ", id, " is outside the vocabulary");

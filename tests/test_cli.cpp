@@ -4,17 +4,16 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
+#include "halo/file_system.h"
 #include "halo/tensor_io.h"
 #include "test_support.h"
 
 namespace halo {
 namespace {
 
-namespace fs = std::filesystem;
 using test::run_halo;
 
 const std::string kTokenizer = "/data/qwen3-tokenizer";
@@ -65,7 +64,7 @@ TEST(Cli, ForwardWritesReferenceLogitsAndHiddenStates) {
   const at::Tensor& want = ref.at("logits");
   EXPECT_LE((out.at("logits") - want).abs().max().item<double>(), 1e-4 * want.abs().max().item<double>());
   for (int i = 0; i <= 4; ++i) EXPECT_EQ(out.count("hidden_states." + std::to_string(i)), 1u) << i;
-  EXPECT_FALSE(fs::exists(dir + "/out.safetensors.tmp"));
+  EXPECT_FALSE(path_exists(dir + "/out.safetensors.tmp"));
 }
 
 TEST(Cli, ForwardRejectsBadInputs) {
@@ -80,12 +79,12 @@ TEST(Cli, ForwardRejectsBadInputs) {
   test::write_text(dir + "/garbage.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":");
   expect_one_line_error(run_halo("forward --input " + dir + "/garbage.safetensors" + model), 1, "garbage.safetensors");
   expect_one_line_error(run_halo("forward --input " + dir + "/missing.safetensors" + model), 1, "missing.safetensors");
-  EXPECT_FALSE(fs::exists(dir + "/o.safetensors"));
+  EXPECT_FALSE(path_exists(dir + "/o.safetensors"));
 }
 
 TEST(Cli, BrokenModelDirectoriesFailCleanly) {
   const std::string dir = test::make_temp_dir();
-  fs::copy_file(test::fixture("qwen3-tiny") + "/config.json", dir + "/config.json");
+  copy_file_atomic(test::fixture("qwen3-tiny") + "/config.json", dir + "/config.json");
   expect_one_line_error(run_halo("info --model " + dir), 1, "model.safetensors");
   {
     std::ifstream in(test::fixture("qwen3-tiny") + "/model.safetensors", std::ios::binary);

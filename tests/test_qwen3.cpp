@@ -5,7 +5,6 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <fstream>
 
 #include "halo/causal_lm.h"
@@ -14,13 +13,13 @@
 #include "halo/inference_cache.h"
 #include "halo/model_config.h"
 #include "halo/perplexity.h"
+#include "halo/file_system.h"
 #include "halo/tensor_io.h"
 #include "test_support.h"
 
 namespace halo {
 namespace {
 
-namespace fs = std::filesystem;
 
 double relative_max_error(const at::Tensor& got, const at::Tensor& want) {
   return (got.cpu().to(at::kDouble) - want.cpu().to(at::kDouble)).abs().max().item<double>() /
@@ -172,7 +171,7 @@ TEST(ModelConfig, BadConfigsNameTheKey) {
 
 std::string copy_fixture_with_config(const std::string& config_text) {
   const std::string dir = test::make_temp_dir();
-  fs::copy_file(test::fixture("qwen3-tiny") + "/model.safetensors", dir + "/model.safetensors");
+  copy_file_atomic(test::fixture("qwen3-tiny") + "/model.safetensors", dir + "/model.safetensors");
   test::write_text(dir + "/config.json", config_text);
   return dir;
 }

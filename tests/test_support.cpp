@@ -1,17 +1,17 @@
 // Test plumbing shared by all suites.
 #include "test_support.h"
 
+#include "halo/file_system.h"
+
 #include <sys/wait.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <mutex>
 #include <sstream>
 #include <vector>
 
 namespace halo::test {
-namespace fs = std::filesystem;
 
 std::string shared_dir() {
   const char* env = std::getenv("HALO_SHARED");
@@ -30,10 +30,7 @@ std::vector<std::string>& temp_dirs() {
   static std::vector<std::string> dirs;
   static bool registered = [] {
     std::atexit([] {
-      for (const auto& d : temp_dirs()) {
-        std::error_code ec;
-        fs::remove_all(d, ec);
-      }
+      for (const auto& d : temp_dirs()) remove_tree(d);
     });
     return true;
   }();
@@ -50,7 +47,8 @@ std::string slurp(const std::string& path) {
 }  // namespace
 
 std::string make_temp_dir() {
-  std::string pattern = (fs::temp_directory_path() / "halo-test-XXXXXX").string();
+  const char* tmp = std::getenv("TMPDIR");
+  std::string pattern = std::string(tmp != nullptr ? tmp : "/tmp") + "/halo-test-XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   temp_dirs().push_back(pattern);
   return pattern;

@@ -1,0 +1,345 @@
+// Tokenizer tests. The Qwen3 byte-level BPE is checked against the ids of the reference
+// implementations (shared/data/qwen3-tokenizer/cases.json), for its NFC round trip, added
+// tokens, both merges formats and the GPT-2 ByteLevel regex (variants of the real
+// tokenizer.json written to a temporary directory), invalid input and bad files. The
+// SentencePiece backend is tested on a tiny model trained here from WikiText-2 lines.
+#include <dirent.h>
+#include <gtest/gtest.h>
+#include <sentencepiece_trainer.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <utf8proc.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "halo/error.h"
+#include "halo/tokenizer.h"
+
+namespace {
+
+using nlohmann::json;
+
+const std::string kQwen3Dir = std::string(HALO_SHARED_DIR) + "/data/qwen3-tokenizer";
+
+// A fresh directory under /tmp, removed with its files afterwards. POSIX calls, not
+// std::filesystem: libtorch.so's copy of std::filesystem::remove_all crashes.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = "/tmp/halo_tokenizer_XXXXXX";
+    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    if (DIR* dir = opendir(path_.c_str())) {
+      while (const dirent* entry = readdir(dir)) {
+        const std::string name = entry->d_name;
+        if (name != "." && name != "..") unlink(file(name).c_str());
+      }
+      closedir(dir);
+    }
+    rmdir(path_.c_str());
+  }
+  std::string path() const { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+std::string nfc(const std::string& text) {
+  utf8proc_uint8_t* normalized = nullptr;
+  const auto length =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &normalized,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (length < 0) throw std::runtime_error("utf8proc_map failed");
+  std::string result(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
+  std::free(normalized);
+  return result;
+}
+
+struct Case {
+  std::string name, text, decoded;
+  std::vector<int32_t> ids;
+};
+
+const std::vector<Case>& reference_cases() {
+  static const std::vector<Case> cases = [] {
+    const json file = json::parse(halo::read_file(kQwen3Dir + "/cases.json"));
+    std::vector<Case> result;
+    for (const json& entry : file.at("cases")) {
+      result.push_back(Case{entry.at("name"), entry.at("text"), entry.at("decoded"),
+                            entry.at("ids").get<std::vector<int32_t>>()});
+    }
+    return result;
+  }();
+  return cases;
+}
+
+const halo::Tokenizer& qwen3() {
+  static const std::unique_ptr<halo::Tokenizer> tokenizer = halo::load_tokenizer(kQwen3Dir);
+  return *tokenizer;
+}
+
+const json& qwen3_json() {
+  static const json file = json::parse(halo::read_file(kQwen3Dir + "/tokenizer.json"));
+  return file;
+}
+
+int32_t id_of(const halo::Tokenizer& tokenizer, const std::string& token) {
+  const auto id = tokenizer.token_to_id(token);
+  if (!id) throw std::runtime_error("no token " + token);
+  return *id;
+}
+
+// The message of the halo::Error that `load` throws, or "" when it throws none.
+template <class Load>
+std::string error_message(Load load) {
+  try {
+    load();
+  } catch (const halo::Error& error) {
+    return error.what();
+  }
+  return "";
+}
+
+TEST(Qwen3Tokenizer, EncodesEveryReferenceCaseToTheReferenceIds) {
+  ASSERT_EQ(reference_cases().size(), 22u);
+  for (const Case& c : reference_cases()) {
+    EXPECT_EQ(qwen3().encode(c.text), c.ids) << "case " << c.name;
+  }
+}
+
+TEST(Qwen3Tokenizer, DecodeOfEncodeIsTheNfcOfTheText) {
+  for (const Case& c : reference_cases()) {
+    EXPECT_EQ(qwen3().decode(qwen3().encode(c.text)), nfc(c.text)) << "case " << c.name;
+    EXPECT_EQ(qwen3().decode(c.ids), c.decoded) << "case " << c.name;
+  }
+  // The nfc case really changes under NFC (decomposed accents), so the check above bites.
+  const std::string decomposed = "Cafe\xCC\x81";
+  EXPECT_EQ(qwen3().decode(qwen3().encode(decomposed)), "Caf\xC3\xA9");
+}
+
+TEST(Qwen3Tokenizer, VocabularyAndSpecialIds) {
+  EXPECT_EQ(qwen3().vocab_size(), 151669);
+  EXPECT_EQ(qwen3().token_to_id("<|endoftext|>"), 151643);
+  EXPECT_EQ(qwen3().token_to_id("<think>"), 151667);
+  EXPECT_EQ(qwen3().token_to_id("\xC4\xA0world"), 1879);  // "Ġworld"
+  EXPECT_EQ(qwen3().token_to_id("no such token"), std::nullopt);
+  // tokenizer_config.json beside tokenizer.json names <|im_end|> as eos_token.
+  EXPECT_EQ(qwen3().eos_id(), 151645);
+  EXPECT_EQ(halo::load_tokenizer(kQwen3Dir + "/tokenizer.json")->eos_id(), 151645);
+}
+
+TEST(Qwen3Tokenizer, AddedTokensAreMatchedWholeBeforePreTokenization) {
+  const halo::Tokenizer& tokenizer = qwen3();
+  std::vector<int32_t> expected{151644};
+  for (int32_t id : tokenizer.encode("user\nhi")) expected.push_back(id);
+  expected.push_back(151645);
+  EXPECT_EQ(tokenizer.encode("<|im_start|>user\nhi<|im_end|>"), expected);
+  EXPECT_EQ(tokenizer.encode("x<tool_call>"),
+            (std::vector<int32_t>{id_of(tokenizer, "x"), 151657}));
+  // Almost an added token: ordinary text.
+  EXPECT_GT(tokenizer.encode("<|im_start|").size(), 1u);
+  EXPECT_EQ(tokenizer.decode({151644, 872}), "<|im_start|>user");
+}
+
+TEST(Qwen3Tokenizer, MongolianVowelSeparatorIsNotWhiteSpace) {
+  // \s means White_Space to Hugging Face's regex engines, so "\u180e'" is one piece and "t"
+  // another; PCRE2's own \s would take U+180E and leave "'t" as a contraction. Ids from
+  // Hugging Face tokenizers 0.23.3.
+  EXPECT_EQ(qwen3().encode("\xE1\xA0\x8E't"), (std::vector<int32_t>{123970, 236, 6, 83}));
+}
+
+TEST(Qwen3Tokenizer, RejectsInvalidUtf8WithTheBytePosition) {
+  EXPECT_NE(error_message([] { qwen3().encode("abc\xFF"); }).find("not valid UTF-8 at byte 3"),
+            std::string::npos);
+  EXPECT_NE(error_message([] { qwen3().encode("ab\xE4\xBD"); }).find("at byte 2"),
+            std::string::npos);  // truncated character
+  EXPECT_NE(error_message([] { qwen3().encode("\xED\xA0\x80"); }).find("at byte 0"),
+            std::string::npos);  // UTF-16 surrogate
+  EXPECT_NE(error_message([] { qwen3().encode("\xC0\xAF"); }).find("at byte 0"),
+            std::string::npos);  // overlong form
+}
+
+TEST(Qwen3Tokenizer, DecodeChecksIdsAndReplacesBrokenCharacters) {
+  EXPECT_THROW(qwen3().decode({-1}), halo::Error);
+  EXPECT_THROW(qwen3().decode({qwen3().vocab_size()}), halo::Error);
+  // "ä" is the byte-level token of byte 0xE4 alone: the first third of a CJK character.
+  EXPECT_EQ(qwen3().decode({id_of(qwen3(), "\xC3\xA4")}), "\xEF\xBF\xBD");
+}
+
+TEST(Qwen3Tokenizer, LongRunsEncodeAndRoundTrip) {
+  const std::string text =
+      std::string(100000, ' ') + "x" + std::string(100000, 'a') + "\n" + std::string(50000, '\n');
+  EXPECT_EQ(qwen3().decode(qwen3().encode(text)), text);
+}
+
+TEST(Qwen3Tokenizer, ConcurrentEncodesAgreeWithReference) {
+  const std::unique_ptr<halo::Tokenizer> tokenizer = halo::load_tokenizer(kQwen3Dir);
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 20; ++round) {
+        for (const Case& c : reference_cases()) mismatches[t] += tokenizer->encode(c.text) != c.ids;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(mismatches, std::vector<int>(4, 0));
+}
+
+// Variants of the real tokenizer.json, written to a temporary directory.
+class Qwen3Variant : public ::testing::Test {
+ protected:
+  std::unique_ptr<halo::Tokenizer> load_variant(const json& tokenizer_json) {
+    write_text(dir_.file("tokenizer.json"), tokenizer_json.dump());
+    return halo::load_tokenizer(dir_.path());
+  }
+  TempDir dir_;
+};
+
+TEST_F(Qwen3Variant, MergesAsStringsOrPairsGiveTheSameIds) {
+  json variant = qwen3_json();
+  json& merges = variant["model"]["merges"];
+  ASSERT_TRUE(merges[0].is_array());  // the real file has pairs
+  for (json& merge : merges)
+    merge = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
+  const auto tokenizer = load_variant(variant);
+  for (const Case& c : reference_cases()) {
+    EXPECT_EQ(tokenizer->encode(c.text), c.ids) << "case " << c.name;
+  }
+}
+
+TEST_F(Qwen3Variant, LongestAddedTokenWins) {
+  json variant = qwen3_json();
+  variant["added_tokens"].push_back({{"id", 151669}, {"content", "<|im"}, {"special", false}});
+  const auto tokenizer = load_variant(variant);
+  EXPECT_EQ(tokenizer->vocab_size(), 151670);
+  EXPECT_EQ(tokenizer->encode("<|im_start|><|im"), (std::vector<int32_t>{151644, 151669}));
+}
+
+TEST_F(Qwen3Variant, BareByteLevelUsesTheGpt2Regex) {
+  json variant = qwen3_json();
+  variant["pre_tokenizer"] = {{"type", "ByteLevel"},
+                              {"add_prefix_space", false},
+                              {"trim_offsets", false},
+                              {"use_regex", true}};
+  const auto tokenizer = load_variant(variant);
+  // Qwen3's regex takes "'T" case-insensitively as a contraction; GPT-2's does not.
+  const std::string space_don =
+      "\xC4\xA0"
+      "DON";
+  EXPECT_EQ(qwen3().encode(" DON'T"),
+            (std::vector<int32_t>{id_of(qwen3(), space_don), id_of(qwen3(), "'T")}));
+  EXPECT_EQ(
+      tokenizer->encode(" DON'T"),
+      (std::vector<int32_t>{id_of(qwen3(), space_don), id_of(qwen3(), "'"), id_of(qwen3(), "T")}));
+}
+
+TEST_F(Qwen3Variant, EosTokenFromConfigObjectOrFailure) {
+  write_text(dir_.file("tokenizer.json"), qwen3_json().dump());
+  write_text(dir_.file("tokenizer_config.json"), R"({"eos_token": {"content": "<|endoftext|>"}})");
+  EXPECT_EQ(halo::load_tokenizer(dir_.path())->eos_id(), 151643);
+  write_text(dir_.file("tokenizer_config.json"), R"({"eos_token": "<|no_such_token|>"})");
+  const std::string message = error_message([&] { halo::load_tokenizer(dir_.path()); });
+  EXPECT_NE(message.find(dir_.file("tokenizer_config.json")), std::string::npos) << message;
+  EXPECT_NE(message.find("<|no_such_token|>"), std::string::npos) << message;
+}
+
+TEST(TokenizerLoading, MissingPathNamesIt) {
+  const std::string message = error_message([] { halo::load_tokenizer("/no/such/tokenizer/dir"); });
+  EXPECT_NE(message.find("/no/such/tokenizer/dir"), std::string::npos) << message;
+}
+
+TEST(TokenizerLoading, DirectoryWithoutTokenizerFilesNamesIt) {
+  TempDir dir;
+  const std::string message = error_message([&] { halo::load_tokenizer(dir.path()); });
+  EXPECT_NE(message.find(dir.path()), std::string::npos) << message;
+  EXPECT_NE(message.find("tokenizer.json"), std::string::npos) << message;
+}
+
+TEST(TokenizerLoading, BadJsonNamesTheFile) {
+  TempDir dir;
+  write_text(dir.file("tokenizer.json"), "{\"model\": {\"type\": \"BPE\",");
+  const std::string message = error_message([&] { halo::load_tokenizer(dir.path()); });
+  EXPECT_NE(message.find(dir.file("tokenizer.json")), std::string::npos) << message;
+  EXPECT_NE(message.find("not valid JSON"), std::string::npos) << message;
+}
+
+TEST(TokenizerLoading, UnsupportedModelTypeNamesTheFileAndType) {
+  TempDir dir;
+  write_text(dir.file("tokenizer.json"), R"({"model": {"type": "WordPiece", "vocab": {}}})");
+  const std::string message =
+      error_message([&] { halo::load_tokenizer(dir.file("tokenizer.json")); });
+  EXPECT_NE(message.find(dir.file("tokenizer.json")), std::string::npos) << message;
+  EXPECT_NE(message.find("WordPiece"), std::string::npos) << message;
+}
+
+TEST(TokenizerLoading, UnknownFileTypeAndBrokenModelNameTheFile) {
+  TempDir dir;
+  write_text(dir.file("vocab.txt"), "hello\n");
+  std::string message = error_message([&] { halo::load_tokenizer(dir.file("vocab.txt")); });
+  EXPECT_NE(message.find(dir.file("vocab.txt")), std::string::npos) << message;
+  write_text(dir.file("tokenizer.model"), "not a protobuf");
+  message = error_message([&] { halo::load_tokenizer(dir.path()); });
+  EXPECT_NE(message.find(dir.file("tokenizer.model")), std::string::npos) << message;
+}
+
+// A tiny BPE SentencePiece model trained on the first lines of WikiText-2's validation split.
+class SentencePieceTokenizer : public ::testing::Test {
+ protected:
+  static constexpr int kVocabSize = 400;
+
+  void SetUp() override {
+    std::ifstream in(std::string(HALO_SHARED_DIR) + "/data/wikitext-2/valid.txt");
+    std::string line, corpus;
+    while (std::getline(in, line) && corpus.size() < 8000) {
+      if (line.find_first_not_of(' ') == std::string::npos) continue;
+      if (lines_.size() < 5) lines_.push_back(line);
+      corpus += line + "\n";
+    }
+    ASSERT_EQ(lines_.size(), 5u);
+    write_text(dir_.file("corpus.txt"), corpus);
+    const auto status = sentencepiece::SentencePieceTrainer::Train(
+        "--input=" + dir_.file("corpus.txt") + " --model_prefix=" + dir_.file("tokenizer") +
+        " --vocab_size=" + std::to_string(kVocabSize) +
+        " --model_type=bpe --character_coverage=1.0 --byte_fallback=true"
+        " --normalization_rule_name=identity --remove_extra_whitespaces=false"
+        " --minloglevel=2");
+    ASSERT_TRUE(status.ok()) << status.ToString();
+  }
+
+  TempDir dir_;
+  std::vector<std::string> lines_;
+};
+
+TEST_F(SentencePieceTokenizer, RoundTripsVocabAndEos) {
+  const auto tokenizer = halo::load_tokenizer(dir_.path());  // finds tokenizer.model
+  EXPECT_EQ(tokenizer->vocab_size(), kVocabSize);
+  EXPECT_EQ(tokenizer->eos_id(), 2);  // SentencePiece's default: unk 0, bos 1, eos 2
+  EXPECT_EQ(tokenizer->token_to_id("</s>"), 2);
+  EXPECT_EQ(tokenizer->token_to_id("no such piece"), std::nullopt);
+  for (const std::string& line : lines_) {
+    const std::vector<int32_t> ids = tokenizer->encode(line);
+    EXPECT_LT(ids.size(), line.size()) << line;  // the model merged something
+    EXPECT_EQ(tokenizer->decode(ids), line);
+  }
+  EXPECT_THROW(tokenizer->decode({kVocabSize}), halo::Error);
+  EXPECT_THROW(tokenizer->encode("\xFF"), halo::Error);
+}
+
+}  // namespace

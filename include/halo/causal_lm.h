@@ -1,6 +1,8 @@
-// The decoder-only language model that both the Qwen3 teacher and (with other token mixers)
-// the HypeNet student are: embeddings, L x [RMSNorm -> mixer -> residual, RMSNorm -> SwiGLU
-// MLP -> residual], final RMSNorm, lm_head (tied to the embeddings when the config says so).
+// The decoder-only language model that both the Qwen3 teacher and the HypeNet student are:
+// embeddings, L x [RMSNorm -> token mixer -> residual, RMSNorm -> SwiGLU MLP -> residual],
+// final RMSNorm, lm_head (tied to the embeddings when the config says so). Each layer's mixer
+// is softmax attention (Qwen3; HypeNet's kept layers with NoPE, output gate and HyPE scaling)
+// or lightning attention (HypeNet's converted layers), as config.mixer_types names it.
 // Weights are plain tensors named exactly as in Hugging Face checkpoints; the forward pass is
 // written with ATen ops, so autograd works through it for training.
 #pragma once
@@ -11,16 +13,21 @@
 #include <utility>
 #include <vector>
 
+#include "halo/lightning_attention.h"
 #include "halo/model_config.h"
 
 namespace halo {
 
 class InferenceCache;
 
-struct AttentionWeights {
+// One layer's token mixer (`self_attn.*` in checkpoints). Attention uses q/k/v/o_proj,
+// q_norm, k_norm and (with the output gate) o_gate; lightning uses q/k/v/o/z_proj and
+// q_norm, k_norm, o_norm (each only when its option is on). Unused tensors stay undefined.
+struct MixerWeights {
   at::Tensor q_proj, k_proj, v_proj, o_proj;  // [out, in] as nn.Linear stores them
   at::Tensor q_norm, k_norm;                  // [head_dim]
-  at::Tensor o_gate;                          // [heads*head_dim, hidden]; undefined when off
+  at::Tensor o_gate;                          // attention: [heads*head_dim, hidden]
+  at::Tensor z_proj, o_norm;                  // lightning: [nh*hd, hidden], [nh*hd]
 };
 
 struct MlpWeights {
@@ -29,9 +36,30 @@ struct MlpWeights {
 
 struct LayerWeights {
   at::Tensor input_layernorm, post_attention_layernorm;
-  AttentionWeights attn;
+  MixerWeights mixer;
   MlpWeights mlp;
 };
+
+// What every layer of one forward call shares: RoPE tables, HyPE scales, masks for padding.
+struct ForwardContext {
+  int64_t offset = 0;            // absolute position of the first token
+  int64_t length = 0;            // tokens in this call
+  at::Tensor attn_cos, attn_sin;     // RoPE of attention layers [B|1, 1, T, D]
+  at::Tensor light_cos, light_sin;   // RoPE of lightning layers [B|1, 1, T, D']
+  at::Tensor hype_scale;             // [B|1, 1, T, 1]; undefined when off
+  at::Tensor attn_mask;              // bool [B, 1, T, S]; undefined: plain causal
+  at::Tensor token_valid;            // [B, 1, T, 1] 1/0 in the compute dtype; undefined: all valid
+  LightningImpl lightning_impl = LightningImpl::chunked;
+  int64_t lightning_chunk = 64;
+};
+
+// Softmax attention of one layer (x already normalized): [B, T, hidden] -> [B, T, hidden].
+at::Tensor attention_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
+                           const ForwardContext& ctx, InferenceCache* cache, int64_t layer);
+// Lightning attention of one layer; `decay` [nh] gamma values on x's device.
+at::Tensor lightning_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
+                           const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
+                           int64_t layer);
 
 class CausalLM {
  public:
@@ -43,11 +71,16 @@ class CausalLM {
   // the embeddings are not tied.
   std::vector<std::pair<std::string, at::Tensor*>> named_parameters();
   int64_t parameter_count() const;
+  LayerWeights& layer(int64_t i) { return layers_.at(i); }
+  at::Tensor& embed_tokens() { return embed_tokens_; }
+  at::Tensor& final_norm() { return norm_; }
+  at::Tensor& lm_head() { return lm_head_; }  // undefined when tied
 
   // input_ids [B, T] int64 -> final hidden states after the last norm, [B, T, hidden].
-  // With a cache, tokens continue the cached sequence (positions start at cache->length()) and
-  // the cache is advanced. With `hidden_states`, the per-layer states are appended as
-  // transformers reports them: embeddings, the output of layers 0..L-2, then the final norm.
+  // With a cache, tokens continue the cached sequence (positions start at cache->length(),
+  // minus each row's left padding) and the cache is advanced. With `hidden_states`, the
+  // per-layer states are appended as transformers reports them: embeddings, the output of
+  // layers 0..L-2, then the final norm.
   at::Tensor forward_hidden(const at::Tensor& input_ids, InferenceCache* cache = nullptr,
                             std::vector<at::Tensor>* hidden_states = nullptr);
   // Hidden states -> logits [.., vocab] in the compute dtype.
@@ -57,26 +90,41 @@ class CausalLM {
     return logits(forward_hidden(input_ids, cache, hidden_states));
   }
 
+  // Which lightning implementation prefill/training uses (decode steps of one token always
+  // use the recurrent form), and its chunk size.
+  void set_lightning_impl(LightningImpl impl, int64_t chunk = 64);
+
   c10::Device device() const { return embed_tokens_.device(); }
   c10::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
+  // Moves every parameter (and the decays) to a device and dtype.
+  void to(const c10::Device& device, c10::ScalarType dtype);
 
  private:
-  at::Tensor attention(int64_t layer, const at::Tensor& x, int64_t offset, InferenceCache* cache);
-  at::Tensor mlp(const MlpWeights& w, const at::Tensor& x) const;
+  ForwardContext make_context(const at::Tensor& input_ids, InferenceCache* cache) const;
 
   ModelConfig config_;
   at::Tensor embed_tokens_, norm_, lm_head_;
   std::vector<LayerWeights> layers_;
+  at::Tensor decay_;  // lightning gamma per head, float32 on the model's device
+  LightningImpl lightning_impl_ = LightningImpl::chunked;
+  int64_t lightning_chunk_ = 64;
 };
 
-// RMSNorm as Qwen3 computes it: w * (x_f32 * rsqrt(mean(x_f32^2) + eps)).to(dtype).
+// RMSNorm as Qwen3 computes it: w * (x_f32 * rsqrt(mean(x_f32^2) + eps)).to(dtype)
+// (float64 inputs stay float64).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// Rotate-half RoPE of x [B, H, T, D] for positions offset..offset+T-1.
-at::Tensor apply_rope(const at::Tensor& x, int64_t offset, double theta);
+// cos/sin tables [.., T, D] of rotate-half RoPE for float positions [.., T], in `dtype`.
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
+                                              c10::ScalarType dtype);
+// x [B, H, T, D] rotated by tables [B|1, 1, T, D].
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
-// Reads config.json and the weights of a Qwen3 directory, checks every tensor's name and
-// shape, and returns the model in `dtype` on `device`.
+// The expected shape of a named parameter under `config` (fails for unknown names).
+std::vector<int64_t> parameter_shape(const ModelConfig& config, const std::string& name);
+
+// Reads config.json and the weights of a Qwen3 or HypeNet directory, checks every tensor's
+// name and shape, and returns the model in `dtype` on `device`.
 CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, const c10::Device& device);
 
 }  // namespace halo

@@ -1,6 +1,7 @@
 // Errors that reach the user. Every failure caused by bad input (a file, a field, an option)
 // is thrown as halo::Error with a one-line message naming the culprit and the fix; the CLI
 // prints it and exits with its code (1: bad input data, 2: bad usage). No torch here.
+// (File helpers live in file_system.h.)
 #pragma once
 #include <sstream>
 #include <stdexcept>
@@ -39,11 +40,5 @@ template <class... Args>
 [[noreturn]] void usage_fail(const Args&... args) {
   throw Error(cat(args...), kExitUsage);
 }
-
-// Reads a whole file into a string, or fails naming the path.
-std::string read_file(const std::string& path);
-
-// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, then rename.
-void write_file_atomic(const std::string& path, const std::string& bytes);
 
 }  // namespace halo

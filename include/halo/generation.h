@@ -21,7 +21,15 @@ struct GenerationOptions {
 struct GenerationStats {
   double prefill_seconds = 0, decode_seconds = 0;
   int64_t prompt_tokens = 0, new_tokens = 0;
+  int64_t decode_steps = 0;  // forward calls after the prefill
 };
+
+// Continues several prompts at once. Shorter prompts are left-padded (the padding never reaches
+// attention or recurrent state, so each row gets the tokens it would get alone); each row stops
+// at its own stop id. `on_token(row, id)` sees each new id; returning false stops that row.
+std::vector<std::vector<int64_t>> generate_batch(
+    CausalLM& model, const std::vector<std::vector<int64_t>>& prompts, const GenerationOptions& options,
+    const std::function<bool(int64_t row, int64_t id)>& on_token = {}, GenerationStats* stats = nullptr);
 
 // Continues `prompt` (batch 1). `on_token` sees each new id as it is chosen; returning false
 // stops generation. Returns the new ids (without the prompt).

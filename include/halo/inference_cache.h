@@ -1,7 +1,8 @@
 // Per-layer state carried between forward calls during generation: growing K/V buffers for
-// softmax-attention layers (capacity doubles, so appending a token is amortized O(1)).
-// Every sequence of the batch shares one length: the model appends the same number of
-// positions to each layer and then calls advance().
+// softmax-attention layers (capacity doubles, so appending a token is amortized O(1)) and the
+// float32 recurrent state [B, H, D, D] of lightning layers. Every sequence of the batch shares
+// one length; sequences shorter than the longest are left-padded, and the cache remembers each
+// row's padding so that padded positions never reach the attention or the recurrent state.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -20,6 +21,13 @@ class InferenceCache {
   // whole cache of that layer so far, [B, KV, length()+T, D] (views, no copy).
   std::pair<at::Tensor, at::Tensor> append_kv(int64_t layer, const at::Tensor& k, const at::Tensor& v);
 
+  // The recurrent state of a lightning layer (undefined before the first call).
+  at::Tensor& lightning_state(int64_t layer) { return states_.at(layer); }
+
+  // Left padding per row, int64 [B] (undefined: no padding). Set before the first forward.
+  void set_left_padding(const at::Tensor& padding) { left_padding_ = padding; }
+  const at::Tensor& left_padding() const { return left_padding_; }
+
   // Commits `tokens` new positions once every layer has appended them.
   void advance(int64_t tokens) { length_ += tokens; }
 
@@ -29,6 +37,8 @@ class InferenceCache {
  private:
   int64_t length_ = 0;
   std::vector<at::Tensor> keys_, values_;  // [B, KV, capacity, D]
+  std::vector<at::Tensor> states_;         // [B, H, D, D] float32
+  at::Tensor left_padding_;
 };
 
 }  // namespace halo

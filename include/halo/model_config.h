@@ -37,12 +37,32 @@ struct ModelConfig {
   std::optional<double> attn_logits_scaling_a;  // HyPE: s_t = log(t + a) / log(a)
   std::optional<double> attn_logits_scaling_const;
 
+  // Lightning-attention layer options (HypeNet, METHOD.md §2.3); defaults are the reference's.
+  int64_t lightning_nh = 0, lightning_nkv = 0, lightning_head_dim = 0;
+  bool expand_kv_proj = true;
+  bool lightning_use_rope = true;
+  bool lightning_use_qk_norm = true;
+  bool lightning_use_output_norm = true;
+  bool lightning_use_output_gate = true;
+  std::string lightning_scale = "1/sqrt(d)";  // "1/sqrt(d)" | "1/d" | "1"
+
+  bool is_hypenet() const { return model_type == "hypenet"; }
+  bool has_lightning_layers() const;
+  double lightning_scale_value() const;
+
   int64_t num_layers() const { return num_hidden_layers; }
   int64_t kv_groups() const { return num_attention_heads / num_key_value_heads; }
 };
 
 // Parses config.json text; `path` names the file in error messages.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& path);
+// config.json text for a model directory: the Qwen3 keys, plus the reference HypeNet keys
+// (model_type "hypenet", architectures ["HypeNetForCausalLM"]) for a HypeNet.
+std::string model_config_to_json(const ModelConfig& config);
+
+// "hype 500" -> a = 500, "hype" -> a = 362, a number -> constant factor, null -> off.
+void parse_attn_logits_scaling(const std::string& text, ModelConfig& config, const std::string& path);
+
 // Reads DIR/config.json.
 ModelConfig load_model_config(const std::string& model_dir);
 // Checks internal consistency (divisibility, positive sizes, list lengths); fails naming the

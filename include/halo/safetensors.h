@@ -85,8 +85,10 @@ struct TensorToWrite {
   size_t nbytes;
 };
 
-// Writes one safetensors file atomically. Data are laid out in the given order, each tensor
-// aligned to 8 bytes relative to the data start (header padded with spaces).
+// Writes one safetensors file atomically (streamed to a temp file beside it, fsync, rename).
+// As in the Python reference: the header is padded with spaces to a multiple of 8 bytes and
+// the tensors follow back to back (Python rejects gaps between them), ordered by decreasing
+// element size (stable otherwise), so each tensor starts aligned for its dtype.
 void write_safetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 

@@ -2,7 +2,6 @@
 // step and only whole UTF-8 characters are printed, so multi-byte characters split across
 // tokens come out intact. --prompt-ids/--print-ids work without a tokenizer.
 #include <cstdio>
-#include <filesystem>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -120,7 +119,7 @@ int run_generate(int argc, char** argv) {
   std::printf("\n");
   log::info(cat("prompt ", stats.prompt_tokens, " tokens in ", stats.prefill_seconds, " s; ", stats.new_tokens,
                 " new tokens in ", stats.decode_seconds, " s (",
-                stats.new_tokens > 1 ? (stats.new_tokens - 1) / stats.decode_seconds : 0.0, " tokens/s)"));
+                stats.decode_steps > 0 ? stats.decode_steps / stats.decode_seconds : 0.0, " tokens/s)"));
   return kExitOk;
 }
 

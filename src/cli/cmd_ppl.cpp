@@ -9,6 +9,7 @@
 #include "cli/model_options.h"
 #include "cli/options.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/logging.h"
 #include "halo/perplexity.h"
 #include "halo/progress.h"

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/tokenizer.h"
 
 namespace halo::cli {

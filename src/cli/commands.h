@@ -16,6 +16,7 @@ int run_tokenize(int argc, char** argv);
 int run_generate(int argc, char** argv);
 int run_forward(int argc, char** argv);
 int run_ppl(int argc, char** argv);
+int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_data(int argc, char** argv);
 

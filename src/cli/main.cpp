@@ -41,6 +41,7 @@ const std::vector<Command>& commands() {
       {"generate", "generate text from a prompt, streamed", run_generate},
       {"forward", "one forward pass: input_ids from safetensors -> logits (and hidden states)", run_forward},
       {"ppl", "perplexity of a text file", run_ppl},
+      {"convert", "stage 0 of HALO: a HypeNet from a Qwen3 checkpoint by weight transfer", run_convert},
       {"bench", "measurements (tokenizer speed, ...)", run_bench},
       {"data", "prepare training data: tokenize a corpus into a token file", run_data},
   };

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 
 #include "cli/options.h"
 #include "halo/device.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/logging.h"
 
 namespace halo::cli {
@@ -24,7 +24,7 @@ void add_model_options(cxxopts::Options& options) {
 
 CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::string& command) {
   const std::string dir = require_string(result, "model", command);
-  if (!std::filesystem::is_directory(dir)) fail(dir, ": not a directory (--model wants a model directory)");
+  if (!is_directory(dir)) fail(dir, ": not a directory (--model wants a model directory)");
   const ModelConfig config = load_model_config(dir);
   const c10::Device device = parse_device(result["device"].as<std::string>());
   const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), config.dtype, device);
@@ -40,7 +40,7 @@ CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::
 std::vector<int64_t> model_stop_ids(const std::string& model_dir, const CausalLM& model) {
   std::vector<int64_t> ids = model.config().eos_token_ids;
   const std::string path = model_dir + "/generation_config.json";
-  if (std::filesystem::exists(path)) {
+  if (path_exists(path)) {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(read_file(path));

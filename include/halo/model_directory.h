@@ -1,0 +1,26 @@
+// Writing a Hugging Face-format model directory that Python users can load: config.json,
+// model.safetensors (sharded with model.safetensors.index.json above a size), the tokenizer
+// files and generation_config.json copied from a source directory. Weights are written first
+// and config.json last, each file atomically, so a directory with a config.json is complete.
+#pragma once
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <string>
+
+namespace halo {
+
+class CausalLM;
+
+struct SaveOptions {
+  c10::ScalarType dtype = c10::kBFloat16;   // dtype of the stored weights
+  uint64_t max_shard_bytes = 5'000'000'000; // 0: never shard
+  std::string tokenizer_source;              // directory whose tokenizer files are copied ("" = none)
+};
+
+void save_model_directory(CausalLM& model, const std::string& dir, const SaveOptions& options);
+
+// "5GB", "500MB", "123" (bytes) -> bytes; fails with a usage error naming `option`.
+uint64_t parse_byte_size(const std::string& text, const std::string& option);
+
+}  // namespace halo

@@ -1,0 +1,139 @@
+// Stage-0 weight transfer. New tensors are drawn on the CPU from one seeded generator in a
+// fixed order (layer by layer), so a conversion is reproducible bit for bit.
+#include "halo/hypenet_conversion.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "halo/error.h"
+
+namespace halo {
+
+std::vector<int64_t> preset_attention_layers(const std::string& preset, const ModelConfig& teacher) {
+  struct Preset {
+    const char* name;
+    const char* teacher;
+    int64_t layers;
+    std::vector<int64_t> attention;
+  };
+  static const std::vector<Preset> presets = {
+      {"hypenet-2b", "Qwen3-1.7B", 28, {2, 3, 6, 8, 9, 21, 25}},
+      {"hypenet-5b", "Qwen3-4B", 36, {0, 1, 7, 14, 15, 22, 24, 31, 33}},
+      {"hypenet-9b", "Qwen3-8B", 36, {1, 2, 4, 6, 7, 10, 24, 33, 34}},
+  };
+  for (const auto& p : presets) {
+    if (preset != p.name) continue;
+    if (teacher.num_hidden_layers != p.layers) {
+      usage_fail("--preset ", preset, " is for ", p.teacher, " (", p.layers, " layers) but the teacher has ",
+                 teacher.num_hidden_layers, " layers; give --attn-layers instead");
+    }
+    return p.attention;
+  }
+  usage_fail("--preset ", preset, ": unknown preset; use hypenet-2b, hypenet-5b or hypenet-9b");
+}
+
+std::vector<int64_t> parse_layer_list(const std::string& text, int64_t num_layers) {
+  std::vector<int64_t> layers;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size()) usage_fail("--attn-layers: '", item, "' is not a layer index");
+    if (v < 0 || v >= num_layers) usage_fail("--attn-layers: layer ", v, " is outside 0..", num_layers - 1);
+    if (std::find(layers.begin(), layers.end(), v) != layers.end()) usage_fail("--attn-layers: layer ", v, " is listed twice");
+    layers.push_back(v);
+  }
+  std::sort(layers.begin(), layers.end());
+  return layers;
+}
+
+ModelConfig hypenet_config(const ModelConfig& teacher, const std::vector<int64_t>& attention_layers) {
+  if (teacher.is_hypenet()) fail("the teacher is already a HypeNet; convert a Qwen3 model");
+  ModelConfig c = teacher;
+  c.model_type = "hypenet";
+  c.mixer_types.assign(teacher.num_hidden_layers, MixerType::lightning);
+  for (int64_t l : attention_layers) c.mixer_types.at(l) = MixerType::attention;
+  c.attn_use_rope = false;
+  c.attn_use_output_gate = true;
+  c.attn_logits_scaling_a.reset();
+  c.attn_logits_scaling_const.reset();
+  c.expand_kv_proj = true;
+  c.lightning_nh = teacher.num_attention_heads;
+  c.lightning_nkv = teacher.num_attention_heads;
+  c.lightning_head_dim = teacher.head_dim;
+  c.max_position_embeddings = std::max<int64_t>(teacher.max_position_embeddings, 1048576);
+  validate_model_config(c, "converted config");
+  return c;
+}
+
+namespace {
+
+// [kv*d, in] -> [kv*g*d, in]: each KV head's rows repeated g times, in place of its group.
+at::Tensor expand_kv(const at::Tensor& w, int64_t kv_heads, int64_t groups) {
+  const int64_t d = w.size(0) / kv_heads;
+  return w.view({kv_heads, d, w.size(1)}).repeat_interleave(groups, 0).reshape({kv_heads * groups * d, w.size(1)});
+}
+
+// PyTorch's default nn.Linear init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)).
+at::Tensor default_linear_init(int64_t out, int64_t in, at::Generator& generator) {
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in));
+  return at::empty({out, in}, at::kFloat).uniform_(-bound, bound, generator);
+}
+
+}  // namespace
+
+MixerWeights lightning_from_attention(const ModelConfig& teacher, const MixerWeights& a, at::Generator& generator) {
+  const int64_t groups = teacher.num_attention_heads / teacher.num_key_value_heads;
+  const int64_t inner = teacher.num_attention_heads * teacher.head_dim;
+  MixerWeights m;
+  m.q_proj = a.q_proj.clone();
+  m.k_proj = expand_kv(a.k_proj, teacher.num_key_value_heads, groups);
+  m.v_proj = expand_kv(a.v_proj, teacher.num_key_value_heads, groups);
+  m.o_proj = a.o_proj.clone();
+  m.q_norm = a.q_norm.clone();
+  m.k_norm = a.k_norm.clone();
+  m.z_proj = default_linear_init(inner, teacher.hidden_size, generator).to(a.q_proj.options());
+  m.o_norm = at::ones({inner}, a.q_proj.options());
+  return m;
+}
+
+CausalLM convert_to_hypenet(CausalLM& teacher, const ModelConfig& student_config, uint64_t seed) {
+  const ModelConfig& tc = teacher.config();
+  CausalLM student(student_config);
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  student.embed_tokens() = teacher.embed_tokens().clone();
+  student.final_norm() = teacher.final_norm().clone();
+  if (!tc.tie_word_embeddings) student.lm_head() = teacher.lm_head().clone();
+  for (int64_t i = 0; i < tc.num_hidden_layers; ++i) {
+    const LayerWeights& t = teacher.layer(i);
+    LayerWeights& s = student.layer(i);
+    s.input_layernorm = t.input_layernorm.clone();
+    s.post_attention_layernorm = t.post_attention_layernorm.clone();
+    s.mlp = {t.mlp.gate_proj.clone(), t.mlp.up_proj.clone(), t.mlp.down_proj.clone()};
+    if (student_config.mixer_types[i] == MixerType::attention) {
+      s.mixer = {t.mixer.q_proj.clone(), t.mixer.k_proj.clone(), t.mixer.v_proj.clone(), t.mixer.o_proj.clone(),
+                 t.mixer.q_norm.clone(), t.mixer.k_norm.clone(), {}, {}, {}};
+      if (student_config.attn_use_output_gate) {
+        s.mixer.o_gate = at::empty({tc.num_attention_heads * tc.head_dim, tc.hidden_size}, at::kFloat)
+                             .normal_(0.0, 0.02, generator)
+                             .to(t.mixer.q_proj.options());
+      }
+    } else {
+      s.mixer = lightning_from_attention(tc, t.mixer, generator);
+    }
+  }
+  student.to(teacher.device(), teacher.dtype());
+  return student;
+}
+
+}  // namespace halo

@@ -1,0 +1,67 @@
+// save_model_directory: weights via save_checkpoint (atomic, sharded), side files copied
+// atomically, config.json last with the stored dtype recorded.
+#include "halo/model_directory.h"
+
+#include <ATen/ATen.h>
+#include <sys/stat.h>
+#include <nlohmann/json.hpp>
+
+
+#include "halo/causal_lm.h"
+#include "halo/device.h"
+#include "halo/error.h"
+#include "halo/file_system.h"
+#include "halo/tensor_io.h"
+
+namespace halo {
+
+namespace {
+
+bool same_directory(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+}  // namespace
+
+uint64_t parse_byte_size(const std::string& text, const std::string& option) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    usage_fail(option, ": '", text, "' is not a size (e.g. 5GB, 500MB)");
+  }
+  std::string unit = text.substr(used);
+  double scale = unit.empty() || unit == "B" ? 1 : unit == "KB" ? 1e3 : unit == "MB" ? 1e6 : unit == "GB" ? 1e9 : -1;
+  if (scale < 0 || value < 0) usage_fail(option, ": '", text, "' is not a size (e.g. 5GB, 500MB)");
+  return static_cast<uint64_t>(value * scale);
+}
+
+void save_model_directory(CausalLM& model, const std::string& dir, const SaveOptions& options) {
+  create_directories(dir);
+  NamedTensors tensors;
+  for (auto& [name, tensor] : model.named_parameters()) tensors.emplace_back(name, tensor->to(options.dtype));
+  save_checkpoint(dir, tensors, options.max_shard_bytes);
+
+  bool has_generation_config = false;
+  if (!options.tokenizer_source.empty()) {
+    for (const char* file : {"tokenizer.json", "tokenizer_config.json", "tokenizer.model", "special_tokens_map.json",
+                             "vocab.json", "merges.txt", "added_tokens.json", "generation_config.json"}) {
+      const std::string from = join_path(options.tokenizer_source, file);
+      if (!path_exists(from) || same_directory(options.tokenizer_source, dir)) continue;
+      copy_file_atomic(from, join_path(dir, file));
+      has_generation_config |= std::string(file) == "generation_config.json";
+    }
+  }
+  ModelConfig config = model.config();
+  config.dtype = scalar_type_name(options.dtype);
+  if (!has_generation_config) {
+    nlohmann::json g = {{"_from_model_config", true}};
+    if (!config.eos_token_ids.empty()) g["eos_token_id"] = config.eos_token_ids;
+    write_file_atomic(join_path(dir, "generation_config.json"), g.dump(2) + "\n");
+  }
+  write_file_atomic(join_path(dir, "config.json"), model_config_to_json(config));
+}
+
+}  // namespace halo
