@@ -43,9 +43,9 @@ for b in range(256):
     else:
         vocab[chr(256 + extra)] = b
         extra += 1
-level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
+level = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": True}
 json.dump({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": level,
-           "decoder": level, "model": {"type": "BPE", "vocab": vocab, "merges": []}}, open(sys.argv[1], "w"))
+           "decoder": dict(level, use_regex=False), "model": {"type": "BPE", "vocab": vocab, "merges": []}}, open(sys.argv[1], "w"))
 PY
 "$halo" ppl --model "$model" --tokenizer "$run/byte-tokenizer" --text "$shared/data/text/brown.txt" \
   --max-tokens 20000 --context 512 --device cpu

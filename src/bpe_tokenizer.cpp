@@ -25,6 +25,7 @@
 #include <unordered_map>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "tokenizer_backends.h"
 
 namespace halo {

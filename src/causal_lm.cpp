@@ -26,9 +26,10 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 }
 
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype) {
+                                              c10::ScalarType dtype, c10::ScalarType inv_freq_dtype) {
   auto f32 = positions.options().dtype(at::kFloat);
   at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, f32) / static_cast<double>(head_dim));
+  inv_freq = inv_freq.to(inv_freq_dtype).to(at::kFloat);
   at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
@@ -123,14 +124,21 @@ ForwardContext CausalLM::make_context(const at::Tensor& input_ids, InferenceCach
   positions = positions.unsqueeze(1);  // [B|1, 1, T]
   bool attn_rope = false;
   for (MixerType m : config_.mixer_types) attn_rope |= m == MixerType::attention && config_.attn_use_rope;
-  if (attn_rope) std::tie(ctx.attn_cos, ctx.attn_sin) = rope_tables(positions, config_.head_dim, config_.rope_theta, dtype());
+  // transformers keeps inv_freq in the checkpoint's dtype (bf16 for real Qwen3 weights).
+  const c10::ScalarType inv_freq_dtype = config_.dtype == "bfloat16" ? at::kBFloat16
+                                         : config_.dtype == "float16" ? at::kHalf
+                                                                      : at::kFloat;
+  if (attn_rope) {
+    std::tie(ctx.attn_cos, ctx.attn_sin) =
+        rope_tables(positions, config_.head_dim, config_.rope_theta, dtype(), inv_freq_dtype);
+  }
   if (config_.has_lightning_layers() && config_.lightning_use_rope) {
     if (attn_rope && config_.lightning_head_dim == config_.head_dim) {
       ctx.light_cos = ctx.attn_cos;
       ctx.light_sin = ctx.attn_sin;
     } else {
       std::tie(ctx.light_cos, ctx.light_sin) =
-          rope_tables(positions, config_.lightning_head_dim, config_.rope_theta, dtype());
+          rope_tables(positions, config_.lightning_head_dim, config_.rope_theta, dtype(), inv_freq_dtype);
     }
   }
   if (config_.attn_logits_scaling_a) {

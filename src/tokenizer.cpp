@@ -2,27 +2,14 @@
 // SentencePiece) and reads eos_token from a tokenizer_config.json lying beside that file.
 // Also the UTF-8 checks both backends share: input must be well-formed, and decoded bytes
 // are made well-formed by U+FFFD substitution.
-#include <sys/stat.h>
-
 #include <nlohmann/json.hpp>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "tokenizer_backends.h"
 
 namespace halo {
 namespace {
-
-// POSIX stat rather than std::filesystem: libtorch.so exports its own copies of several
-// std::filesystem functions, which take precedence over libstdc++'s in programs linked with it.
-bool is_directory(const std::string& path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode);
-}
-
-bool is_regular_file(const std::string& path) {
-  struct stat info;
-  return ::stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
-}
 
 bool ends_with(const std::string& text, const std::string& suffix) {
   return text.size() >= suffix.size() &&

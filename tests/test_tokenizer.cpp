@@ -3,7 +3,6 @@
 // tokens, both merges formats and the GPT-2 ByteLevel regex (variants of the real
 // tokenizer.json written to a temporary directory), invalid input and bad files. The
 // SentencePiece backend is tested on a tiny model trained here from WikiText-2 lines.
-#include <dirent.h>
 #include <gtest/gtest.h>
 #include <sentencepiece_trainer.h>
 #include <stdlib.h>
@@ -18,33 +17,20 @@
 #include <vector>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/tokenizer.h"
+#include "test_support.h"
 
 namespace {
 
 using nlohmann::json;
 
-const std::string kQwen3Dir = std::string(HALO_SHARED_DIR) + "/data/qwen3-tokenizer";
+const std::string kQwen3Dir = halo::test::shared_dir() + "/data/qwen3-tokenizer";
 
-// A fresh directory under /tmp, removed with its files afterwards. POSIX calls, not
-// std::filesystem: libtorch.so's copy of std::filesystem::remove_all crashes.
+// A fresh scratch directory (removed at exit by test_support).
 class TempDir {
  public:
-  TempDir() {
-    std::string pattern = "/tmp/halo_tokenizer_XXXXXX";
-    if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    if (DIR* dir = opendir(path_.c_str())) {
-      while (const dirent* entry = readdir(dir)) {
-        const std::string name = entry->d_name;
-        if (name != "." && name != "..") unlink(file(name).c_str());
-      }
-      closedir(dir);
-    }
-    rmdir(path_.c_str());
-  }
+  TempDir() : path_(halo::test::make_temp_dir()) {}
   std::string path() const { return path_; }
   std::string file(const std::string& name) const { return path_ + "/" + name; }
 
@@ -52,11 +38,7 @@ class TempDir {
   std::string path_;
 };
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + path);
-}
+using halo::test::write_text;
 
 std::string nfc(const std::string& text) {
   utf8proc_uint8_t* normalized = nullptr;
@@ -305,7 +287,7 @@ class SentencePieceTokenizer : public ::testing::Test {
   static constexpr int kVocabSize = 400;
 
   void SetUp() override {
-    std::ifstream in(std::string(HALO_SHARED_DIR) + "/data/wikitext-2/valid.txt");
+    std::ifstream in(halo::test::shared_dir() + "/data/wikitext-2/valid.txt");
     std::string line, corpus;
     while (std::getline(in, line) && corpus.size() < 8000) {
       if (line.find_first_not_of(' ') == std::string::npos) continue;

@@ -114,9 +114,11 @@ class CausalLM {
 // (float64 inputs stay float64).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// cos/sin tables [.., T, D] of rotate-half RoPE for float positions [.., T], in `dtype`.
+// cos/sin tables [.., T, D] of rotate-half RoPE for float positions [.., T], in `dtype`. The
+// inverse frequencies theta^(-2i/d) are rounded to `inv_freq_dtype` first, as transformers
+// does for a checkpoint loaded in that dtype (its inv_freq buffer takes the model's dtype).
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype);
+                                              c10::ScalarType dtype, c10::ScalarType inv_freq_dtype);
 // x [B, H, T, D] rotated by tables [B|1, 1, T, D].
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 

@@ -1,7 +1,8 @@
 // Perplexity of a token stream under a causal LM, by sliding windows: each window holds up to
 // `context` tokens and starts `stride` after the previous one; only tokens not scored by an
-// earlier window are scored (the Hugging Face "strided" method; stride == context gives
-// disjoint windows). Logits are formed a slice of positions at a time, so a 151k vocabulary
+// earlier window are scored (the Hugging Face "strided" method). Every scored token sees at
+// least one token of context in its window, so with stride == context (disjoint windows) the
+// first token of each later window goes unscored; a stride below the context scores all. Logits are formed a slice of positions at a time, so a 151k vocabulary
 // never needs a [T, V] float32 tensor for the whole window.
 #pragma once
 #include <ATen/core/Tensor.h>

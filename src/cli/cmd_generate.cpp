@@ -1,6 +1,6 @@
 // halo generate: stream a continuation of a prompt. Text is decoded from all new ids at each
-// step and only whole UTF-8 characters are printed, so multi-byte characters split across
-// tokens come out intact. --prompt-ids/--print-ids work without a tokenizer.
+// step and a character still split across tokens is held back, so multi-byte characters come
+// out intact. --prompt-ids/--print-ids work without a tokenizer.
 #include <cstdio>
 #include <sstream>
 
@@ -15,16 +15,12 @@
 namespace halo::cli {
 namespace {
 
-// Length of the longest prefix of `s` that does not end inside a UTF-8 sequence.
-size_t complete_utf8_prefix(const std::string& s) {
-  size_t n = s.size();
-  for (size_t back = 1; back <= 4 && back <= n; ++back) {
-    unsigned char c = static_cast<unsigned char>(s[n - back]);
-    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    size_t need = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
-    return back >= need ? n : n - back;
-  }
-  return n;
+// How much of the decoded text is safe to print: the decoder turns a character still split
+// across tokens into a trailing U+FFFD, which later tokens may complete, so that is held back.
+size_t printable_prefix(const std::string& text) {
+  static const std::string replacement = "\xEF\xBF\xBD";
+  const bool pending = text.size() >= 3 && text.compare(text.size() - 3, 3, replacement) == 0;
+  return pending ? text.size() - 3 : text.size();
 }
 
 std::vector<int64_t> parse_prompt_ids(const std::string& text) {
@@ -105,7 +101,7 @@ int run_generate(int argc, char** argv) {
     } else {
       new_ids.push_back(static_cast<int32_t>(id));
       const std::string text = tokenizer->decode(new_ids);
-      const size_t ready = complete_utf8_prefix(text);
+      const size_t ready = printable_prefix(text);
       if (ready > printed) {
         std::fwrite(text.data() + printed, 1, ready - printed, stdout);
         printed = ready;
@@ -116,6 +112,10 @@ int run_generate(int argc, char** argv) {
   };
   GenerationStats stats;
   if (gen.max_new_tokens > 0) generate(model, prompt, gen, on_token, &stats);
+  if (!print_ids) {
+    const std::string text = tokenizer->decode(new_ids);
+    if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
+  }
   std::printf("\n");
   log::info(cat("prompt ", stats.prompt_tokens, " tokens in ", stats.prefill_seconds, " s; ", stats.new_tokens,
                 " new tokens in ", stats.decode_seconds, " s (",

@@ -74,6 +74,6 @@ int main(int argc, char** argv) {
       return halo::kExitBadInput;
     }
   }
-  std::fprintf(stderr, "halo: unknown command '%s' (see halo --help)\n", name.c_str());
+  std::fprintf(stderr, "halo: error: unknown command '%s' (see halo --help)\n", name.c_str());
   return halo::kExitUsage;
 }
