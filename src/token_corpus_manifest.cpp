@@ -5,13 +5,15 @@
 
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/token_corpus.h"
 
 namespace halo {
-namespace fs = std::filesystem;
 namespace {
 
 std::string sha256_hex(const std::string& bytes) {
@@ -137,8 +139,8 @@ TokenCorpusManifest manifest_from_json(const std::string& text, const std::strin
 }
 
 TokenCorpusManifest read_manifest(const std::string& dir) {
-  const std::string path = (fs::path(dir) / kManifestFile).string();
-  if (!fs::exists(path)) {
+  const std::string path = join_path(dir, kManifestFile);
+  if (!path_exists(path)) {
     fail(path, ": not found; ", dir, " is not a complete token corpus (make one with: halo data prepare --out ", dir,
          " ...)");
   }
@@ -146,12 +148,17 @@ TokenCorpusManifest read_manifest(const std::string& dir) {
 }
 
 TokenizerFingerprint fingerprint_tokenizer(const std::string& dir_or_file) {
-  fs::path file = dir_or_file;
-  if (fs::is_directory(file)) {
-    file = fs::exists(file / "tokenizer.json") ? file / "tokenizer.json" : file / "tokenizer.model";
+  std::string file = dir_or_file;
+  if (is_directory(file)) {
+    file = path_exists(join_path(file, "tokenizer.json")) ? join_path(file, "tokenizer.json")
+                                                          : join_path(file, "tokenizer.model");
   }
-  if (!fs::is_regular_file(file)) fail(file.string(), ": no such tokenizer file");
-  return {fs::absolute(file).lexically_normal().string(), sha256_hex(read_file(file.string()))};
+  if (!is_regular_file(file)) fail(file, ": no such tokenizer file");
+  char* resolved = ::realpath(file.c_str(), nullptr);
+  if (resolved == nullptr) fail(file, ": cannot resolve the path (", std::strerror(errno), ")");
+  const std::string absolute = resolved;
+  std::free(resolved);
+  return {absolute, sha256_hex(read_file(file))};
 }
 
 InputFormat parse_input_format(const std::string& name) {

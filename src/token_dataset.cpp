@@ -12,9 +12,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 
 namespace halo {
 namespace {
@@ -44,7 +44,7 @@ std::vector<int64_t> window_permutation(int64_t n, uint64_t seed, int64_t epoch)
 }  // namespace
 
 TokenDataset::TokenDataset(const std::string& dir)
-    : manifest_(read_manifest(dir)), tokens_path_((std::filesystem::path(dir) / kTokensFile).string()) {
+    : manifest_(read_manifest(dir)), tokens_path_(join_path(dir, kTokensFile)) {
   const int fd = ::open(tokens_path_.c_str(), O_RDONLY);
   if (fd < 0) fail(tokens_path_, ": cannot open (", std::strerror(errno), ")");
   struct stat st{};

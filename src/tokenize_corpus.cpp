@@ -7,6 +7,7 @@
 // tokens.bin.tmp is then removed.
 #include <fcntl.h>
 #include <glob.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -14,11 +15,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <deque>
 #include <exception>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -27,6 +28,7 @@
 #include <thread>
 
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/logging.h"
 #include "halo/progress.h"
 #include "halo/token_corpus.h"
@@ -37,7 +39,6 @@
 #endif
 
 namespace halo {
-namespace fs = std::filesystem;
 namespace {
 
 bool is_blank(std::string_view text) {
@@ -64,7 +65,9 @@ class DocumentReader {
   DocumentReader(std::string path, InputFormat format, TextSplit split, std::string field)
       : path_(std::move(path)), split_(split), field_(std::move(field)) {
     if (format == InputFormat::automatic) {
-      const std::string ext = fs::path(path_).extension().string();
+      const std::string name = base_name(path_);
+      const size_t dot = name.rfind('.');
+      const std::string ext = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
       format = (ext == ".jsonl" || ext == ".json") ? InputFormat::jsonl : InputFormat::text;
     }
     jsonl_ = format == InputFormat::jsonl;
@@ -335,8 +338,8 @@ class TokenizationPipeline {
 // tokens.bin.tmp while being written; commit() makes it tokens.bin. Removed if never committed.
 class TokenFileWriter {
  public:
-  explicit TokenFileWriter(const fs::path& dir)
-      : final_path_((dir / kTokensFile).string()), tmp_path_(final_path_ + ".tmp") {
+  explicit TokenFileWriter(const std::string& dir)
+      : final_path_(join_path(dir, kTokensFile)), tmp_path_(final_path_ + ".tmp") {
     fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd_ < 0) fail(tmp_path_, ": cannot create (", std::strerror(errno), ")");
   }
@@ -383,9 +386,33 @@ class TokenFileWriter {
   int fd_ = -1;
 };
 
-bool is_inside(const fs::path& file, const fs::path& dir) {
-  const fs::path rel = fs::weakly_canonical(file).lexically_relative(fs::weakly_canonical(dir));
-  return !rel.empty() && *rel.begin() != "..";
+// The absolute path of an existing file with symbolic links resolved; empty when it does not exist.
+std::string canonical_path(const std::string& path) {
+  char* resolved = ::realpath(path.c_str(), nullptr);
+  if (resolved == nullptr) return "";
+  std::string out = resolved;
+  std::free(resolved);
+  return out;
+}
+
+bool is_inside(const std::string& file, const std::string& dir) {
+  const std::string canonical_dir = canonical_path(dir);
+  return !canonical_dir.empty() && canonical_path(file).rfind(canonical_dir + "/", 0) == 0;
+}
+
+// Appends the regular files under `dir`, recursively (links to files are taken, links to
+// directories are not followed).
+void collect_files(const std::string& dir, std::vector<std::string>& out) {
+  for (const std::string& name : list_directory(dir)) {
+    const std::string path = join_path(dir, name);
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      collect_files(path, out);
+    } else if (is_regular_file(path)) {
+      out.push_back(path);
+    }
+  }
 }
 
 }  // namespace
@@ -393,27 +420,24 @@ bool is_inside(const fs::path& file, const fs::path& dir) {
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs) {
   std::vector<std::string> files;
   std::set<std::string> seen;
-  auto add_file = [&](const fs::path& path) {
-    if (seen.insert(fs::weakly_canonical(path).string()).second) files.push_back(path.string());
+  auto add_file = [&](const std::string& path) {
+    if (seen.insert(canonical_path(path)).second) files.push_back(path);
   };
-  auto add_path = [&](const std::string& input, const fs::path& path) {
-    if (fs::is_regular_file(path)) {
+  auto add_path = [&](const std::string& input, const std::string& path) {
+    if (is_regular_file(path)) {
       add_file(path);
-    } else if (fs::is_directory(path)) {
+    } else if (is_directory(path)) {
       std::vector<std::string> found;
-      for (const auto& entry : fs::recursive_directory_iterator(path)) {
-        if (entry.is_regular_file()) found.push_back(entry.path().string());
-      }
+      collect_files(path, found);
       if (found.empty()) fail(input, ": the directory holds no files");
       std::sort(found.begin(), found.end());
       for (const auto& f : found) add_file(f);
     } else {
-      fail(path.string(), ": not a regular file or a directory");
+      fail(path, ": not a regular file or a directory");
     }
   };
   for (const auto& input : inputs) {
-    std::error_code ec;
-    if (fs::exists(input, ec)) {
+    if (path_exists(input)) {
       add_path(input, input);
       continue;
     }
@@ -455,15 +479,18 @@ TokenCorpusManifest tokenize_corpus(const Tokenizer& tokenizer, const TokenizeCo
   int64_t total_bytes = 0;
   for (const auto& file : files) {
     manifest.sources.push_back({file, 0, 0, 0, 0});
-    total_bytes += static_cast<int64_t>(fs::file_size(file));
+    total_bytes += static_cast<int64_t>(file_size(file));
   }
   log::info(cat("tokenizing ", files.size(), " files (", total_bytes, " bytes) with ", options.threads,
                 " threads into ", options.out_dir));
 
-  const fs::path out_dir = options.out_dir;
-  fs::create_directories(out_dir);
+  const std::string& out_dir = options.out_dir;
+  create_directories(out_dir);
   // From here on the directory is not a complete corpus until the new manifest is written.
-  fs::remove(out_dir / kManifestFile);
+  const std::string manifest_path = join_path(out_dir, kManifestFile);
+  if (::unlink(manifest_path.c_str()) != 0 && errno != ENOENT) {
+    fail(manifest_path, ": cannot remove the previous manifest (", std::strerror(errno), ")");
+  }
   TokenFileWriter tokens_file(out_dir);
   ProgressBar bar("tokenize", (total_bytes + 1023) / 1024, "KiB");
   int64_t bytes_done = 0;
@@ -488,7 +515,7 @@ TokenCorpusManifest tokenize_corpus(const Tokenizer& tokenizer, const TokenizeCo
     manifest.bytes += source.bytes;
   }
   manifest.created = utc_now_iso8601();
-  write_file_atomic((out_dir / kManifestFile).string(), manifest_to_json(manifest));
+  write_file_atomic(manifest_path, manifest_to_json(manifest));
   return manifest;
 }
 

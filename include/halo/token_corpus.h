@@ -48,7 +48,7 @@ TokenCorpusManifest manifest_from_json(const std::string& text, const std::strin
 TokenCorpusManifest read_manifest(const std::string& dir);
 
 // Which file load_tokenizer reads for `dir_or_file` (tokenizer.json, else tokenizer.model, in a
-// directory), as an absolute path, with the SHA-256 of its bytes.
+// directory), as a canonical absolute path, with the SHA-256 of its bytes.
 struct TokenizerFingerprint {
   std::string path, sha256;
 };

@@ -34,7 +34,7 @@ int run_data_prepare(int argc, char** argv) {
       ("threads", "Tokenizer threads", cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)))
       ("no-eos", "Do not append EOS after each document");
   options.parse_positional({"input"});
-  options.positional_help("[PATHS...]");
+  options.positional_help("[PATHS...]").show_positional_help();
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string tokenizer_path = require_string(result, "tokenizer", "halo data prepare");
@@ -75,7 +75,7 @@ int run_data(int argc, char** argv) {
     return argc < 2 ? kExitUsage : kExitOk;
   }
   if (!std::strcmp(argv[1], "prepare")) return run_data_prepare(argc - 1, argv + 1);
-  usage_fail("halo data: unknown subcommand '", argv[1], "' (see halo data --help)");
+  usage_fail("unknown subcommand '", argv[1], "' (see halo data --help)");
 }
 
 }  // namespace halo::cli
