@@ -43,6 +43,7 @@ const std::vector<Command>& commands() {
       {"ppl", "perplexity of a text file", run_ppl},
       {"convert", "stage 0 of HALO: a HypeNet from a Qwen3 checkpoint by weight transfer", run_convert},
       {"bench", "measurements (tokenizer speed, ...)", run_bench},
+      {"data", "prepare training data: tokenize a corpus into a token file", run_data},
   };
   return table;
 }

@@ -1,0 +1,499 @@
+// Training data: tokenize_corpus on small corpora (formats, splits, directories, globs, threads,
+// manifest, errors and the commit protocol) with a byte-level test tokenizer, and the
+// TokenDataset / TokenBatcher loader on synthetic token files whose ids are their own offsets,
+// so that every row of a batch says which window it came from.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <numeric>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "halo/error.h"
+#include "halo/file_system.h"
+#include "halo/token_corpus.h"
+#include "halo/token_dataset.h"
+#include "halo/tokenizer.h"
+#include "test_support.h"
+
+namespace halo {
+namespace {
+using test::make_temp_dir;
+using test::write_text;
+
+constexpr uint32_t kEos = 256;
+
+// One id per byte, EOS 256; byte 0xFF stands for invalid UTF-8. With `jitter`, encode sleeps a
+// text-dependent few hundred microseconds so that workers finish batches out of order.
+class ByteTokenizer : public Tokenizer {
+ public:
+  explicit ByteTokenizer(bool has_eos = true, bool jitter = false) : has_eos_(has_eos), jitter_(jitter) {}
+  std::vector<int32_t> encode(std::string_view text) const override {
+    if (jitter_) std::this_thread::sleep_for(std::chrono::microseconds(std::hash<std::string_view>()(text) % 400));
+    std::vector<int32_t> ids;
+    for (unsigned char c : text) {
+      if (c == 0xFF) fail("invalid UTF-8 (byte 0xff)");
+      ids.push_back(c);
+    }
+    return ids;
+  }
+  std::string decode(const std::vector<int32_t>& ids) const override { return std::string(ids.begin(), ids.end()); }
+  int32_t vocab_size() const override { return 257; }
+  std::optional<int32_t> token_to_id(const std::string&) const override { return std::nullopt; }
+  std::optional<int32_t> eos_id() const override { return has_eos_ ? std::optional<int32_t>(kEos) : std::nullopt; }
+
+ private:
+  bool has_eos_, jitter_;
+};
+
+// The stream tokenize_corpus should write for `docs` with ByteTokenizer.
+std::vector<uint32_t> stream_of(const std::vector<std::string>& docs, bool eos = true) {
+  std::vector<uint32_t> out;
+  for (const auto& d : docs) {
+    for (unsigned char c : d) out.push_back(c);
+    if (eos) out.push_back(kEos);
+  }
+  return out;
+}
+
+std::vector<uint32_t> read_tokens(const std::string& dir) {
+  const std::string bytes = read_file(dir + "/tokens.bin");
+  std::vector<uint32_t> out(bytes.size() / 4);
+  std::memcpy(out.data(), bytes.data(), out.size() * 4);
+  return out;
+}
+
+TokenizeCorpusOptions options_for(std::vector<std::string> inputs, const std::string& out, int threads = 2) {
+  TokenizeCorpusOptions o;
+  o.inputs = std::move(inputs);
+  o.out_dir = out;
+  o.threads = threads;
+  o.tokenizer = {"/test/tokenizer.json", "0000"};
+  return o;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(PrepareTest, TextPerFileFromDirectoryRecursedInSortedOrder) {
+  const std::string root = make_temp_dir();
+  create_directories(root + "/docs/sub");
+  write_text(root + "/docs/sub/b.txt", "beta");
+  write_text(root + "/docs/a.txt", "alpha\n");
+  write_text(root + "/docs/c.md", "  \n\t");  // blank: skipped
+  const std::string out = root + "/out";
+  const TokenCorpusManifest m = tokenize_corpus(ByteTokenizer(), options_for({root + "/docs"}, out));
+  EXPECT_EQ(read_tokens(out), stream_of({"alpha\n", "beta"}));
+  ASSERT_EQ(m.sources.size(), 3u);
+  EXPECT_EQ(m.sources[0].path, root + "/docs/a.txt");
+  EXPECT_EQ(m.sources[1].path, root + "/docs/c.md");
+  EXPECT_EQ(m.sources[2].path, root + "/docs/sub/b.txt");
+  EXPECT_EQ(m.sources[1].skipped_documents, 1);
+  EXPECT_EQ(m.sources[1].documents, 0);
+  EXPECT_EQ(m.sources[2].tokens, 5);
+  EXPECT_EQ(m.documents, 2);
+  EXPECT_EQ(m.skipped_documents, 1);
+  EXPECT_EQ(m.tokens, 12);
+  EXPECT_EQ(m.bytes, 6 + 4 + 4);
+}
+
+TEST(PrepareTest, GlobPatternTakesOnlyItsMatchesSorted) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/x2.txt", "two");
+  write_text(root + "/x1.txt", "one");
+  write_text(root + "/y.dat", "not me");
+  const std::string out = root + "/out";
+  const auto m = tokenize_corpus(ByteTokenizer(), options_for({root + "/x*.txt"}, out));
+  EXPECT_EQ(read_tokens(out), stream_of({"one", "two"}));
+  ASSERT_EQ(m.sources.size(), 2u);
+  EXPECT_EQ(m.sources[0].path, root + "/x1.txt");
+}
+
+TEST(PrepareTest, DirectoryAndGlobNamingTheSameFileReadItOnce) {
+  const std::string root = make_temp_dir();
+  create_directories(root + "/d");
+  write_text(root + "/d/a.txt", "A");
+  write_text(root + "/d/b.txt", "B");
+  const auto files = expand_inputs({root + "/d/b.txt", root + "/d", root + "/d/*.txt"});
+  EXPECT_EQ(files, (std::vector<std::string>{root + "/d/b.txt", root + "/d/a.txt"}));
+}
+
+TEST(PrepareTest, BlankLineSplitMakesADocumentPerBlock) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/t.txt", "p1 line1\np1 line2\n\n\n  \np2\n \nlast line without newline");
+  const std::string out = root + "/out";
+  auto o = options_for({root + "/t.txt"}, out);
+  o.split = TextSplit::blank_line;
+  const auto m = tokenize_corpus(ByteTokenizer(), o);
+  EXPECT_EQ(read_tokens(out), stream_of({"p1 line1\np1 line2", "p2", "last line without newline"}));
+  EXPECT_EQ(m.documents, 3);
+  EXPECT_EQ(m.skipped_documents, 0);
+  EXPECT_EQ(m.bytes, static_cast<int64_t>(file_size(root + "/t.txt")));
+}
+
+TEST(PrepareTest, JsonlWithCustomFieldSkipsEmptyDocumentsAndBlankLines) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/c.jsonl",
+             "{\"body\": \"one\", \"text\": \"ignored\"}\n\n{\"id\": 7, \"body\": \"two\\nlines \\u00e9\"}\n{\"body\": \"\"}\n");
+  const std::string out = root + "/out";
+  auto o = options_for({root + "/c.jsonl"}, out);
+  o.jsonl_field = "body";
+  const auto m = tokenize_corpus(ByteTokenizer(), o);
+  EXPECT_EQ(read_tokens(out), stream_of({"one", "two\nlines \xc3\xa9"}));
+  EXPECT_EQ(m.documents, 2);
+  EXPECT_EQ(m.skipped_documents, 1);
+}
+
+TEST(PrepareTest, FormatOptionOverridesTheExtension) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/c.jsonl", "{\"text\": \"x\"}\n");
+  const std::string out = root + "/out";
+  auto o = options_for({root + "/c.jsonl"}, out);
+  o.format = InputFormat::text;
+  tokenize_corpus(ByteTokenizer(), o);
+  EXPECT_EQ(read_tokens(out), stream_of({"{\"text\": \"x\"}\n"}));
+  EXPECT_EQ(parse_input_format("jsonl"), InputFormat::jsonl);
+  EXPECT_EQ(parse_text_split("blank-line"), TextSplit::blank_line);
+  EXPECT_THROW(parse_input_format("csv"), Error);
+}
+
+TEST(PrepareTest, OutputIsTheSameForOneAndFourThreads) {
+  const std::string root = make_temp_dir();
+  create_directories(root + "/in");
+  std::vector<std::string> docs;
+  std::string jsonl;
+  for (int i = 0; i < 300; ++i) {
+    docs.push_back(std::string(1 + i % 37, static_cast<char>('a' + i % 26)) + std::to_string(i));
+    jsonl += nlohmann::json{{"text", docs.back()}}.dump() + "\n";
+  }
+  write_text(root + "/in/a.jsonl", jsonl);
+  for (int i = 0; i < 40; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/in/t%02d.txt", i);
+    write_text(root + name, "file " + std::to_string(i));
+    docs.push_back("file " + std::to_string(i));
+  }
+  std::vector<std::string> manifests;
+  for (int threads : {1, 4}) {
+    const std::string out = root + "/out" + std::to_string(threads);
+    auto o = options_for({root + "/in"}, out, threads);
+    o.batch_bytes = 20;  // many small batches
+    tokenize_corpus(ByteTokenizer(true, /*jitter=*/true), o);
+    EXPECT_EQ(read_tokens(out), stream_of(docs)) << threads << " threads";
+    nlohmann::json j = nlohmann::json::parse(read_file(out + "/manifest.json"));
+    j.erase("created");
+    manifests.push_back(j.dump());
+  }
+  EXPECT_EQ(manifests[0], manifests[1]);
+}
+
+TEST(PrepareTest, ManifestRecordsTokenizerCountsAndSources) {
+  const std::string root = make_temp_dir();
+  create_directories(root + "/tok");
+  write_text(root + "/tok/tokenizer.json", "abc");
+  write_text(root + "/tok/tokenizer.model", "ignored: tokenizer.json comes first");
+  write_text(root + "/a.txt", "hello");
+  write_text(root + "/b.txt", "");
+  const std::string out = root + "/out";
+  auto o = options_for({root + "/a.txt", root + "/b.txt"}, out);
+  o.tokenizer = fingerprint_tokenizer(root + "/tok");
+  tokenize_corpus(ByteTokenizer(), o);
+  const auto j = nlohmann::json::parse(read_file(out + "/manifest.json"));
+  EXPECT_EQ(j["format"], "halo-tokens-v1");
+  EXPECT_EQ(j["dtype"], "uint32");
+  EXPECT_EQ(j["tokenizer"]["path"], root + "/tok/tokenizer.json");
+  EXPECT_EQ(j["tokenizer"]["sha256"], "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(j["vocab_size"], 257);
+  EXPECT_EQ(j["eos_id"], 256);
+  EXPECT_EQ(j["eos_appended"], true);
+  EXPECT_EQ(j["documents"], 1);
+  EXPECT_EQ(j["skipped_documents"], 1);
+  EXPECT_EQ(j["tokens"], 6);
+  EXPECT_EQ(j["bytes"], 5);
+  ASSERT_EQ(j["sources"].size(), 2u);
+  EXPECT_EQ(j["sources"][0], (nlohmann::json{{"path", root + "/a.txt"}, {"documents", 1}, {"skipped_documents", 0},
+                                              {"tokens", 6}, {"bytes", 5}}));
+  EXPECT_TRUE(std::regex_match(j["created"].get<std::string>(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
+  EXPECT_FALSE(path_exists(out + "/tokens.bin.tmp"));
+  // The manifest reads back to what was written.
+  EXPECT_EQ(manifest_to_json(read_manifest(out)), read_file(out + "/manifest.json"));
+}
+
+TEST(PrepareTest, FingerprintOfASentencePieceDirectoryUsesTheModelFile) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/tokenizer.model", "");
+  const auto f = fingerprint_tokenizer(root);
+  EXPECT_EQ(f.path, root + "/tokenizer.model");
+  EXPECT_EQ(f.sha256, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_NE(error_of([&] { fingerprint_tokenizer(root + "/none"); }).find(root + "/none"), std::string::npos);
+}
+
+TEST(PrepareTest, BadJsonlLineFailsNamingFileAndLineAndLeavesNoCompleteCorpus) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/good.txt", "fine");
+  const std::string out = root + "/out";
+  tokenize_corpus(ByteTokenizer(), options_for({root + "/good.txt"}, out));
+  ASSERT_TRUE(path_exists(out + "/manifest.json"));
+
+  write_text(root + "/bad.jsonl", "{\"text\": \"ok\"}\n{\"text\": \"unterminated}\n");
+  const std::string err = error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/bad.jsonl"}, out)); });
+  EXPECT_NE(err.find(root + "/bad.jsonl:2: not valid JSON"), std::string::npos) << err;
+  // The old manifest went first, and the partial token file is gone.
+  EXPECT_FALSE(path_exists(out + "/manifest.json"));
+  EXPECT_FALSE(path_exists(out + "/tokens.bin.tmp"));
+  EXPECT_NE(error_of([&] { TokenDataset d(out); }).find("halo data prepare"), std::string::npos);
+
+  write_text(root + "/nofield.jsonl", "\n{\"body\": \"x\"}\n");
+  EXPECT_NE(error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/nofield.jsonl"}, out)); })
+                .find("nofield.jsonl:2: no field \"text\""),
+            std::string::npos);
+  write_text(root + "/array.jsonl", "[1, 2]\n");
+  EXPECT_NE(error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/array.jsonl"}, out)); })
+                .find("array.jsonl:1: expected a JSON object"),
+            std::string::npos);
+}
+
+TEST(PrepareTest, MissingInputFailsNamingIt) {
+  const std::string root = make_temp_dir();
+  const std::string out = root + "/out";
+  const std::string err =
+      error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/absent.txt"}, out)); });
+  EXPECT_NE(err.find(root + "/absent.txt: no such file or directory"), std::string::npos) << err;
+  EXPECT_NE(error_of([&] { expand_inputs({root + "/*.nothing"}); }).find("*.nothing"), std::string::npos);
+  create_directories(root + "/empty");
+  EXPECT_NE(error_of([&] { expand_inputs({root + "/empty"}); }).find("holds no files"), std::string::npos);
+  EXPECT_FALSE(path_exists(out));
+}
+
+TEST(PrepareTest, UntokenizableTextFailsNamingFileAndLine) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/ok.txt", "fine");
+  write_text(root + "/bad.txt", "x\n\nbad \xff here\n");
+  auto o = options_for({root + "/ok.txt", root + "/bad.txt"}, root + "/out");
+  const std::string per_file = error_of([&] { tokenize_corpus(ByteTokenizer(), o); });
+  EXPECT_NE(per_file.find(root + "/bad.txt: cannot tokenize: invalid UTF-8"), std::string::npos) << per_file;
+  o.split = TextSplit::blank_line;
+  const std::string per_block = error_of([&] { tokenize_corpus(ByteTokenizer(), o); });
+  EXPECT_NE(per_block.find(root + "/bad.txt:3: cannot tokenize"), std::string::npos) << per_block;
+}
+
+TEST(PrepareTest, TokenizerWithoutEosNeedsNoEos) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/a.txt", "ab");
+  write_text(root + "/b.txt", "cd");
+  const std::string out = root + "/out";
+  auto o = options_for({root + "/a.txt", root + "/b.txt"}, out);
+  EXPECT_NE(error_of([&] { tokenize_corpus(ByteTokenizer(false), o); }).find("--no-eos"), std::string::npos);
+  o.append_eos = false;
+  const auto m = tokenize_corpus(ByteTokenizer(false), o);
+  EXPECT_EQ(read_tokens(out), stream_of({"ab", "cd"}, false));
+  EXPECT_FALSE(m.eos_appended);
+  EXPECT_FALSE(m.eos_id.has_value());
+}
+
+TEST(PrepareTest, OutputDirectoryInsideAnInputDirectoryIsNotRead) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/a.txt", "text");
+  const std::string out = root + "/tokens";
+  tokenize_corpus(ByteTokenizer(), options_for({root}, out));
+  // A second run sees tokens/ inside the input directory and must not tokenize it.
+  const auto m = tokenize_corpus(ByteTokenizer(), options_for({root}, out));
+  EXPECT_EQ(m.sources.size(), 1u);
+  EXPECT_EQ(read_tokens(out), stream_of({"text"}));
+}
+
+// A token directory whose token at offset i is i (vocab_size n unless given).
+std::string make_token_dir(int64_t n, int64_t vocab_size = 0) {
+  const std::string dir = make_temp_dir();
+  std::vector<uint32_t> ids(static_cast<size_t>(n));
+  std::iota(ids.begin(), ids.end(), 0u);
+  std::ofstream(dir + "/tokens.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(ids.data()), static_cast<std::streamsize>(n * 4));
+  TokenCorpusManifest m;
+  m.tokenizer_path = "t.json";
+  m.tokenizer_sha256 = "0";
+  m.vocab_size = vocab_size > 0 ? vocab_size : std::max<int64_t>(n, 1);
+  m.documents = 1;
+  m.tokens = n;
+  m.bytes = n;
+  m.sources = {{"corpus.txt", 1, 0, n, n}};
+  m.created = "2025-01-01T00:00:00Z";
+  write_text(dir + "/manifest.json", manifest_to_json(m));
+  return dir;
+}
+
+// Window index of each row (rows must be runs of consecutive offsets starting at a multiple of T).
+std::vector<int64_t> windows_of(const at::Tensor& batch, int64_t T) {
+  std::vector<int64_t> out;
+  for (int64_t b = 0; b < batch.size(0); ++b) {
+    const at::Tensor row = batch[b];
+    const int64_t start = row[0].item<int64_t>();
+    EXPECT_EQ(start % T, 0);
+    EXPECT_TRUE(row.equal(at::arange(start, start + T + 1, at::kLong))) << row;
+    out.push_back(start / T);
+  }
+  return out;
+}
+
+std::vector<int64_t> take_windows(TokenBatcher& batcher, int64_t batches, int64_t T) {
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < batches; ++i) {
+    for (int64_t w : windows_of(batcher.next(), T)) out.push_back(w);
+  }
+  return out;
+}
+
+TEST(TokenDatasetTest, MapsTheTokens) {
+  const std::string dir = make_token_dir(50);
+  TokenDataset d(dir);
+  EXPECT_EQ(d.size(), 50);
+  EXPECT_EQ(d.tokens()[0], 0u);
+  EXPECT_EQ(d.tokens()[49], 49u);
+  EXPECT_EQ(d.manifest().vocab_size, 50);
+}
+
+TEST(TokenDatasetTest, ReadsWhatPrepareWrote) {
+  const std::string root = make_temp_dir();
+  write_text(root + "/a.txt", "hello world, this is a test");
+  const std::string out = root + "/out";
+  tokenize_corpus(ByteTokenizer(), options_for({root + "/a.txt"}, out));
+  TokenDataset d(out);
+  EXPECT_EQ(std::vector<uint32_t>(d.tokens(), d.tokens() + d.size()), stream_of({"hello world, this is a test"}));
+}
+
+TEST(TokenDatasetTest, TruncatedTokenFileIsAClearError) {
+  const std::string dir = make_token_dir(40);
+  ASSERT_EQ(::truncate((dir + "/tokens.bin").c_str(), 39 * 4 + 2), 0);
+  const std::string err = error_of([&] { TokenDataset d(dir); });
+  EXPECT_NE(err.find(dir + "/tokens.bin: 158 bytes, but its manifest lists 40 tokens (160 bytes)"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("truncated"), std::string::npos);
+}
+
+TEST(TokenDatasetTest, BadManifestIsAClearError) {
+  const std::string dir = make_token_dir(40);
+  auto j = nlohmann::json::parse(read_file(dir + "/manifest.json"));
+  j["format"] = "other";
+  write_text(dir + "/manifest.json", j.dump());
+  EXPECT_NE(error_of([&] { TokenDataset d(dir); }).find("format is \"other\""), std::string::npos);
+  j["format"] = "halo-tokens-v1";
+  j["tokens"] = 41;  // no longer the sum over sources
+  write_text(dir + "/manifest.json", j.dump());
+  EXPECT_NE(error_of([&] { TokenDataset d(dir); }).find("do not match"), std::string::npos);
+}
+
+TEST(TokenBatcherTest, WindowsStartEveryTTokensAndCoverEveryTargetOnce) {
+  const int64_t N = 103, T = 10, B = 2;  // floor(102 / 10) = 10 windows; tokens 101, 102 unused
+  TokenDataset d(make_token_dir(N));
+  TokenBatcher batcher(d, {B, T, 7, 0, 1});
+  EXPECT_EQ(batcher.windows(), 10);
+  EXPECT_EQ(batcher.batches_per_epoch(), 5);
+  const at::Tensor first = batcher.next();
+  EXPECT_EQ(first.sizes(), (at::IntArrayRef{B, T + 1}));
+  EXPECT_EQ(first.scalar_type(), at::kLong);
+  std::vector<int64_t> windows = windows_of(first, T);
+  for (int64_t w : take_windows(batcher, 4, T)) windows.push_back(w);
+  std::vector<int64_t> sorted = windows;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<int64_t> all(10);
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_EQ(sorted, all);
+  EXPECT_NE(windows, all) << "the windows should be shuffled";
+  EXPECT_EQ(batcher.cursor(), (TokenCursor{0, 10}));
+  batcher.next();
+  EXPECT_EQ(batcher.cursor(), (TokenCursor{1, 2}));
+}
+
+TEST(TokenBatcherTest, EpochOrderDependsOnSeedAndEpochOnly) {
+  TokenDataset d(make_token_dir(1001));
+  const int64_t T = 10;  // 100 windows
+  TokenBatcher a(d, {4, T, 1, 0, 1}), b(d, {4, T, 1, 0, 1}), c(d, {4, T, 2, 0, 1});
+  const auto a_windows = take_windows(a, 50, T);  // two epochs
+  EXPECT_EQ(a_windows, take_windows(b, 50, T));
+  const auto c_windows = take_windows(c, 25, T);
+  const std::vector<int64_t> epoch0(a_windows.begin(), a_windows.begin() + 100);
+  const std::vector<int64_t> epoch1(a_windows.begin() + 100, a_windows.end());
+  EXPECT_NE(epoch0, epoch1);
+  EXPECT_NE(epoch0, c_windows);
+  std::vector<int64_t> sorted1 = epoch1;
+  std::sort(sorted1.begin(), sorted1.end());
+  EXPECT_EQ(std::set<int64_t>(sorted1.begin(), sorted1.end()).size(), 100u);
+}
+
+TEST(TokenBatcherTest, RestoredCursorContinuesExactlyLikeAnUninterruptedRun) {
+  TokenDataset d(make_token_dir(333));
+  const TokenBatcherOptions options{3, 8, 42, 0, 1};  // 41 windows: 13 batches an epoch, 2 windows dropped
+  TokenBatcher uninterrupted(d, options);
+  std::vector<at::Tensor> reference;
+  for (int i = 0; i < 40; ++i) reference.push_back(uninterrupted.next());
+  for (int stop : {0, 5, 13, 14, 26, 30}) {
+    TokenBatcher first(d, options);
+    for (int i = 0; i < stop; ++i) first.next();
+    const std::string saved = nlohmann::json(first.cursor()).dump();
+    TokenBatcher resumed(d, options);
+    resumed.restore(nlohmann::json::parse(saved).get<TokenCursor>());
+    for (int i = stop; i < 40; ++i) {
+      ASSERT_TRUE(resumed.next().equal(reference[i])) << "stopped after " << stop << ", batch " << i;
+    }
+  }
+}
+
+TEST(TokenBatcherTest, CursorJsonAndRangeAreChecked) {
+  TokenDataset d(make_token_dir(100));
+  TokenBatcher batcher(d, {2, 9, 0, 0, 1});  // 11 windows
+  EXPECT_EQ(nlohmann::json(TokenCursor{3, 4}).dump(), "{\"epoch\":3,\"position\":4}");
+  EXPECT_THROW(nlohmann::json::parse("{\"epoch\": -1, \"position\": 0}").get<TokenCursor>(), Error);
+  EXPECT_THROW(nlohmann::json::parse("{\"epoch\": 1}").get<TokenCursor>(), Error);
+  EXPECT_THROW(batcher.restore({0, 12}), Error);
+  batcher.restore({0, 11});
+  batcher.next();
+  EXPECT_EQ(batcher.cursor(), (TokenCursor{1, 2}));
+}
+
+TEST(TokenBatcherTest, RanksPartitionThePermutation) {
+  TokenDataset d(make_token_dir(221));
+  const int64_t T = 10, world = 3;  // 22 windows: 7 per rank, one dropped
+  TokenBatcher single(d, {1, T, 5, 0, 1});
+  const auto order = take_windows(single, 22, T);
+  std::set<int64_t> seen;
+  for (int64_t rank = 0; rank < world; ++rank) {
+    TokenBatcher batcher(d, {1, T, 5, rank, world});
+    EXPECT_EQ(batcher.windows_per_rank(), 7);
+    const auto mine = take_windows(batcher, 7, T);
+    for (int64_t k = 0; k < 7; ++k) {
+      EXPECT_EQ(mine[k], order[k * world + rank]) << "rank " << rank << ", window " << k;
+      EXPECT_TRUE(seen.insert(mine[k]).second) << "window " << mine[k] << " given to two ranks";
+    }
+    batcher.next();
+    EXPECT_EQ(batcher.cursor(), (TokenCursor{1, 1}));
+  }
+  EXPECT_EQ(seen.size(), 21u);
+  EXPECT_THROW(TokenBatcher(d, {1, T, 5, 3, 3}), Error);
+}
+
+TEST(TokenBatcherTest, TooLittleDataAndOutOfVocabularyIdsAreClearErrors) {
+  TokenDataset small(make_token_dir(20));
+  EXPECT_NE(error_of([&] { TokenBatcher(small, {2, 10, 0, 0, 1}); }).find("fewer than batch size 2"),
+            std::string::npos);
+  TokenDataset corrupt(make_token_dir(40, /*vocab_size=*/30));
+  TokenBatcher batcher(corrupt, {3, 10, 0, 0, 1});
+  EXPECT_NE(error_of([&] { batcher.next(); }).find("is not below vocab_size 30"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace halo
