@@ -6,6 +6,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 python=${HALO_PYTHON:-/opt/torch/.venv/bin/python}
 build=${HALO_BUILD_DIR:-$root/build-cuda}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHALO_PYTHON="$python" -DHALO_CUDA=ON \
-  -DPCRE2_ROOT="$root/.device-deps/pcre2" -DHALO_SHARED_DIR="$root/.device-deps/shared"
+  -DPCRE2_ROOT="$root/.device-deps/pcre2" \
+  -DUTF8PROC_ROOT="$root/.device-deps/utf8proc" -DHALO_SHARED_DIR="$root/.device-deps/shared"
 cmake --build "$build" -j "$(nproc)"
 echo "device build: $build/bin/halo"
