@@ -3,6 +3,7 @@
 // a newer libstdc++, and in a binary linked with torch they win symbol lookup and can crash
 // (remove_all did). Every path helper the project needs lives here instead. No torch here.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
