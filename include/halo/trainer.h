@@ -1,0 +1,81 @@
+// One trainer for every HALO stage (align, distill, finetune, pretrain). A stage supplies a
+// TrainingTask (its trainable parameters and the loss of one micro-batch); the trainer owns
+// everything else: AdamW (betas 0.9/0.95, weight decay only on >= 2-D parameters), the LR
+// schedule (linear warmup, then cosine to min_lr, WSD, or constant), gradient accumulation and
+// clipping, checkpoints every N steps written atomically (trainable weights, optimizer moments,
+// step, data cursor, RNG states; the last K kept), exact resume, SIGINT/SIGTERM -> checkpoint
+// and a clean exit, NaN/Inf losses (stop naming the step, or skip the batch), metrics JSONL and
+// a progress bar with ETA. The step function reduces gradients through one hook
+// (`all_reduce_gradients`), where a data-parallel backend plugs in.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace halo {
+
+class TokenBatcher;
+
+struct TrainerConfig {
+  int64_t steps = 0;               // optimizer steps
+  int64_t grad_accum = 1;          // micro-batches per step
+  double lr = 1e-3, min_lr = 1e-5;
+  std::string schedule = "cosine";  // cosine | wsd | constant
+  int64_t warmup_steps = 0;        // linear from 0
+  double wsd_decay_fraction = 0.1; // WSD: last fraction of steps decays linearly to min_lr
+  double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
+  double weight_decay = 0.0;       // applied to parameters with >= 2 dimensions only
+  double grad_clip = 1.0;          // max global L2 norm; 0 disables
+  bool fp32_master = false;        // keep float32 copies of low-precision parameters
+  std::string nan_policy = "stop"; // stop | skip
+  int64_t checkpoint_every = 0;    // 0: only at the end (and on a signal)
+  int64_t keep_checkpoints = 2;
+  uint64_t seed = 0;
+  std::string run_dir;             // checkpoints/, metrics.jsonl
+  std::string label = "train";     // progress bar / log prefix
+};
+
+// The learning rate at `step` (0-based) under `config`.
+double learning_rate(const TrainerConfig& config, int64_t step);
+
+class TrainingTask {
+ public:
+  virtual ~TrainingTask() = default;
+  // The parameters that train, with stable unique names (checkpoint keys). They must have
+  // requires_grad set and stay the same tensors for the whole run.
+  virtual std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() = 0;
+  // The loss of one micro-batch [B, T + 1] int64 (inputs row[:-1], targets row[1:]), a scalar
+  // with an autograd graph to the trainable parameters. `tokens` receives the number of tokens
+  // the loss averages over (for throughput).
+  virtual at::Tensor loss(const at::Tensor& batch, int64_t* tokens) = 0;
+};
+
+struct TrainingResult {
+  int64_t steps_done = 0;     // total optimizer steps completed (including before a resume)
+  bool interrupted = false;   // stopped by SIGINT/SIGTERM after saving a checkpoint
+  double final_loss = 0;      // mean loss of the last step
+};
+
+class Trainer {
+ public:
+  Trainer(TrainerConfig config, TrainingTask& task, TokenBatcher& data);
+
+  // Resumes from the newest checkpoint in run_dir/checkpoints when there is one, then trains to
+  // config.steps. Returns early (interrupted) on SIGINT/SIGTERM after saving a checkpoint.
+  TrainingResult run();
+
+  // Called after backward of the last micro-batch of each step, before clipping; the default
+  // does nothing (one process). A data-parallel backend averages gradients here.
+  std::function<void(std::vector<at::Tensor>& grads)> all_reduce_gradients;
+
+ private:
+  TrainerConfig config_;
+  TrainingTask& task_;
+  TokenBatcher& data_;
+};
+
+}  // namespace halo
