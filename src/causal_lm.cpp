@@ -27,10 +27,12 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
 
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
                                               c10::ScalarType dtype, c10::ScalarType inv_freq_dtype) {
-  auto f32 = positions.options().dtype(at::kFloat);
-  at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, f32) / static_cast<double>(head_dim));
-  inv_freq = inv_freq.to(inv_freq_dtype).to(at::kFloat);
-  at::Tensor freqs = positions.to(at::kFloat).unsqueeze(-1) * inv_freq;
+  // float32 as transformers computes it; float64 models compute in float64 throughout.
+  const c10::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  auto opts = positions.options().dtype(compute);
+  at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, opts) / static_cast<double>(head_dim));
+  inv_freq = inv_freq.to(inv_freq_dtype).to(compute);
+  at::Tensor freqs = positions.to(compute).unsqueeze(-1) * inv_freq;
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype), emb.sin().to(dtype)};
 }
@@ -108,11 +110,12 @@ ForwardContext CausalLM::make_context(const at::Tensor& input_ids, InferenceCach
   ctx.lightning_chunk = lightning_chunk_;
   const auto i64 = embed_tokens_.options().dtype(at::kLong);
   at::Tensor absolute = at::arange(ctx.offset, ctx.offset + ctx.length, i64);
-  at::Tensor positions = absolute.unsqueeze(0).to(at::kFloat);  // [1, T]
+  const c10::ScalarType position_dtype = dtype() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor positions = absolute.unsqueeze(0).to(position_dtype);  // [1, T]
   const at::Tensor padding = cache != nullptr ? cache->left_padding() : at::Tensor();
   if (padding.defined()) {
     at::Tensor pad = padding.to(embed_tokens_.device(), at::kLong).unsqueeze(1);  // [B, 1]
-    positions = (absolute.unsqueeze(0) - pad).clamp_min(0).to(at::kFloat);      // [B, T]
+    positions = (absolute.unsqueeze(0) - pad).clamp_min(0).to(position_dtype);  // [B, T]
     at::Tensor keys = at::arange(ctx.offset + ctx.length, i64).unsqueeze(0);     // [1, S]
     at::Tensor causal = keys <= absolute.unsqueeze(1);                           // [T, S]
     at::Tensor key_valid = (keys >= pad).unsqueeze(1);                           // [B, 1, S]
@@ -127,6 +130,7 @@ ForwardContext CausalLM::make_context(const at::Tensor& input_ids, InferenceCach
   // transformers keeps inv_freq in the checkpoint's dtype (bf16 for real Qwen3 weights).
   const c10::ScalarType inv_freq_dtype = config_.dtype == "bfloat16" ? at::kBFloat16
                                          : config_.dtype == "float16" ? at::kHalf
+                                         : config_.dtype == "float64" ? at::kDouble
                                                                       : at::kFloat;
   if (attn_rope) {
     std::tie(ctx.attn_cos, ctx.attn_sin) =

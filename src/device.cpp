@@ -2,6 +2,7 @@
 #include "halo/device.h"
 
 #include <ATen/Context.h>
+#include <ATen/detail/CUDAHooksInterface.h>
 
 #include "halo/error.h"
 
@@ -37,6 +38,10 @@ c10::ScalarType parse_compute_dtype(const std::string& name, const std::string& 
   if (n == "bfloat16" || n == "bf16") return c10::kBFloat16;
   if (n == "float16" || n == "fp16") return c10::kHalf;
   usage_fail("--dtype ", name, ": unknown dtype; use float32, bfloat16, float16 or auto");
+}
+
+void synchronize(const c10::Device& device) {
+  if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.index());
 }
 
 const char* scalar_type_name(c10::ScalarType type) {

@@ -78,7 +78,8 @@ ModelConfig hypenet_config(const ModelConfig& teacher, const std::vector<int64_t
 
 namespace {
 
-// [kv*d, in] -> [kv*g*d, in]: each KV head's rows repeated g times, in place of its group.
+// [kv*d, in] -> [kv*g*d, in]: each KV head's rows repeated g times, in place of its group
+// (g = 1 keeps GQA: lightning_nkv == the teacher's KV heads).
 at::Tensor expand_kv(const at::Tensor& w, int64_t kv_heads, int64_t groups) {
   const int64_t d = w.size(0) / kv_heads;
   return w.view({kv_heads, d, w.size(1)}).repeat_interleave(groups, 0).reshape({kv_heads * groups * d, w.size(1)});
@@ -92,8 +93,15 @@ at::Tensor default_linear_init(int64_t out, int64_t in, at::Generator& generator
 
 }  // namespace
 
-MixerWeights lightning_from_attention(const ModelConfig& teacher, const MixerWeights& a, at::Generator& generator) {
-  const int64_t groups = teacher.num_attention_heads / teacher.num_key_value_heads;
+MixerWeights lightning_from_attention(const ModelConfig& teacher, const ModelConfig& student, const MixerWeights& a,
+                                      at::Generator& generator) {
+  if (student.lightning_nh != teacher.num_attention_heads || student.lightning_head_dim != teacher.head_dim) {
+    fail("stage 0 needs lightning_nh == num_attention_heads and lightning_head_dim == head_dim");
+  }
+  const int64_t groups = student.lightning_nkv / teacher.num_key_value_heads;
+  if (groups < 1 || student.lightning_nkv % teacher.num_key_value_heads != 0) {
+    fail("stage 0 needs lightning_nkv to be a multiple of the teacher's num_key_value_heads");
+  }
   const int64_t inner = teacher.num_attention_heads * teacher.head_dim;
   MixerWeights m;
   m.q_proj = a.q_proj.clone();
@@ -129,7 +137,7 @@ CausalLM convert_to_hypenet(CausalLM& teacher, const ModelConfig& student_config
                              .to(t.mixer.q_proj.options());
       }
     } else {
-      s.mixer = lightning_from_attention(tc, t.mixer, generator);
+      s.mixer = lightning_from_attention(tc, student_config, t.mixer, generator);
     }
   }
   student.to(teacher.device(), teacher.dtype());

@@ -78,8 +78,8 @@ std::string read_dtype(const json& obj, const std::string& path) {
     if (it == obj.end() || it->is_null()) continue;
     if (!it->is_string()) fail(path, ": key '", key, "' must be a string");
     std::string d = it->get<std::string>();
-    if (d == "float32" || d == "bfloat16" || d == "float16") return d;
-    fail(path, ": key '", key, "' is '", d, "'; expected float32, bfloat16 or float16");
+    if (d == "float32" || d == "bfloat16" || d == "float16" || d == "float64") return d;
+    fail(path, ": key '", key, "' is '", d, "'; expected float32, bfloat16, float16 or float64");
   }
   return "float32";
 }

@@ -177,3 +177,62 @@ TEST(Cli, PerplexityOfATextFile) {
 
 }  // namespace
 }  // namespace halo
+
+namespace halo {
+namespace {
+
+TEST(Cli, ConvertWritesAHypeNetThatEveryCommandLoads) {
+  const std::string dir = test::make_temp_dir() + "/hypenet";
+  auto r = run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir +
+                    " --attn-layers 3,1 --attn-logits-scaling 'hype 500'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* file : {"config.json", "model.safetensors", "generation_config.json"}) {
+    EXPECT_TRUE(path_exists(dir + "/" + file)) << file;
+  }
+  auto info = run_halo("info --model " + dir);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("architecture   hypenet"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("    0  lightning-attn"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("    1  attn"), std::string::npos) << info.out;
+  auto gen = run_halo("generate --model " + dir + " --prompt-ids '5 6 7' --print-ids --max-new-tokens 4 --device cpu");
+  ASSERT_EQ(gen.exit_code, 0) << gen.err;
+  int count = 0;
+  std::istringstream ids(gen.out);
+  for (std::string word; ids >> word;) ++count;
+  EXPECT_EQ(count, 4);
+  auto ref = load_tensors(test::fixture("qwen3-tiny") + "/reference.safetensors");
+  save_tensors(dir + "/in.safetensors", {{"input_ids", ref.at("input_ids")}});
+  auto fwd = run_halo("forward --model " + dir + " --input " + dir + "/in.safetensors --output " + dir +
+                      "/out.safetensors --device cpu");
+  ASSERT_EQ(fwd.exit_code, 0) << fwd.err;
+  EXPECT_EQ(load_tensors(dir + "/out.safetensors").at("logits").sizes(), ref.at("logits").sizes());
+  expect_one_line_error(run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2 --attn-layers 9"),
+                        2, "outside");
+  expect_one_line_error(run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2 --preset hypenet-2b"),
+                        2, "hypenet-2b");
+  expect_one_line_error(run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2"), 2,
+                        "--attn-layers or --preset");
+  expect_one_line_error(run_halo("convert --teacher " + dir + " --out " + dir + "2 --attn-layers 1"), 1, "already a HypeNet");
+}
+
+TEST(Cli, PromptFileGeneratesABatchEqualToSingleRuns) {
+  const std::string dir = test::make_temp_dir();
+  test::write_text(dir + "/prompts.txt", "5 6 7 8 9 10\n\n11 12\n");
+  const std::string model = test::fixture("qwen3-tiny");
+  auto batch = run_halo("generate --model " + model + " --prompt-file " + dir + "/prompts.txt --ids-in-file --print-ids --max-new-tokens 5 --device cpu");
+  ASSERT_EQ(batch.exit_code, 0) << batch.err;
+  std::istringstream lines(batch.out);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(lines, line);) rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    auto single = run_halo("generate --model " + model + " --prompt-ids '" + row["prompt"].get<std::string>() +
+                           "' --print-ids --max-new-tokens 5 --device cpu");
+    std::string expected;
+    for (const auto& id : row["completion"]) expected += (expected.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
+    EXPECT_EQ(single.out, expected + "\n");
+  }
+}
+
+}  // namespace
+}  // namespace halo

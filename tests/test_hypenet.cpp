@@ -220,3 +220,99 @@ TEST(HypeNet, ScalingStringsParse) {
 
 }  // namespace
 }  // namespace halo
+
+namespace halo {
+namespace {
+
+// METHOD.md §2.3 written out token by token in float64: the lightning layer's wiring (norms,
+// RoPE, GQA repeat, decay, one RMSNorm over heads, gate) checked against the model's mixer.
+at::Tensor lightning_layer_by_the_book(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x) {
+  const int64_t t_len = x.size(1), nh = c.lightning_nh, nkv = c.lightning_nkv, d = c.lightning_head_dim;
+  auto rms = [&](const at::Tensor& v, const at::Tensor& weight) {
+    return weight * (v / at::sqrt(v.pow(2).mean(-1, true) + c.rms_norm_eps));
+  };
+  std::vector<double> slopes = alibi_slopes(nh);
+  std::vector<at::Tensor> outputs;
+  std::vector<at::Tensor> state(nh);
+  for (int64_t h = 0; h < nh; ++h) state[h] = at::zeros({d, d}, x.options());
+  for (int64_t t = 0; t < t_len; ++t) {
+    at::Tensor xt = x[0][t];
+    std::vector<at::Tensor> heads;
+    for (int64_t h = 0; h < nh; ++h) {
+      const int64_t kvh = h / (nh / nkv);
+      at::Tensor q = at::mv(w.q_proj.narrow(0, h * d, d), xt);
+      at::Tensor k = at::mv(w.k_proj.narrow(0, kvh * d, d), xt);
+      at::Tensor v = at::mv(w.v_proj.narrow(0, kvh * d, d), xt);
+      if (c.lightning_use_qk_norm) {
+        q = rms(q, w.q_norm);
+        k = rms(k, w.k_norm);
+      }
+      if (c.lightning_use_rope) {
+        for (at::Tensor* vec : {&q, &k}) {
+          at::Tensor rotated = at::empty_like(*vec);
+          for (int64_t i = 0; i < d / 2; ++i) {
+            const double freq = t / std::pow(c.rope_theta, 2.0 * i / d);
+            const double a = (*vec)[i].item<double>(), b = (*vec)[i + d / 2].item<double>();
+            rotated[i] = a * std::cos(freq) - b * std::sin(freq);
+            rotated[i + d / 2] = b * std::cos(freq) + a * std::sin(freq);
+          }
+          *vec = rotated;
+        }
+      }
+      state[h] = std::exp(-slopes[h]) * state[h] + at::outer(k, v);
+      heads.push_back(c.lightning_scale_value() * at::mv(state[h].t(), q));
+    }
+    at::Tensor o = at::cat(heads);
+    if (c.lightning_use_output_norm) o = rms(o, w.o_norm);
+    if (c.lightning_use_output_gate) o = o * at::sigmoid(at::mv(w.z_proj, xt));
+    outputs.push_back(at::mv(w.o_proj, o));
+  }
+  return at::stack(outputs).unsqueeze(0);
+}
+
+class LightningOptions : public ::testing::TestWithParam<int> {};
+
+TEST_P(LightningOptions, MixerMatchesTheMethodTokenByToken) {
+  CausalLM teacher = load_causal_lm(test::fixture("qwen3-tiny"), at::kDouble, at::kCPU);
+  ModelConfig c = hypenet_config(teacher.config(), {});
+  c.dtype = "float64";  // stored dtype: RoPE frequencies follow it (see rope_tables)
+  switch (GetParam()) {
+    case 1:  // GQA kept, no norms, no gate, 1/d scale
+      c.expand_kv_proj = false;
+      c.lightning_nkv = teacher.config().num_key_value_heads;
+      c.lightning_use_qk_norm = c.lightning_use_output_norm = c.lightning_use_output_gate = false;
+      c.lightning_scale = "1/d";
+      break;
+    case 2:  // no RoPE, scale 1
+      c.lightning_use_rope = false;
+      c.lightning_scale = "1";
+      break;
+    default:
+      break;
+  }
+  CausalLM model = convert_to_hypenet(teacher, c, 5);
+  for (auto& [name, tensor] : model.named_parameters()) *tensor = *tensor + 0.05 * at::randn_like(*tensor);
+  at::Tensor x = at::randn({1, 6, 64}, at::kDouble);
+  ForwardContext ctx;
+  ctx.length = 6;
+  at::Tensor pos = at::arange(6, at::kDouble).view({1, 1, 6});
+  std::tie(ctx.light_cos, ctx.light_sin) = rope_tables(pos, 32, c.rope_theta, at::kDouble, at::kDouble);
+  at::Tensor got = lightning_mixer(c, model.layer(0).mixer, x, alibi_decays(4, at::kDouble), ctx, nullptr, 0);
+  at::Tensor want = lightning_layer_by_the_book(c, model.layer(0).mixer, x);
+  EXPECT_LE((got - want).abs().max().item<double>(), 1e-10 * want.abs().max().item<double>());
+  // The option set decides which tensors exist, and a save/load round trip keeps them.
+  const std::string dir = test::make_temp_dir() + "/variant";
+  SaveOptions save;
+  save.dtype = at::kDouble;
+  save_model_directory(model, dir, save);
+  CausalLM loaded = load_causal_lm(dir, at::kDouble, at::kCPU);
+  EXPECT_EQ(loaded.named_parameters().size(), model.named_parameters().size());
+  c10::InferenceMode guard;
+  at::Tensor ids = at::randint(0, 1024, {1, 9}, at::kLong);
+  EXPECT_LE(relative_max_error(loaded.forward(ids), model.forward(ids)), 1e-12);
+}
+
+INSTANTIATE_TEST_SUITE_P(Variants, LightningOptions, ::testing::Values(0, 1, 2));
+
+}  // namespace
+}  // namespace halo

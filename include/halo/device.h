@@ -18,4 +18,7 @@ c10::ScalarType parse_compute_dtype(const std::string& name, const std::string& 
 
 const char* scalar_type_name(c10::ScalarType type);
 
+// Waits for all work queued on `device` (no-op on the CPU), for timing.
+void synchronize(const c10::Device& device);
+
 }  // namespace halo

@@ -25,9 +25,10 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t num_layer
 // The HypeNet config for a teacher with `attention_layers` kept as softmax attention.
 ModelConfig hypenet_config(const ModelConfig& teacher, const std::vector<int64_t>& attention_layers);
 
-// A lightning mixer initialized from one teacher attention layer (also stage 1's start).
-MixerWeights lightning_from_attention(const ModelConfig& teacher, const MixerWeights& attention,
-                                      at::Generator& generator);
+// A lightning mixer initialized from one teacher attention layer (also stage 1's start). K/V
+// are expanded to student.lightning_nkv heads (all heads with expand_kv_proj, the default).
+MixerWeights lightning_from_attention(const ModelConfig& teacher, const ModelConfig& student,
+                                      const MixerWeights& attention, at::Generator& generator);
 
 // Stage 0: the student, in the teacher's dtype and on its device.
 CausalLM convert_to_hypenet(CausalLM& teacher, const ModelConfig& student_config, uint64_t seed);

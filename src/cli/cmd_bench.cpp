@@ -1,13 +1,21 @@
 // halo bench: measurements that are not tests. `halo bench tokenizer` times encoding of a text
-// file on one thread (the first pass warms the BPE cache; the best of --repeat passes counts).
+// file on one thread (the first pass warms the BPE cache; the best of --repeat passes counts);
+// `halo bench lightning` times the lightning-attention implementations (median of --repeat).
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "halo/device.h"
 #include "halo/error.h"
+#include "halo/lightning_attention.h"
 #include "halo/file_system.h"
 #include "halo/tokenizer.h"
 
@@ -54,15 +62,117 @@ int bench_tokenizer(int argc, char** argv) {
   return kExitOk;
 }
 
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string item = text.substr(start, comma - start);
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v <= 0) usage_fail(option, ": '", item, "' is not a positive integer");
+    values.push_back(v);
+    start = comma + 1;
+  }
+  return values;
+}
+
+// Median wall time of `repeat` runs of `work` after one warm-up, synchronizing the device.
+double median_ms(const std::function<void()>& work, int repeat, const c10::Device& device) {
+  std::vector<double> times;
+  for (int i = 0; i <= repeat; ++i) {
+    synchronize(device);
+    auto start = std::chrono::steady_clock::now();
+    work();
+    synchronize(device);
+    if (i > 0) times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+int bench_lightning(int argc, char** argv) {
+  cxxopts::Options options("halo bench lightning",
+                           "Time the three lightning-attention implementations (forward, and forward+backward with\n"
+                           "--backward) over sequence lengths. Example: halo bench lightning --device cpu --lengths 512,2048");
+  options.add_options()
+      ("impl", "naive, chunked, recurrent or all", cxxopts::value<std::string>()->default_value("all"))
+      ("lengths", "Sequence lengths", cxxopts::value<std::string>()->default_value("512,1024,2048,4096,8192"))
+      ("batch", "Batch size", cxxopts::value<int64_t>()->default_value("1"))
+      ("heads", "Heads", cxxopts::value<int64_t>()->default_value("16"))
+      ("head-dim", "Head dimension", cxxopts::value<int64_t>()->default_value("128"))
+      ("chunk", "Chunk size of the chunked form", cxxopts::value<int64_t>()->default_value("64"))
+      ("dtype", "Input dtype: float32 or bfloat16", cxxopts::value<std::string>()->default_value("float32"))
+      ("device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("backward", "Also time forward+backward")
+      ("max-naive-length", "Skip the quadratic form above this length", cxxopts::value<int64_t>()->default_value("8192"))
+      ("repeat", "Timed runs per point (median reported)", cxxopts::value<int>()->default_value("3"))
+      ("json", "Print the results as JSON lines");
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const c10::Device device = parse_device(result["device"].as<std::string>());
+  const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), "float32", device);
+  const int64_t b = result["batch"].as<int64_t>(), h = result["heads"].as<int64_t>(), d = result["head-dim"].as<int64_t>();
+  const int64_t chunk = result["chunk"].as<int64_t>();
+  const int repeat = result["repeat"].as<int>();
+  const bool backward = result.count("backward") > 0;
+  std::vector<LightningImpl> impls;
+  const std::string which = result["impl"].as<std::string>();
+  if (which == "all") impls = {LightningImpl::naive, LightningImpl::chunked, LightningImpl::recurrent};
+  else impls = {parse_lightning_impl(which)};
+  const at::Tensor decay = alibi_decays(h).to(device);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  if (!result.count("json")) {
+    std::printf("device %s, dtype %s, B=%lld H=%lld D=%lld, chunk %lld, median of %d\n", device.str().c_str(),
+                scalar_type_name(dtype), static_cast<long long>(b), static_cast<long long>(h), static_cast<long long>(d),
+                static_cast<long long>(chunk), repeat);
+    std::printf("%8s  %-10s %12s %14s\n", "T", "impl", "forward ms", backward ? "fwd+bwd ms" : "");
+  }
+  for (int64_t t : parse_int_list(result["lengths"].as<std::string>(), "--lengths")) {
+    auto opts = at::TensorOptions().dtype(dtype).device(device);
+    at::Tensor q = at::randn({b, h, t, d}, opts), k = at::randn({b, h, t, d}, opts), v = at::randn({b, h, t, d}, opts);
+    for (LightningImpl impl : impls) {
+      if (impl == LightningImpl::naive && t > result["max-naive-length"].as<int64_t>()) continue;
+      double fwd = 0, both = 0;
+      {
+        c10::InferenceMode guard;
+        fwd = median_ms([&] { lightning_attention(q, k, v, decay, scale, impl, {}, chunk); }, repeat, device);
+      }
+      if (backward) {
+        at::Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(), vg = v.detach().requires_grad_();
+        both = median_ms([&] {
+          lightning_attention(qg, kg, vg, decay, scale, impl, {}, chunk).out.sum().backward();
+        }, repeat, device);
+      }
+      if (result.count("json")) {
+        nlohmann::json j = {{"bench", "lightning"}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
+                            {"B", b}, {"H", h}, {"D", d}, {"T", t}, {"impl", to_string(impl)}, {"chunk", chunk},
+                            {"forward_ms", fwd}};
+        if (backward) j["forward_backward_ms"] = both;
+        std::printf("%s\n", j.dump().c_str());
+      } else {
+        std::printf("%8lld  %-10s %12.3f %14s\n", static_cast<long long>(t), to_string(impl).c_str(), fwd,
+                    backward ? fixed(both, 3).c_str() : "");
+      }
+      std::fflush(stdout);
+    }
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int run_bench(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "tokenizer") return bench_tokenizer(argc - 1, argv + 1);
-  if (argc >= 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
-    std::printf("Usage: halo bench WHAT [OPTIONS]\n\n  tokenizer   encoding speed of a tokenizer on a text file\n");
+  const std::string what = argc >= 2 ? argv[1] : "";
+  if (what == "tokenizer") return bench_tokenizer(argc - 1, argv + 1);
+  if (what == "lightning") return bench_lightning(argc - 1, argv + 1);
+  if (what == "--help" || what == "-h") {
+    std::printf("Usage: halo bench WHAT [OPTIONS]   (halo bench WHAT --help for its options)\n\n"
+                "  tokenizer   encoding speed of a tokenizer on a text file\n"
+                "  lightning   the lightning-attention implementations over sequence lengths\n");
     return kExitOk;
   }
-  usage_fail("halo bench: say what to measure: tokenizer (see halo bench --help)");
+  usage_fail("halo bench: say what to measure: tokenizer or lightning (see halo bench --help)");
 }
 
 }  // namespace halo::cli

@@ -1,6 +1,8 @@
 // halo generate: stream a continuation of a prompt. Text is decoded from all new ids at each
 // step and a character still split across tokens is held back, so multi-byte characters come
 // out intact. --prompt-ids/--print-ids work without a tokenizer.
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <sstream>
 
@@ -8,6 +10,7 @@
 #include "cli/model_options.h"
 #include "cli/options.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/generation.h"
 #include "halo/logging.h"
 #include "halo/tokenizer.h"
@@ -48,6 +51,9 @@ int run_generate(int argc, char** argv) {
   options.add_options()
       ("p,prompt", "Prompt text", cxxopts::value<std::string>())
       ("prompt-ids", "Prompt as space-separated token ids (no tokenizer needed)", cxxopts::value<std::string>())
+      ("prompt-file", "Generate for every line of a file as one left-padded batch; prints JSON lines "
+       "{\"prompt\", \"completion\"} (ids with --print-ids)", cxxopts::value<std::string>())
+      ("ids-in-file", "The lines of --prompt-file are space-separated token ids, not text")
       ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
       ("n,max-new-tokens", "Number of tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"))
       ("temperature", "Sampling temperature; 0 means greedy", cxxopts::value<double>()->default_value("0"))
@@ -58,26 +64,42 @@ int run_generate(int argc, char** argv) {
       ("ignore-eos", "Do not stop at end-of-sequence tokens");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
-  if (result.count("prompt") == result.count("prompt-ids")) {
-    usage_fail("halo generate: give exactly one of --prompt or --prompt-ids");
+  if (result.count("prompt") + result.count("prompt-ids") + result.count("prompt-file") != 1) {
+    usage_fail("halo generate: give exactly one of --prompt, --prompt-ids or --prompt-file");
   }
   const std::string model_dir = require_string(result, "model", "halo generate");
   const bool print_ids = result.count("print-ids") > 0;
   std::unique_ptr<Tokenizer> tokenizer;
-  if (result.count("prompt") || !print_ids) {
+  const bool ids_given = result.count("prompt-ids") || result.count("ids-in-file");
+  if (!ids_given || !print_ids) {
     tokenizer = load_tokenizer(result.count("tokenizer") ? result["tokenizer"].as<std::string>() : model_dir);
   }
   CausalLM model = load_model_from_options(result, "halo generate");
 
   std::vector<int64_t> prompt;
-  if (result.count("prompt")) {
+  std::vector<std::vector<int64_t>> batch;
+  std::vector<std::string> batch_text;
+  if (result.count("prompt-file")) {
+    std::istringstream lines(read_file(result["prompt-file"].as<std::string>()));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty()) continue;
+      std::vector<int64_t> ids;
+      if (result.count("ids-in-file")) ids = parse_prompt_ids(line);
+      else for (int32_t id : tokenizer->encode(line)) ids.push_back(id);
+      batch.push_back(ids);
+      batch_text.push_back(line);
+    }
+    if (batch.empty()) usage_fail(result["prompt-file"].as<std::string>(), ": no prompts (one per non-empty line)");
+  } else if (result.count("prompt")) {
     for (int32_t id : tokenizer->encode(result["prompt"].as<std::string>())) prompt.push_back(id);
   } else {
     prompt = parse_prompt_ids(result["prompt-ids"].as<std::string>());
   }
-  for (int64_t id : prompt) {
-    if (id < 0 || id >= model.config().vocab_size) {
-      usage_fail("prompt token id ", id, " is outside the model's vocabulary of ", model.config().vocab_size);
+  for (const auto& ids : batch.empty() ? std::vector<std::vector<int64_t>>{prompt} : batch) {
+    for (int64_t id : ids) {
+      if (id < 0 || id >= model.config().vocab_size) {
+        usage_fail("prompt token id ", id, " is outside the model's vocabulary of ", model.config().vocab_size);
+      }
     }
   }
 
@@ -90,6 +112,20 @@ int run_generate(int argc, char** argv) {
   if (!result.count("ignore-eos")) {
     gen.stop_ids = model_stop_ids(model_dir, model);
     if (tokenizer && tokenizer->eos_id()) gen.stop_ids.push_back(*tokenizer->eos_id());
+  }
+
+  if (!batch.empty()) {
+    GenerationStats stats;
+    const auto outputs = generate_batch(model, batch, gen, {}, &stats);
+    for (size_t r = 0; r < outputs.size(); ++r) {
+      nlohmann::json line = {{"prompt", batch_text[r]}};
+      if (print_ids || !tokenizer) line["completion"] = outputs[r];
+      else line["completion"] = tokenizer->decode(std::vector<int32_t>(outputs[r].begin(), outputs[r].end()));
+      std::printf("%s\n", line.dump().c_str());
+    }
+    log::info(cat(batch.size(), " prompts, ", stats.new_tokens, " new tokens in ",
+                  fixed(stats.prefill_seconds + stats.decode_seconds, 3), " s"));
+    return kExitOk;
   }
 
   std::vector<int32_t> new_ids;
