@@ -6,10 +6,13 @@
 #include "halo/causal_lm.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <set>
 
+#include "halo/activation_checkpoint.h"
 #include "halo/error.h"
 #include "halo/inference_cache.h"
 #include "halo/logging.h"
@@ -102,7 +105,7 @@ void CausalLM::to(const c10::Device& device, c10::ScalarType dtype) {
   if (decay_.defined()) decay_ = decay_.to(device);
 }
 
-ForwardContext CausalLM::make_context(const at::Tensor& input_ids, InferenceCache* cache) const {
+ForwardContext CausalLM::forward_context(const at::Tensor& input_ids, InferenceCache* cache) const {
   ForwardContext ctx;
   ctx.offset = cache != nullptr ? cache->length() : 0;
   ctx.length = input_ids.size(1);
@@ -152,25 +155,64 @@ ForwardContext CausalLM::make_context(const at::Tensor& input_ids, InferenceCach
   return ctx;
 }
 
+at::Tensor CausalLM::mixer_forward(int64_t layer, const at::Tensor& x, const ForwardContext& ctx) {
+  const MixerWeights& w = layers_.at(layer).mixer;
+  return config_.mixer_types[layer] == MixerType::attention ? attention_mixer(config_, w, x, ctx, nullptr, layer)
+                                                            : lightning_mixer(config_, w, x, decay_, ctx, nullptr, layer);
+}
+
+at::Tensor CausalLM::layer_forward(int64_t i, const at::Tensor& x, const ForwardContext& ctx, InferenceCache* cache) {
+  const LayerWeights& l = layers_[i];
+  at::Tensor normed = rms_norm(x, l.input_layernorm, config_.rms_norm_eps);
+  at::Tensor mixed = config_.mixer_types[i] == MixerType::attention
+                         ? attention_mixer(config_, l.mixer, normed, ctx, cache, i)
+                         : lightning_mixer(config_, l.mixer, normed, decay_, ctx, cache, i);
+  if (mixer_observer_) mixer_observer_(i, normed, mixed);
+  at::Tensor h = x + mixed;
+  at::Tensor n2 = rms_norm(h, l.post_attention_layernorm, config_.rms_norm_eps);
+  return h + at::linear(at::silu(at::linear(n2, l.mlp.gate_proj)) * at::linear(n2, l.mlp.up_proj), l.mlp.down_proj);
+}
+
 at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache* cache,
                                     std::vector<at::Tensor>* hidden_states) {
   if (input_ids.dim() != 2) fail("input_ids must be [batch, time], got ", input_ids.dim(), " dimensions");
-  const ForwardContext ctx = make_context(input_ids, cache);
+  const ForwardContext ctx = forward_context(input_ids, cache);
   at::Tensor x = at::embedding(embed_tokens_, input_ids.to(embed_tokens_.device()));
+  const bool recompute = activation_checkpointing_ && cache == nullptr && c10::GradMode::is_enabled();
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     if (hidden_states != nullptr) hidden_states->push_back(x);
-    const LayerWeights& l = layers_[i];
-    at::Tensor normed = rms_norm(x, l.input_layernorm, config_.rms_norm_eps);
-    x = x + (config_.mixer_types[i] == MixerType::attention
-                 ? attention_mixer(config_, l.mixer, normed, ctx, cache, i)
-                 : lightning_mixer(config_, l.mixer, normed, decay_, ctx, cache, i));
-    at::Tensor h = rms_norm(x, l.post_attention_layernorm, config_.rms_norm_eps);
-    x = x + at::linear(at::silu(at::linear(h, l.mlp.gate_proj)) * at::linear(h, l.mlp.up_proj), l.mlp.down_proj);
+    if (recompute) {
+      std::vector<at::Tensor> params;
+      const std::string prefix = cat("model.layers.", i, ".");
+      for (auto& [name, tensor] : named_parameters()) {
+        if (name.compare(0, prefix.size(), prefix) == 0 && tensor->requires_grad()) params.push_back(*tensor);
+      }
+      x = checkpointed([this, i, ctx](const at::Tensor& in) { return layer_forward(i, in, ctx, nullptr); }, x, params);
+    } else {
+      x = layer_forward(i, x, ctx, cache);
+    }
   }
   x = rms_norm(x, norm_, config_.rms_norm_eps);
   if (hidden_states != nullptr) hidden_states->push_back(x);
   if (cache != nullptr) cache->advance(input_ids.size(1));
   return x;
+}
+
+void CausalLM::set_requires_grad(bool on) {
+  for (auto& [name, tensor] : named_parameters()) {
+    if (tensor->defined()) tensor->requires_grad_(on);
+  }
+}
+
+void CausalLM::init_random(uint64_t seed, double std) {
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  for (auto& [name, tensor] : named_parameters()) {
+    const std::vector<int64_t> shape = parameter_shape(config_, name);
+    at::Tensor value = shape.size() == 1 ? at::ones(shape, at::kFloat)
+                                         : at::empty(shape, at::kFloat).normal_(0.0, std, generator);
+    *tensor = tensor->defined() ? value.to(tensor->options()) : value;
+  }
+  if (decay_.defined()) decay_ = decay_.to(embed_tokens_.device());
 }
 
 at::Tensor CausalLM::logits(const at::Tensor& hidden) const {

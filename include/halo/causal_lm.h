@@ -9,6 +9,8 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -90,9 +92,32 @@ class CausalLM {
     return logits(forward_hidden(input_ids, cache, hidden_states));
   }
 
+  // The lm_head weight [V, hidden] (the embeddings when tied).
+  const at::Tensor& lm_head_weight() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
+
   // Which lightning implementation prefill/training uses (decode steps of one token always
   // use the recurrent form), and its chunk size.
   void set_lightning_impl(LightningImpl impl, int64_t chunk = 64);
+
+  // Training: recompute each layer in the backward pass instead of storing its activations
+  // (only where autograd records and no cache is used).
+  void set_activation_checkpointing(bool on) { activation_checkpointing_ = on; }
+
+  // Sees every layer's mixer input (after input_layernorm) and output during forward_hidden;
+  // stage 1 trains its student mixers on these. Empty: none.
+  using MixerObserver = std::function<void(int64_t layer, const at::Tensor& input, const at::Tensor& output)>;
+  void set_mixer_observer(MixerObserver observer) { mixer_observer_ = std::move(observer); }
+
+  // Sets requires_grad on every parameter.
+  void set_requires_grad(bool on);
+  // Fresh weights as transformers initializes Qwen3: normal(0, std) for every matrix and the
+  // embeddings, ones for the norms (pretraining from scratch). Seeded, CPU generator.
+  void init_random(uint64_t seed, double std = 0.02);
+
+  // The shared per-call state (RoPE tables, HyPE scales, padding masks) for these ids.
+  ForwardContext forward_context(const at::Tensor& input_ids, InferenceCache* cache) const;
+  // One layer's token mixer on normalized input x (no cache).
+  at::Tensor mixer_forward(int64_t layer, const at::Tensor& x, const ForwardContext& ctx);
 
   c10::Device device() const { return embed_tokens_.device(); }
   c10::ScalarType dtype() const { return embed_tokens_.scalar_type(); }
@@ -100,7 +125,7 @@ class CausalLM {
   void to(const c10::Device& device, c10::ScalarType dtype);
 
  private:
-  ForwardContext make_context(const at::Tensor& input_ids, InferenceCache* cache) const;
+  at::Tensor layer_forward(int64_t i, const at::Tensor& x, const ForwardContext& ctx, InferenceCache* cache);
 
   ModelConfig config_;
   at::Tensor embed_tokens_, norm_, lm_head_;
@@ -108,6 +133,8 @@ class CausalLM {
   at::Tensor decay_;  // lightning gamma per head, float32 on the model's device
   LightningImpl lightning_impl_ = LightningImpl::chunked;
   int64_t lightning_chunk_ = 64;
+  bool activation_checkpointing_ = false;
+  MixerObserver mixer_observer_;
 };
 
 // RMSNorm as Qwen3 computes it: w * (x_f32 * rsqrt(mean(x_f32^2) + eps)).to(dtype)
