@@ -132,34 +132,9 @@ TEST(Cli, TokenizeEncodesAndDecodes) {
   expect_one_line_error(run_halo("tokenize --tokenizer " + tok), 2, "--text or --file");
 }
 
-// A byte-level tokenizer.json (256 byte tokens, no merges), so that text maps into the tiny
-// fixture's 1024-entry vocabulary.
-std::string write_byte_tokenizer(const std::string& dir) {
-  nlohmann::json vocab = nlohmann::json::object();
-  int extra = 0;
-  for (int b = 0; b < 256; ++b) {
-    bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
-    int cp = printable ? b : 256 + extra++;
-    std::string utf8;
-    if (cp < 0x80) utf8 += static_cast<char>(cp);
-    else {
-      utf8 += static_cast<char>(0xC0 | (cp >> 6));
-      utf8 += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    vocab[utf8] = b;
-  }
-  nlohmann::json tok = {
-      {"version", "1.0"}, {"added_tokens", nlohmann::json::array()}, {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}}},
-      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
-      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
-  test::write_text(dir + "/tokenizer.json", tok.dump());
-  return dir + "/tokenizer.json";
-}
-
 TEST(Cli, PerplexityOfATextFile) {
   const std::string dir = test::make_temp_dir();
-  const std::string tok = write_byte_tokenizer(dir);
+  const std::string tok = test::write_byte_tokenizer(dir);
   auto r = run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok + " --text " +
                     test::shared_dir() + "/data/text/brown.txt --max-tokens 300 --context 64 --stride 32 --json --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.err;

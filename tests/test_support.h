@@ -20,6 +20,10 @@ std::string make_temp_dir();
 
 void write_text(const std::string& path, const std::string& text);
 
+// Writes DIR/tokenizer.json: byte-level BPE with the 256 byte tokens and no merges (one token
+// per byte), so that text maps into the tiny fixtures' 1024-entry vocabulary. Returns its path.
+std::string write_byte_tokenizer(const std::string& dir);
+
 struct CommandResult {
   int exit_code;  // 128 + signal number when killed by a signal
   std::string out, err;

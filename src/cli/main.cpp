@@ -44,6 +44,7 @@ const std::vector<Command>& commands() {
       {"convert", "stage 0 of HALO: a HypeNet from a Qwen3 checkpoint by weight transfer", run_convert},
       {"bench", "measurements (tokenizer speed, ...)", run_bench},
       {"data", "prepare training data: tokenize a corpus into a token file", run_data},
+      {"eval", "evaluate a model: held-out loss, needle in a haystack, multiple choice", run_eval},
   };
   return table;
 }
