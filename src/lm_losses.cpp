@@ -15,8 +15,13 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// float32 for every model dtype but float64, which stays float64.
+at::ScalarType loss_dtype(const at::Tensor& hidden) {
+  return hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+}
+
 at::Tensor float_logits(const at::Tensor& hidden, const at::Tensor& weight) {
-  return at::matmul(hidden, weight.t()).to(at::kFloat);
+  return at::matmul(hidden, weight.t()).to(loss_dtype(hidden));
 }
 
 struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
@@ -26,7 +31,7 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
     ctx->saved_data["chunk"] = chunk;
     const int64_t count = (targets >= 0).sum().item<int64_t>();
     ctx->saved_data["count"] = count;
-    at::Tensor total = at::zeros({}, hidden.options().dtype(at::kFloat));
+    at::Tensor total = at::zeros({}, hidden.options().dtype(loss_dtype(hidden)));
     for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
       const int64_t len = std::min(chunk, hidden.size(0) - begin);
       at::Tensor t = targets.narrow(0, begin, len);
@@ -43,9 +48,9 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
     const at::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2];
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const int64_t count = std::max<int64_t>(ctx->saved_data["count"].toInt(), 1);
-    const at::Tensor scale = grad_outputs[0].to(at::kFloat) / static_cast<double>(count);
+    const at::Tensor scale = grad_outputs[0].to(loss_dtype(hidden)) / static_cast<double>(count);
     at::Tensor d_hidden = at::empty_like(hidden);
-    at::Tensor d_weight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
+    at::Tensor d_weight = at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden)));
     for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
       const int64_t len = std::min(chunk, hidden.size(0) - begin);
       at::Tensor h = hidden.narrow(0, begin, len);
@@ -54,7 +59,7 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
       g.scatter_add_(1, t.clamp_min(0).unsqueeze(1), -at::ones({len, 1}, g.options()));
       g = (g * (t >= 0).unsqueeze(1) * scale).to(hidden.scalar_type());
       d_hidden.narrow(0, begin, len).copy_(at::matmul(g, weight));
-      d_weight += at::matmul(g.t(), h).to(at::kFloat);
+      d_weight += at::matmul(g.t(), h).to(loss_dtype(hidden));
     }
     return {d_hidden, d_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor()};
   }
@@ -65,7 +70,7 @@ struct ChunkedKlDivergence : public torch::autograd::Function<ChunkedKlDivergenc
                             const at::Tensor& teacher_hidden, const at::Tensor& teacher_weight, int64_t chunk) {
     ctx->save_for_backward({student_hidden, student_weight, teacher_hidden, teacher_weight});
     ctx->saved_data["chunk"] = chunk;
-    at::Tensor total = at::zeros({}, student_hidden.options().dtype(at::kFloat));
+    at::Tensor total = at::zeros({}, student_hidden.options().dtype(loss_dtype(student_hidden)));
     for (int64_t begin = 0; begin < student_hidden.size(0); begin += chunk) {
       const int64_t len = std::min(chunk, student_hidden.size(0) - begin);
       at::Tensor log_t = at::log_softmax(float_logits(teacher_hidden.narrow(0, begin, len), teacher_weight), 1);
@@ -79,16 +84,16 @@ struct ChunkedKlDivergence : public torch::autograd::Function<ChunkedKlDivergenc
     auto saved = ctx->get_saved_variables();
     const at::Tensor &hidden = saved[0], &weight = saved[1], &teacher_hidden = saved[2], &teacher_weight = saved[3];
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const at::Tensor scale = grad_outputs[0].to(at::kFloat) / static_cast<double>(std::max<int64_t>(hidden.size(0), 1));
+    const at::Tensor scale = grad_outputs[0].to(loss_dtype(hidden)) / static_cast<double>(std::max<int64_t>(hidden.size(0), 1));
     at::Tensor d_hidden = at::empty_like(hidden);
-    at::Tensor d_weight = at::zeros(weight.sizes(), weight.options().dtype(at::kFloat));
+    at::Tensor d_weight = at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden)));
     for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
       const int64_t len = std::min(chunk, hidden.size(0) - begin);
       at::Tensor h = hidden.narrow(0, begin, len);
       at::Tensor p_t = at::softmax(float_logits(teacher_hidden.narrow(0, begin, len), teacher_weight), 1);
       at::Tensor g = ((at::softmax(float_logits(h, weight), 1) - p_t) * scale).to(hidden.scalar_type());
       d_hidden.narrow(0, begin, len).copy_(at::matmul(g, weight));
-      d_weight += at::matmul(g.t(), h).to(at::kFloat);
+      d_weight += at::matmul(g.t(), h).to(loss_dtype(hidden));
     }
     return {d_hidden, d_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
   }

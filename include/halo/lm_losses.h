@@ -1,7 +1,7 @@
 // Language-model losses that never materialize [tokens, vocab] logits whole (V = 151,936 for
 // Qwen3): custom autograd functions that form the logits a slice of tokens at a time in the
 // forward pass, and again in the backward pass, which computes d/dhidden and d/dweight slice by
-// slice. Logits and softmax are float32 whatever the model dtype.
+// slice. Logits and softmax are float32 for any model dtype (float64 models stay float64).
 #pragma once
 #include <ATen/core/Tensor.h>
 
