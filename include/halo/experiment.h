@@ -1,0 +1,95 @@
+// A HALO experiment: every hyperparameter of every stage in one YAML file, run stage by stage
+// into one run directory (METHOD.md §3):
+//   pretrain (optional: a small Qwen3 teacher from scratch) -> align (stage 1) -> select ->
+//   distill (stage 2) -> finetune (stage 3) -> report.
+// Each stage writes RUN/<stage>/ (model/ in Hugging Face format, checkpoints/, metrics.jsonl)
+// and a DONE marker last; a stage with DONE is skipped, an interrupted one resumes from its
+// newest checkpoint. Unknown or missing YAML keys are errors that name the key.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "halo/model_config.h"
+#include "halo/trainer.h"
+
+namespace halo {
+
+struct DataConfig {
+  std::string tokens;       // a directory made by `halo data prepare`
+  int64_t seq_len = 512;    // T
+  int64_t batch_size = 8;   // B per micro-batch
+};
+
+struct TrainingStageConfig {
+  bool enabled = false;
+  DataConfig data;
+  TrainerConfig train;
+  bool activation_checkpointing = false;
+  int64_t loss_chunk = 1024;  // tokens per slice of the chunked lm-head losses
+};
+
+struct PretrainConfig : TrainingStageConfig {
+  ModelConfig model;        // architecture (vocab_size from the tokenizer when 0)
+  double init_std = 0.02;
+};
+
+struct SelectConfig {
+  bool enabled = false;
+  std::string criterion = "halo";  // halo | recall | kl | even
+  int64_t keep = -1;               // attention layers to keep; -1: floor(L/4)
+  std::vector<int64_t> attention_layers;  // skip measuring: use these (criterion "given")
+  int64_t niah_length = 512;
+  int64_t niah_samples = 20;
+  std::vector<double> niah_depths = {0.1, 0.3, 0.5, 0.7, 0.9};
+  std::string filler;              // NIAH filler text file
+  std::string mc_task;             // multiple-choice JSONL (PIQA format or generic); "" -> text loss
+  std::string mc_labels;
+  int64_t mc_limit = 200;
+  std::string heldout_text;        // commonsense proxy when mc_task is empty: -loss on this text
+  int64_t heldout_tokens = 4096;
+};
+
+struct DistillConfig : TrainingStageConfig {
+  bool attn_output_gate = true;
+};
+
+struct ReportConfig {
+  bool enabled = false;
+  std::string text;                       // perplexity text (held out)
+  std::vector<int64_t> lengths_factors = {1, 4, 16};  // context = factor x training length
+  int64_t ppl_tokens = 32768;
+  std::string filler;
+  int64_t niah_samples = 10;
+  int64_t decode_tokens = 64;
+};
+
+struct Experiment {
+  std::string path;          // the YAML file
+  std::string run_dir;
+  std::string device = "auto";
+  std::string dtype = "auto";  // training/inference dtype: auto = bfloat16 on CUDA, float32 on CPU
+  uint64_t seed = 0;
+  std::string teacher;       // Qwen3 directory; empty when pretrain makes one
+  std::string tokenizer;     // tokenizer directory/file (default: the teacher's directory)
+  PretrainConfig pretrain;
+  TrainingStageConfig align;
+  SelectConfig select;
+  DistillConfig distill;
+  TrainingStageConfig finetune;
+  ReportConfig report;
+};
+
+// Parses and checks an experiment file; relative paths are relative to the working directory.
+Experiment load_experiment(const std::string& path);
+
+// The stages in order, with what each would do (token budget, parameters, memory estimate).
+std::string describe_plan(const Experiment& experiment);
+
+// Runs one stage ("pretrain", "align", "select", "distill", "finetune", "report") or, with
+// "all", every enabled stage in order, skipping finished ones. Returns false when a stage
+// was interrupted by a signal (its checkpoint saved).
+bool run_experiment(const Experiment& experiment, const std::string& stage);
+
+}  // namespace halo

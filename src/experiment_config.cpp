@@ -1,0 +1,230 @@
+// Experiment YAML -> Experiment. A YamlSection reads one mapping: typed getters record each key
+// they touch, required keys fail when absent, and finish() rejects every key nobody read, so a
+// typo ("lerning_rate") is an error naming the file and the full key path, never ignored.
+#include <yaml-cpp/yaml.h>
+
+#include <set>
+
+#include "halo/error.h"
+#include "halo/experiment.h"
+#include "halo/file_system.h"
+
+namespace halo {
+namespace {
+
+class YamlSection {
+ public:
+  YamlSection(YAML::Node node, std::string file, std::string path)
+      : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)) {
+    if (!node_.IsMap()) fail(file_, ": '", path_.empty() ? "(top level)" : path_, "' must be a mapping of keys");
+  }
+
+  bool has(const std::string& key) {
+    used_.insert(key);
+    return node_[key].IsDefined() && !node_[key].IsNull();
+  }
+
+  template <class T>
+  T get(const std::string& key, const T& fallback) {
+    return has(key) ? convert<T>(key) : fallback;
+  }
+
+  template <class T>
+  T require(const std::string& key) {
+    if (!has(key)) fail(file_, ": missing required key '", name(key), "'");
+    return convert<T>(key);
+  }
+
+  YamlSection section(const std::string& key) {
+    used_.insert(key);
+    if (!node_[key].IsDefined() || node_[key].IsNull()) fail(file_, ": missing required section '", name(key), "'");
+    return YamlSection(node_[key], file_, name(key));
+  }
+
+  void finish() const {
+    for (const auto& entry : node_) {
+      const std::string key = entry.first.as<std::string>();
+      if (!used_.count(key)) {
+        std::string allowed;
+        for (const auto& k : used_) allowed += (allowed.empty() ? "" : ", ") + k;
+        fail(file_, ": unknown key '", name(key), "' (allowed here: ", allowed, ")");
+      }
+    }
+  }
+
+  std::string name(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  template <class T>
+  T convert(const std::string& key) {
+    try {
+      return node_[key].as<T>();
+    } catch (const YAML::Exception&) {
+      fail(file_, ": key '", name(key), "' has the wrong type (line ", node_[key].Mark().line + 1, ")");
+    }
+  }
+
+  YAML::Node node_;
+  std::string file_, path_;
+  std::set<std::string> used_;
+};
+
+DataConfig read_data(YamlSection s) {
+  DataConfig d;
+  d.tokens = s.require<std::string>("tokens");
+  d.seq_len = s.require<int64_t>("seq_len");
+  d.batch_size = s.require<int64_t>("batch_size");
+  if (d.seq_len < 1 || d.batch_size < 1) fail("", s.name("seq_len"), " and batch_size must be positive");
+  s.finish();
+  return d;
+}
+
+TrainerConfig read_train(YamlSection s, uint64_t seed) {
+  TrainerConfig t;
+  t.steps = s.require<int64_t>("steps");
+  t.lr = s.require<double>("lr");
+  t.min_lr = s.get<double>("min_lr", t.min_lr);
+  t.schedule = s.get<std::string>("schedule", t.schedule);
+  t.warmup_steps = s.get<int64_t>("warmup_steps", t.warmup_steps);
+  t.wsd_decay_fraction = s.get<double>("wsd_decay_fraction", t.wsd_decay_fraction);
+  t.grad_accum = s.get<int64_t>("grad_accum", t.grad_accum);
+  t.beta1 = s.get<double>("beta1", t.beta1);
+  t.beta2 = s.get<double>("beta2", t.beta2);
+  t.eps = s.get<double>("eps", t.eps);
+  t.weight_decay = s.get<double>("weight_decay", t.weight_decay);
+  t.grad_clip = s.get<double>("grad_clip", t.grad_clip);
+  t.fp32_master = s.get<bool>("fp32_master", t.fp32_master);
+  t.nan_policy = s.get<std::string>("nan_policy", t.nan_policy);
+  t.checkpoint_every = s.get<int64_t>("checkpoint_every", t.checkpoint_every);
+  t.keep_checkpoints = s.get<int64_t>("keep_checkpoints", t.keep_checkpoints);
+  t.seed = seed;
+  s.finish();
+  if (t.steps < 1) fail("", s.name("steps"), " must be positive");
+  if (t.schedule != "cosine" && t.schedule != "wsd" && t.schedule != "constant") {
+    fail("", s.name("schedule"), ": '", t.schedule, "' is not cosine, wsd or constant");
+  }
+  if (t.nan_policy != "stop" && t.nan_policy != "skip") fail("", s.name("nan_policy"), ": use stop or skip");
+  return t;
+}
+
+void read_training_stage(YamlSection& s, TrainingStageConfig& stage, uint64_t seed) {
+  stage.enabled = true;
+  stage.data = read_data(s.section("data"));
+  stage.train = read_train(s.section("train"), seed);
+  stage.activation_checkpointing = s.get<bool>("activation_checkpointing", stage.activation_checkpointing);
+  stage.loss_chunk = s.get<int64_t>("loss_chunk", stage.loss_chunk);
+}
+
+ModelConfig read_architecture(YamlSection s) {
+  ModelConfig m;
+  m.vocab_size = s.get<int64_t>("vocab_size", 0);
+  m.hidden_size = s.require<int64_t>("hidden_size");
+  m.intermediate_size = s.require<int64_t>("intermediate_size");
+  m.num_hidden_layers = s.require<int64_t>("num_hidden_layers");
+  m.num_attention_heads = s.require<int64_t>("num_attention_heads");
+  m.num_key_value_heads = s.get<int64_t>("num_key_value_heads", m.num_attention_heads);
+  m.head_dim = s.get<int64_t>("head_dim", m.num_attention_heads > 0 ? m.hidden_size / m.num_attention_heads : 0);
+  m.rope_theta = s.get<double>("rope_theta", 10000.0);
+  m.max_position_embeddings = s.get<int64_t>("max_position_embeddings", 32768);
+  m.tie_word_embeddings = s.get<bool>("tie_word_embeddings", true);
+  m.rms_norm_eps = s.get<double>("rms_norm_eps", 1e-6);
+  m.mixer_types.assign(std::max<int64_t>(m.num_hidden_layers, 0), MixerType::attention);
+  s.finish();
+  return m;
+}
+
+}  // namespace
+
+Experiment load_experiment(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    fail(path, ": cannot read the experiment file");
+  } catch (const YAML::Exception& e) {
+    fail(path, ": not valid YAML (line ", e.mark.line + 1, ": ", e.msg, ")");
+  }
+  Experiment x;
+  x.path = path;
+  YamlSection top(root, path, "");
+  x.run_dir = top.require<std::string>("run_dir");
+  x.device = top.get<std::string>("device", x.device);
+  x.dtype = top.get<std::string>("dtype", x.dtype);
+  x.seed = top.get<uint64_t>("seed", x.seed);
+  x.teacher = top.get<std::string>("teacher", "");
+  x.tokenizer = top.get<std::string>("tokenizer", "");
+  if (top.has("pretrain")) {
+    YamlSection s = top.section("pretrain");
+    read_training_stage(s, x.pretrain, x.seed);
+    x.pretrain.model = read_architecture(s.section("model"));
+    x.pretrain.init_std = s.get<double>("init_std", x.pretrain.init_std);
+    s.finish();
+  }
+  if (top.has("align")) {
+    YamlSection s = top.section("align");
+    read_training_stage(s, x.align, x.seed);
+    s.finish();
+  }
+  if (top.has("select")) {
+    YamlSection s = top.section("select");
+    SelectConfig& c = x.select;
+    c.enabled = true;
+    c.criterion = s.get<std::string>("criterion", c.criterion);
+    c.keep = s.get<int64_t>("keep", c.keep);
+    c.attention_layers = s.get<std::vector<int64_t>>("attention_layers", {});
+    if (s.has("niah")) {
+      YamlSection n = s.section("niah");
+      c.niah_length = n.get<int64_t>("length", c.niah_length);
+      c.niah_samples = n.get<int64_t>("samples", c.niah_samples);
+      c.niah_depths = n.get<std::vector<double>>("depths", c.niah_depths);
+      c.filler = n.require<std::string>("filler");
+      n.finish();
+    }
+    if (s.has("commonsense")) {
+      YamlSection m = s.section("commonsense");
+      c.mc_task = m.get<std::string>("task", "");
+      c.mc_labels = m.get<std::string>("labels", "");
+      c.mc_limit = m.get<int64_t>("limit", c.mc_limit);
+      c.heldout_text = m.get<std::string>("text", "");
+      c.heldout_tokens = m.get<int64_t>("tokens", c.heldout_tokens);
+      m.finish();
+      if (c.mc_task.empty() == c.heldout_text.empty()) {
+        fail(path, ": select.commonsense needs exactly one of 'task' (multiple-choice JSONL) or 'text' (held-out loss)");
+      }
+    }
+    if (c.attention_layers.empty() && c.criterion != "even" && (c.filler.empty() || (c.mc_task.empty() && c.heldout_text.empty()))) {
+      fail(path, ": select needs 'niah' and 'commonsense' sections (or attention_layers, or criterion: even)");
+    }
+    s.finish();
+  }
+  if (top.has("distill")) {
+    YamlSection s = top.section("distill");
+    read_training_stage(s, x.distill, x.seed);
+    x.distill.attn_output_gate = s.get<bool>("attn_output_gate", true);
+    s.finish();
+  }
+  if (top.has("finetune")) {
+    YamlSection s = top.section("finetune");
+    read_training_stage(s, x.finetune, x.seed);
+    s.finish();
+  }
+  if (top.has("report")) {
+    YamlSection s = top.section("report");
+    ReportConfig& r = x.report;
+    r.enabled = true;
+    r.text = s.require<std::string>("text");
+    r.lengths_factors = s.get<std::vector<int64_t>>("context_factors", r.lengths_factors);
+    r.ppl_tokens = s.get<int64_t>("ppl_tokens", r.ppl_tokens);
+    r.filler = s.get<std::string>("filler", r.text);
+    r.niah_samples = s.get<int64_t>("niah_samples", r.niah_samples);
+    r.decode_tokens = s.get<int64_t>("decode_tokens", r.decode_tokens);
+    s.finish();
+  }
+  top.finish();
+  if (x.teacher.empty() && !x.pretrain.enabled) fail(path, ": give 'teacher' (a Qwen3 directory) or a 'pretrain' stage");
+  if (!x.teacher.empty() && x.pretrain.enabled) fail(path, ": give either 'teacher' or a 'pretrain' stage, not both");
+  if (x.pretrain.enabled && x.tokenizer.empty()) fail(path, ": a 'pretrain' stage needs 'tokenizer'");
+  return x;
+}
+
+}  // namespace halo
