@@ -7,6 +7,9 @@
 // and a clean exit, NaN/Inf losses (stop naming the step, or skip the batch), metrics JSONL and
 // a progress bar with ETA. The step function reduces gradients through one hook
 // (`all_reduce_gradients`), where a data-parallel backend plugs in.
+// Pieces: optimizer.h (AdamW, clipping), training_checkpoint.h (the checkpoint layout),
+// metrics_log.h (run_dir/metrics.jsonl); the step loop and its policies are described at the top
+// of src/trainer.cpp, the schedules at the top of src/lr_schedule.cpp.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -31,10 +34,10 @@ struct TrainerConfig {
   double weight_decay = 0.0;       // applied to parameters with >= 2 dimensions only
   double grad_clip = 1.0;          // max global L2 norm; 0 disables
   bool fp32_master = false;        // keep float32 copies of low-precision parameters
-  std::string nan_policy = "stop"; // stop | skip
+  std::string nan_policy = "stop"; // stop | skip (a skipped step still counts toward `steps`)
   int64_t checkpoint_every = 0;    // 0: only at the end (and on a signal)
   int64_t keep_checkpoints = 2;
-  uint64_t seed = 0;
+  uint64_t seed = 0;               // seeds torch's global generators on a fresh start (data order: TokenBatcherOptions)
   std::string run_dir;             // checkpoints/, metrics.jsonl
   std::string label = "train";     // progress bar / log prefix
 };
@@ -48,7 +51,7 @@ class TrainingTask {
   // The parameters that train, with stable unique names (checkpoint keys). They must have
   // requires_grad set and stay the same tensors for the whole run.
   virtual std::vector<std::pair<std::string, at::Tensor>> trainable_parameters() = 0;
-  // The loss of one micro-batch [B, T + 1] int64 (inputs row[:-1], targets row[1:]), a scalar
+  // The loss of one micro-batch [B, T + 1] int64 on the CPU (inputs row[:-1], targets row[1:]), a scalar
   // with an autograd graph to the trainable parameters. `tokens` receives the number of tokens
   // the loss averages over (for throughput).
   virtual at::Tensor loss(const at::Tensor& batch, int64_t* tokens) = 0;
@@ -66,10 +69,14 @@ class Trainer {
 
   // Resumes from the newest checkpoint in run_dir/checkpoints when there is one, then trains to
   // config.steps. Returns early (interrupted) on SIGINT/SIGTERM after saving a checkpoint.
+  // Throws halo::Error naming the step on a NaN/Inf loss under nan_policy "stop". One run() at
+  // a time per process (the signal flag is process-wide).
   TrainingResult run();
 
   // Called after backward of the last micro-batch of each step, before clipping; the default
-  // does nothing (one process). A data-parallel backend averages gradients here.
+  // does nothing (one process). A data-parallel backend averages gradients here. It gets one
+  // gradient per trainable parameter, in trainable_parameters() order (zeros for a parameter
+  // the loss did not reach), and may change them in place or replace them in the vector.
   std::function<void(std::vector<at::Tensor>& grads)> all_reduce_gradients;
 
  private:
