@@ -54,6 +54,10 @@ class YamlSection {
 
   std::string name(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
 
+  [[noreturn]] void invalid(const std::string& key, const std::string& why) const {
+    fail(file_, ": key '", name(key), "' ", why);
+  }
+
  private:
   template <class T>
   T convert(const std::string& key) {
@@ -74,7 +78,8 @@ DataConfig read_data(YamlSection s) {
   d.tokens = s.require<std::string>("tokens");
   d.seq_len = s.require<int64_t>("seq_len");
   d.batch_size = s.require<int64_t>("batch_size");
-  if (d.seq_len < 1 || d.batch_size < 1) fail("", s.name("seq_len"), " and batch_size must be positive");
+  if (d.seq_len < 1) s.invalid("seq_len", "must be positive");
+  if (d.batch_size < 1) s.invalid("batch_size", "must be positive");
   s.finish();
   return d;
 }
@@ -99,11 +104,12 @@ TrainerConfig read_train(YamlSection s, uint64_t seed) {
   t.keep_checkpoints = s.get<int64_t>("keep_checkpoints", t.keep_checkpoints);
   t.seed = seed;
   s.finish();
-  if (t.steps < 1) fail("", s.name("steps"), " must be positive");
+  if (t.steps < 1) s.invalid("steps", "must be positive");
+  if (t.grad_accum < 1) s.invalid("grad_accum", "must be positive");
   if (t.schedule != "cosine" && t.schedule != "wsd" && t.schedule != "constant") {
-    fail("", s.name("schedule"), ": '", t.schedule, "' is not cosine, wsd or constant");
+    s.invalid("schedule", "must be cosine, wsd or constant, not '" + t.schedule + "'");
   }
-  if (t.nan_policy != "stop" && t.nan_policy != "skip") fail("", s.name("nan_policy"), ": use stop or skip");
+  if (t.nan_policy != "stop" && t.nan_policy != "skip") s.invalid("nan_policy", "must be stop or skip");
   return t;
 }
 

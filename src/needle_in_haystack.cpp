@@ -13,65 +13,11 @@
 #include "halo/error.h"
 #include "halo/evaluation.h"
 #include "halo/generation.h"
+#include "halo/needle_text.h"
 #include "halo/tokenizer.h"
 
 namespace halo {
 namespace {
-
-const char* const kHeader =
-    "Some special magic numbers are hidden within the following text. Make sure to memorize it. "
-    "I will quiz you about the numbers afterwards.\n";
-
-// Keys are "<adjective>-<noun>": 32 x 32 combinations.
-const char* const kAdjectives[] = {
-    "amber",  "bold",   "brisk",  "calm",   "clever", "crimson", "dusty",  "eager",  "faint",  "fierce", "gentle",
-    "golden", "hollow", "humble", "icy",    "jolly",  "lively",  "lucky",  "mellow", "misty",  "noble",  "pale",
-    "proud",  "quiet",  "rapid",  "rusty",  "silent", "silver",  "sturdy", "tender", "vivid",  "wild"};
-const char* const kNouns[] = {
-    "anchor", "badger", "beacon", "canyon", "cedar",  "comet",   "falcon", "forest", "garden", "glacier", "harbor",
-    "island", "lantern", "meadow", "mirror", "orchid", "otter",  "pepper", "planet", "quarry", "river",  "saddle",
-    "spruce", "summit", "thistle", "tiger", "tunnel", "valley",  "walnut", "willow", "wizard", "zephyr"};
-
-// SplitMix64 (Steele, Lea, Flood 2014): a tiny generator with the same output everywhere.
-class SplitMix64 {
- public:
-  explicit SplitMix64(uint64_t seed) : state_(seed) {}
-  uint64_t next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n) (the modulo bias is below 2^-40 for the n used here).
-  uint64_t below(uint64_t n) { return next() % n; }
-
- private:
-  uint64_t state_;
-};
-
-// Lines of the filler, cut after sentence-ending punctuation followed by a space; trimmed,
-// empty pieces dropped.
-std::vector<std::string> split_sentences(const std::string& text) {
-  std::vector<std::string> sentences;
-  auto push = [&](size_t begin, size_t end) {
-    while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
-    while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
-    if (end > begin) sentences.push_back(text.substr(begin, end - begin));
-  };
-  size_t begin = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (c == '\n') {
-      push(begin, i);
-      begin = i + 1;
-    } else if ((c == '.' || c == '?' || c == '!') && i + 1 < text.size() && text[i + 1] == ' ') {
-      push(begin, i + 1);
-      begin = i + 1;
-    }
-  }
-  push(begin, text.size());
-  return sentences;
-}
 
 // Filler sentences, each tokenized (with its leading space) the first time a prompt needs it.
 class Filler {
@@ -103,15 +49,12 @@ NeedleSample build_sample(const Tokenizer& tokenizer, Filler& filler, const std:
   NeedleSample s;
   s.length = length;
   s.depth = depth;
-  const uint64_t words = sizeof(kAdjectives) / sizeof(kAdjectives[0]);
-  s.key = std::string(kAdjectives[rng.below(words)]) + "-" + kNouns[rng.below(words)];
-  s.value = std::to_string(1000000 + rng.below(9000000));
+  s.key = draw_needle_key(rng);
+  s.value = draw_needle_value(rng);
   const size_t start = rng.below(filler.size());
 
-  const std::vector<int32_t> needle = tokenizer.encode(" The special magic number for " + s.key + " is: " + s.value + ".");
-  const std::vector<int32_t> question =
-      tokenizer.encode("\nWhat is the special magic number for " + s.key +
-                            " mentioned in the provided text? The special magic number for " + s.key + " is:");
+  const std::vector<int32_t> needle = tokenizer.encode(needle_sentence(s.key, s.value));
+  const std::vector<int32_t> question = tokenizer.encode(needle_question(s.key));
   const int64_t fixed_tokens = static_cast<int64_t>(header.size() + needle.size() + question.size());
   const int64_t budget = length - fixed_tokens;
   if (budget <= 0) {
@@ -158,7 +101,7 @@ std::vector<NeedleSample> build_needle_samples(const Tokenizer& tokenizer, const
   }
   Filler filler(tokenizer, split_sentences(filler_text));
   if (filler.size() == 0) fail("the NIAH filler text is empty: give a file of real text");
-  const std::vector<int32_t> header = tokenizer.encode(kHeader);
+  const std::vector<int32_t> header = tokenizer.encode(needle_header());
   std::vector<NeedleSample> samples;
   for (size_t li = 0; li < options.lengths.size(); ++li) {
     for (size_t di = 0; di < options.depths.size(); ++di) {

@@ -1,13 +1,20 @@
 // halo data: training data. `halo data prepare` tokenizes a corpus (files, directories, glob
 // patterns; plain text or JSONL) into a token directory that training reads (tokens.bin +
 // manifest.json, see halo/token_corpus.h). Input paths may follow --input or stand alone.
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
 #include <cstdio>
+#include <sstream>
 #include <cstring>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
+#include "halo/logging.h"
+#include "halo/needle_text.h"
 #include "halo/token_corpus.h"
 #include "halo/tokenizer.h"
 
@@ -60,11 +67,87 @@ int run_data_prepare(int argc, char** argv) {
   return kExitOk;
 }
 
+int run_data_retrieval(int argc, char** argv) {
+  cxxopts::Options options(
+      "halo data retrieval",
+      "Write synthetic retrieval documents (JSONL, field \"text\"): real filler sentences with a hidden\n"
+      "\"special magic number\", then the question and its answer, in the NIAH evaluation's template.\n"
+      "Mixed into a small teacher's pretraining data, they teach it to retrieve in context.\n"
+      "Example: halo data retrieval --filler runs/corpus/raw/wordnet --out runs/corpus/raw/retrieval.jsonl");
+  options.add_options()
+      ("filler", "Text or JSONL (field \"text\") file, or a directory of them (recursed), whose sentences fill the documents",
+       cxxopts::value<std::string>())
+      ("o,out", "Output JSONL file", cxxopts::value<std::string>())
+      ("documents", "Number of documents", cxxopts::value<int64_t>()->default_value("2000"))
+      ("min-chars", "Shortest filler per document, in characters", cxxopts::value<int64_t>()->default_value("200"))
+      ("max-chars", "Longest filler per document, in characters", cxxopts::value<int64_t>()->default_value("2000"))
+      ("max-filler-mb", "Read at most this much filler text", cxxopts::value<int64_t>()->default_value("20"))
+      ("seed", "Seed", cxxopts::value<uint64_t>()->default_value("0"));
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const std::string filler_path = require_string(result, "filler", "halo data retrieval");
+  const std::string out = require_string(result, "out", "halo data retrieval");
+  const int64_t budget = result["max-filler-mb"].as<int64_t>() * 1000000;
+  std::vector<std::string> files;
+  if (is_directory(filler_path)) {
+    std::vector<std::string> pending{filler_path};
+    while (!pending.empty()) {
+      const std::string dir = pending.back();
+      pending.pop_back();
+      for (const std::string& name : list_directory(dir)) {
+        const std::string path = join_path(dir, name);
+        if (is_directory(path)) pending.push_back(path);
+        else if (is_regular_file(path)) files.push_back(path);
+      }
+    }
+    std::sort(files.begin(), files.end());
+  } else {
+    files.push_back(filler_path);
+  }
+  std::vector<std::string> sentences;
+  int64_t bytes = 0;
+  for (const std::string& file : files) {
+    if (bytes >= budget) break;
+    const std::string text = read_file(file);
+    bytes += static_cast<int64_t>(text.size());
+    if (file.size() > 6 && file.compare(file.size() - 6, 6, ".jsonl") == 0) {
+      std::istringstream lines(text);
+      int64_t number = 0;
+      for (std::string line; std::getline(lines, line);) {
+        ++number;
+        if (line.empty()) continue;
+        nlohmann::json object;
+        try {
+          object = nlohmann::json::parse(line);
+        } catch (const nlohmann::json::exception&) {
+          fail(file, ":", number, ": not a JSON object");
+        }
+        if (!object.is_object() || !object.contains("text") || !object["text"].is_string()) {
+          fail(file, ":", number, ": no string field \"text\"");
+        }
+        for (auto& sentence : split_sentences(object["text"].get<std::string>())) sentences.push_back(std::move(sentence));
+      }
+    } else {
+      for (auto& sentence : split_sentences(text)) sentences.push_back(std::move(sentence));
+    }
+  }
+  const auto docs = retrieval_documents(sentences, result["documents"].as<int64_t>(), result["min-chars"].as<int64_t>(),
+                                        result["max-chars"].as<int64_t>(), result["seed"].as<uint64_t>());
+  std::string jsonl;
+  for (const auto& doc : docs) jsonl += nlohmann::json({{"text", doc}}).dump() + "\n";
+  write_file_atomic(out, jsonl);
+  log::info(cat("wrote ", docs.size(), " retrieval documents (", fixed(jsonl.size() / 1e6, 2), " MB) to ", out,
+                " from ", sentences.size(), " filler sentences"));
+  return kExitOk;
+}
+
 void print_data_usage() {
   std::printf(
       "halo data: training data\n\n"
       "Usage: halo data prepare --tokenizer DIR --input PATHS... --out DIR [OPTIONS]\n"
-      "  prepare  tokenize a corpus into a token file (halo data prepare --help lists the options)\n");
+      "       halo data retrieval --filler PATH --out FILE.jsonl [OPTIONS]\n"
+      "  prepare    tokenize a corpus into a token file (halo data prepare --help lists the options)\n"
+      "  retrieval  synthetic retrieval documents (needle in filler, question, answer) as JSONL\n");
 }
 
 }  // namespace
@@ -75,6 +158,7 @@ int run_data(int argc, char** argv) {
     return argc < 2 ? kExitUsage : kExitOk;
   }
   if (!std::strcmp(argv[1], "prepare")) return run_data_prepare(argc - 1, argv + 1);
+  if (!std::strcmp(argv[1], "retrieval")) return run_data_retrieval(argc - 1, argv + 1);
   usage_fail("unknown subcommand '", argv[1], "' (see halo data --help)");
 }
 

@@ -18,6 +18,9 @@ int run_forward(int argc, char** argv);
 int run_ppl(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_run(int argc, char** argv);
+// One stage of an experiment; argv[0] names the stage.
+int run_stage(int argc, char** argv);
 int run_data(int argc, char** argv);
 int run_eval(int argc, char** argv);
 

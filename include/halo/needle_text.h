@@ -1,0 +1,46 @@
+// The text of needle-in-a-haystack retrieval (RULER NIAH-single style), shared by the NIAH
+// evaluation and by the synthetic retrieval documents that teach a small teacher the task:
+// a header, filler sentences with "The special magic number for <key> is: <value>." hidden at
+// some depth, then the question. Keys are "<adjective>-<noun>", values 7 digits, drawn from a
+// SplitMix64 stream so that every platform produces the same text. No torch here.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace halo {
+
+// SplitMix64 (Steele, Lea, Flood 2014): a tiny generator with the same output everywhere.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n) (the modulo bias is below 2^-40 for the n used here).
+  uint64_t below(uint64_t n) { return next() % n; }
+
+ private:
+  uint64_t state_;
+};
+
+const std::string& needle_header();
+std::string needle_sentence(const std::string& key, const std::string& value);  // leading space
+std::string needle_question(const std::string& key);                             // ends with "is:"
+std::string draw_needle_key(SplitMix64& rng);
+std::string draw_needle_value(SplitMix64& rng);
+
+// Lines of the text, cut after sentence-ending punctuation followed by a space; trimmed,
+// empty pieces dropped.
+std::vector<std::string> split_sentences(const std::string& text);
+
+// Training documents for retrieval: header, about `chars` characters of consecutive filler
+// sentences (from a random start) with one needle at a random sentence boundary, the question
+// and its answer (" <value>."). Deterministic by seed.
+std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler_sentences, int64_t count,
+                                             int64_t min_chars, int64_t max_chars, uint64_t seed);
+
+}  // namespace halo

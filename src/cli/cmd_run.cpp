@@ -1,0 +1,62 @@
+// halo run EXPERIMENT.yaml: the whole HALO pipeline, stage by stage into one run directory,
+// skipping finished stages and resuming an interrupted one; --dry-run prints the plan.
+// halo pretrain|align|select|distill|finetune|report --config EXPERIMENT.yaml: one stage of
+// the same experiment (the command name is the stage).
+#include <csignal>
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "halo/error.h"
+#include "halo/experiment.h"
+
+namespace halo::cli {
+namespace {
+
+const char* stage_summary(const std::string& stage) {
+  if (stage == "pretrain") return "Pretrain a Qwen3-architecture teacher from random init (cross-entropy).";
+  if (stage == "align") return "Stage 1: align every layer's lightning mixer to the teacher attention output (MSE).";
+  if (stage == "select") return "Choose the layers that stay attention: per-layer recall and commonsense drop scores.";
+  if (stage == "distill") return "Stage 2: distill the HypeNet from the teacher (forward KL), every weight training.";
+  if (stage == "finetune") return "Stage 3: long-context finetuning (cross-entropy, activation checkpointing).";
+  return "Compare teacher and student: perplexity and NIAH at 1x/4x/16x the training length, decode speed.";
+}
+
+int run_experiment_command(const std::string& stage, int argc, char** argv) {
+  const bool all = stage == "all";
+  cxxopts::Options options(all ? "halo run" : "halo " + stage,
+                           all ? "Run a HALO experiment (YAML) stage by stage: pretrain, align, select, distill, finetune, "
+                                 "report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
+                                 "Example: halo run configs/quickstart.yaml"
+                               : std::string(stage_summary(stage)) + "\nExample: halo " + stage +
+                                     " --config configs/quickstart.yaml");
+  options.add_options()
+      ("c,config", "Experiment YAML file", cxxopts::value<std::string>())
+      ("dry-run", "Print the plan (token budgets, memory estimates) and exit");
+  if (all) {
+    options.add_options()("stage", "Run only this stage", cxxopts::value<std::string>()->default_value("all"));
+    options.parse_positional({"config"});
+    options.positional_help("EXPERIMENT.yaml");
+  }
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const std::string config = require_string(result, "config", options.program());
+  const Experiment experiment = load_experiment(config);
+  if (result.count("dry-run")) {
+    std::fputs(describe_plan(experiment).c_str(), stdout);
+    return kExitOk;
+  }
+  const std::string which = all ? result["stage"].as<std::string>() : stage;
+  // An interrupted stage exits 130 (as a shell reports SIGINT) after saving its checkpoint.
+  return run_experiment(experiment, which) ? kExitOk : 128 + SIGINT;
+}
+
+}  // namespace
+
+int run_run(int argc, char** argv) { return run_experiment_command("all", argc, argv); }
+int run_stage(int argc, char** argv) {
+  std::string name = argv[0];
+  return run_experiment_command(name, argc, argv);
+}
+
+}  // namespace halo::cli

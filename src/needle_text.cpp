@@ -1,0 +1,97 @@
+// Needle-in-a-haystack text pieces and synthetic retrieval documents (see needle_text.h).
+#include "halo/needle_text.h"
+
+#include <cctype>
+
+#include "halo/error.h"
+
+namespace halo {
+namespace {
+
+// Keys are "<adjective>-<noun>": 32 x 32 combinations.
+const char* const kAdjectives[] = {
+    "amber",  "bold",   "brisk",  "calm",   "clever", "crimson", "dusty",  "eager",  "faint",  "fierce", "gentle",
+    "golden", "hollow", "humble", "icy",    "jolly",  "lively",  "lucky",  "mellow", "misty",  "noble",  "pale",
+    "proud",  "quiet",  "rapid",  "rusty",  "silent", "silver",  "sturdy", "tender", "vivid",  "wild"};
+const char* const kNouns[] = {
+    "anchor", "badger", "beacon", "canyon", "cedar",  "comet",   "falcon", "forest", "garden", "glacier", "harbor",
+    "island", "lantern", "meadow", "mirror", "orchid", "otter",  "pepper", "planet", "quarry", "river",  "saddle",
+    "spruce", "summit", "thistle", "tiger", "tunnel", "valley",  "walnut", "willow", "wizard", "zephyr"};
+
+}  // namespace
+
+const std::string& needle_header() {
+  static const std::string header =
+      "Some special magic numbers are hidden within the following text. Make sure to memorize it. "
+      "I will quiz you about the numbers afterwards.\n";
+  return header;
+}
+
+std::string needle_sentence(const std::string& key, const std::string& value) {
+  return " The special magic number for " + key + " is: " + value + ".";
+}
+
+std::string needle_question(const std::string& key) {
+  return "\nWhat is the special magic number for " + key + " mentioned in the provided text? The special magic number for " +
+         key + " is:";
+}
+
+std::string draw_needle_key(SplitMix64& rng) {
+  const uint64_t words = sizeof(kAdjectives) / sizeof(kAdjectives[0]);
+  const std::string adjective = kAdjectives[rng.below(words)];
+  return adjective + "-" + kNouns[rng.below(words)];
+}
+
+std::string draw_needle_value(SplitMix64& rng) { return std::to_string(1000000 + rng.below(9000000)); }
+
+std::vector<std::string> split_sentences(const std::string& text) {
+  std::vector<std::string> sentences;
+  auto push = [&](size_t begin, size_t end) {
+    while (begin < end && std::isspace(static_cast<unsigned char>(text[begin]))) ++begin;
+    while (end > begin && std::isspace(static_cast<unsigned char>(text[end - 1]))) --end;
+    if (end > begin) sentences.push_back(text.substr(begin, end - begin));
+  };
+  size_t begin = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\n') {
+      push(begin, i);
+      begin = i + 1;
+    } else if ((c == '.' || c == '?' || c == '!') && i + 1 < text.size() && text[i + 1] == ' ') {
+      push(begin, i + 1);
+      begin = i + 1;
+    }
+  }
+  push(begin, text.size());
+  return sentences;
+}
+
+std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler, int64_t count, int64_t min_chars,
+                                             int64_t max_chars, uint64_t seed) {
+  if (filler.empty()) fail("retrieval documents: the filler text has no sentences");
+  if (min_chars < 1 || max_chars < min_chars) usage_fail("retrieval documents: need 1 <= min chars <= max chars");
+  SplitMix64 rng(seed);
+  std::vector<std::string> docs;
+  docs.reserve(count);
+  for (int64_t d = 0; d < count; ++d) {
+    const std::string key = draw_needle_key(rng), value = draw_needle_value(rng);
+    const int64_t target = min_chars + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_chars - min_chars + 1)));
+    std::vector<const std::string*> pieces;
+    int64_t chars = 0;
+    for (size_t i = rng.below(filler.size()); chars < target; i = (i + 1) % filler.size()) {
+      pieces.push_back(&filler[i]);
+      chars += static_cast<int64_t>(filler[i].size()) + 1;
+    }
+    const size_t needle_at = rng.below(pieces.size() + 1);
+    std::string doc = needle_header();
+    for (size_t i = 0; i <= pieces.size(); ++i) {
+      if (i == needle_at) doc += needle_sentence(key, value);
+      if (i < pieces.size()) doc += (doc.back() == '\n' ? "" : " ") + *pieces[i];
+    }
+    doc += needle_question(key) + " " + value + ".";
+    docs.push_back(std::move(doc));
+  }
+  return docs;
+}
+
+}  // namespace halo

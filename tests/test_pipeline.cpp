@@ -1,0 +1,181 @@
+// The HALO pipeline end to end on the tiny fixture: every stage runs from one experiment file,
+// lowers its loss within a few steps, writes a loadable model and DONE; stage 1 brings the
+// student mixers closer to the teacher's than stage 0; finished stages are skipped on a rerun;
+// bad experiment files fail naming the key.
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
+#include "halo/causal_lm.h"
+#include "halo/error.h"
+#include "halo/experiment.h"
+#include "halo/file_system.h"
+#include "halo/hypenet_conversion.h"
+#include "halo/token_corpus.h"
+#include "halo/token_dataset.h"
+#include "halo/tokenizer.h"
+#include "halo/training_tasks.h"
+#include "test_support.h"
+
+namespace halo {
+namespace {
+
+using nlohmann::json;
+
+// A byte-level token directory made from the first 200 KB of WikiText-2 valid.
+struct TinyData {
+  std::string dir, tokenizer, tokens, text;
+};
+
+TinyData make_data() {
+  TinyData d;
+  d.dir = test::make_temp_dir();
+  d.tokenizer = test::write_byte_tokenizer(d.dir);
+  d.text = d.dir + "/corpus.txt";
+  test::write_text(d.text, read_file(test::shared_dir() + "/data/wikitext-2/valid.txt").substr(0, 200000));
+  d.tokens = d.dir + "/tokens";
+  auto tokenizer = load_tokenizer(d.tokenizer);
+  TokenizeCorpusOptions options;
+  options.inputs = {d.text};
+  options.out_dir = d.tokens;
+  options.split = TextSplit::blank_line;
+  options.append_eos = false;
+  options.tokenizer = fingerprint_tokenizer(d.tokenizer);
+  tokenize_corpus(*tokenizer, options);
+  return d;
+}
+
+std::string experiment_yaml(const TinyData& d, const std::string& body) {
+  const std::string path = d.dir + "/experiment.yaml";
+  test::write_text(path, "run_dir: " + d.dir + "/run\ndevice: cpu\ndtype: float32\ntokenizer: " + d.tokenizer + "\n" + body);
+  return path;
+}
+
+std::vector<double> losses(const std::string& metrics) {
+  std::vector<double> out;
+  std::istringstream lines(read_file(metrics));
+  for (std::string line; std::getline(lines, line);) {
+    const json j = json::parse(line);
+    if (j["loss"].is_number()) out.push_back(j["loss"].get<double>());
+  }
+  return out;
+}
+
+void expect_loss_falls(const std::string& metrics) {
+  const std::vector<double> l = losses(metrics);
+  ASSERT_GE(l.size(), 6u) << metrics;
+  const double first = (l[0] + l[1] + l[2]) / 3, last = (l[l.size() - 1] + l[l.size() - 2] + l[l.size() - 3]) / 3;
+  EXPECT_LT(last, first) << metrics;
+}
+
+TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
+  const TinyData d = make_data();
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
+  const std::string path = experiment_yaml(d,
+      "teacher: " + test::fixture("qwen3-tiny") + "\n"
+      "align:\n" + data + "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 6}\n"
+      "select:\n  criterion: halo\n"
+      "  niah: {length: 512, samples: 1, depths: [0.5], filler: " + d.text + "}\n"
+      "  commonsense: {text: " + d.text + ", tokens: 256}\n"
+      "distill:\n" + data + "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2}\n"
+      "finetune:\n  data: {tokens: " + d.tokens + ", seq_len: 64, batch_size: 2}\n"
+      "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  activation_checkpointing: true\n"
+      "report: {text: " + d.text + ", context_factors: [16], ppl_tokens: 600, filler: " + d.text +
+      ", niah_samples: 1, decode_tokens: 4}\n");
+  const Experiment x = load_experiment(path);
+  EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
+  ASSERT_TRUE(run_experiment(x, "all"));
+  for (const char* stage : {"align", "select", "distill", "finetune", "report"}) {
+    EXPECT_TRUE(path_exists(x.run_dir + "/" + stage + "/DONE")) << stage;
+  }
+  for (const char* stage : {"align", "distill", "finetune"}) expect_loss_falls(x.run_dir + "/" + stage + "/metrics.jsonl");
+  const json selection = json::parse(read_file(x.run_dir + "/select/selection.json"));
+  ASSERT_EQ(selection["attention_layers"].size(), 1u);  // floor(4 / 4)
+  EXPECT_TRUE(path_exists(x.run_dir + "/select/selection.png"));
+  CausalLM student = load_causal_lm(x.run_dir + "/finetune/model", at::kFloat, at::kCPU);
+  EXPECT_EQ(student.config().mixer_types[selection["attention_layers"][0].get<int64_t>()], MixerType::attention);
+  EXPECT_NE(read_file(x.run_dir + "/report/report.md").find("| NIAH @ 512 |"), std::string::npos);
+
+  // Stage 1 moved the student mixers toward the teacher's outputs.
+  CausalLM teacher = load_causal_lm(test::fixture("qwen3-tiny"), at::kFloat, at::kCPU);
+  CausalLM stage0 = convert_to_hypenet(teacher, hypenet_config(teacher.config(), {}), 0);
+  CausalLM stage1 = load_causal_lm(x.run_dir + "/align/model", at::kFloat, at::kCPU);
+  TokenDataset dataset(d.tokens);
+  TokenBatcher batcher(dataset, {4, 32, 99, 0, 1});
+  const at::Tensor batch = batcher.next();
+  const double before = AlignmentTask(teacher, stage0).loss(batch, nullptr).item<double>();
+  const double after = AlignmentTask(teacher, stage1).loss(batch, nullptr).item<double>();
+  EXPECT_LT(after, before);
+
+  // A rerun skips every finished stage (DONE files untouched).
+  const std::string done = read_file(x.run_dir + "/distill/DONE");
+  ASSERT_TRUE(run_experiment(x, "all"));
+  EXPECT_EQ(read_file(x.run_dir + "/distill/DONE"), done);
+}
+
+TEST(Pipeline, PretrainMakesTheTeacherOfLaterStages) {
+  const TinyData d = make_data();
+  const std::string path = experiment_yaml(d,
+      "pretrain:\n  model: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 4, num_attention_heads: 2,"
+      " num_key_value_heads: 1, head_dim: 16}\n"
+      "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n"
+      "  train: {steps: 20, lr: 1.0e-2, warmup_steps: 2}\n"
+      "align:\n  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n  train: {steps: 4, lr: 1.0e-3}\n");
+  const Experiment x = load_experiment(path);
+  ASSERT_TRUE(run_experiment(x, "all"));
+  expect_loss_falls(x.run_dir + "/pretrain/metrics.jsonl");
+  const ModelConfig teacher = load_model_config(x.run_dir + "/pretrain/model");
+  EXPECT_EQ(teacher.vocab_size, 256);
+  EXPECT_TRUE(path_exists(x.run_dir + "/pretrain/model/tokenizer.json"));
+  EXPECT_EQ(load_model_config(x.run_dir + "/align/model").num_hidden_layers, 4);
+}
+
+void expect_experiment_error(const TinyData& d, const std::string& body, const std::string& needle) {
+  try {
+    load_experiment(experiment_yaml(d, body));
+    ADD_FAILURE() << "no error for " << needle;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("experiment.yaml"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Experiment, BadFilesNameTheKey) {
+  const TinyData d = make_data();
+  const std::string teacher = "teacher: " + test::fixture("qwen3-tiny") + "\n";
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lerning_rate: 1}\n", "align.train.lerning_rate");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {lr: 1.0e-3}\n", "align.train.steps");
+  expect_experiment_error(d, teacher + "align:\n  train: {steps: 3, lr: 1.0e-3}\n", "align.data");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: many, lr: 1.0e-3}\n", "align.train.steps");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, schedule: linear}\n", "schedule");
+  expect_experiment_error(d, teacher + "bogus: 1\n", "unknown key 'bogus'");
+  expect_experiment_error(d, "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3}\n", "teacher");
+  expect_experiment_error(d, teacher + "align: [1, 2\n", "not valid YAML");
+  expect_experiment_error(d, teacher + "select: {criterion: halo}\n", "select needs");
+}
+
+TEST(Experiment, DataFromAnotherVocabularyIsRejected) {
+  const TinyData d = make_data();
+  // Tokens of the real Qwen3 tokenizer (vocabulary 151,669) cannot train the 1024-entry fixture.
+  const std::string qwen_tokens = d.dir + "/qwen-tokens";
+  auto qwen = load_tokenizer(test::shared_dir() + "/data/qwen3-tokenizer");
+  TokenizeCorpusOptions options;
+  options.inputs = {d.text};
+  options.out_dir = qwen_tokens;
+  options.tokenizer = fingerprint_tokenizer(test::shared_dir() + "/data/qwen3-tokenizer");
+  tokenize_corpus(*qwen, options);
+  const Experiment x = load_experiment(experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") +
+      "\nalign:\n  data: {tokens: " + qwen_tokens + ", seq_len: 32, batch_size: 4}\n  train: {steps: 2, lr: 1.0e-3}\n"));
+  try {
+    run_experiment(x, "align");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace halo
