@@ -19,6 +19,7 @@ int run_ppl(int argc, char** argv);
 int run_convert(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_data(int argc, char** argv);
+int run_tokenizer(int argc, char** argv);
 
 const std::vector<Command>& commands();
 

@@ -44,6 +44,7 @@ const std::vector<Command>& commands() {
       {"convert", "stage 0 of HALO: a HypeNet from a Qwen3 checkpoint by weight transfer", run_convert},
       {"bench", "measurements (tokenizer speed, ...)", run_bench},
       {"data", "prepare training data: tokenize a corpus into a token file", run_data},
+      {"tokenizer", "train a small byte-level BPE tokenizer on text", run_tokenizer},
   };
   return table;
 }
