@@ -3,21 +3,20 @@
 // encode: added tokens are cut out of the raw text first (longest match at the leftmost
 // position); every stretch between them is NFC-normalized (utf8proc; pure-ASCII runs are
 // skipped since NFC leaves them alone), split by the pre-tokenizer regex (PCRE2, UTF + UCP,
-// JIT-compiled once; "Isolated": matches and the gaps between them are all pieces), and each
-// piece is merged by BPE. BPE works on raw bytes: the GPT-2 byte-to-unicode table is only
-// used at load time, to map the vocabulary's byte-level strings ("Ġworld") to ids and bytes.
-// Merges are keyed by the pair of ids and applied lowest rank first with a heap over a linked
-// list of symbols. Pieces already seen are served from a sharded, mutex-guarded cache, so that
-// encode() stays const and may run on several threads at once.
+// JIT-compiled once; "Isolated": matches and the gaps between them are all pieces; both steps
+// live in pre_tokenizer.h, shared with the trainer), and each piece is merged by BPE. BPE
+// works on raw bytes: the GPT-2 byte-to-unicode table is only used at load time, to map the
+// vocabulary's byte-level strings ("Ġworld") to ids and bytes. Merges are keyed by the pair of
+// ids and applied lowest rank first with a heap over a linked list of symbols. Pieces already
+// seen are served from a sharded, mutex-guarded cache, so that encode() stays const and may
+// run on several threads at once.
 //
 // decode: ids map to their bytes (added tokens to their content); ill-formed UTF-8 (ids cut
 // inside a character) becomes U+FFFD, as Hugging Face's ByteLevel decoder does.
-#include <pcre2.h>
 #include <utf8proc.h>
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -26,6 +25,7 @@
 
 #include "halo/error.h"
 #include "halo/file_system.h"
+#include "pre_tokenizer.h"
 #include "tokenizer_backends.h"
 
 namespace halo {
@@ -39,25 +39,6 @@ constexpr const char* kGpt2Regex =
 
 constexpr size_t kCacheShards = 16;
 constexpr size_t kCacheEntriesPerShard = 8192;  // beyond this, new pieces are not cached
-
-// GPT-2's table: the code point that stands for each byte in byte-level token strings.
-// Printable bytes stand for themselves; the others take code points 256, 257, ... in order.
-std::array<char32_t, 256> byte_level_code_points() {
-  std::array<char32_t, 256> code_points{};
-  char32_t next_free = 256;
-  for (int byte = 0; byte < 256; ++byte) {
-    const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) ||
-                           (byte >= 0xAE && byte <= 0xFF);
-    code_points[byte] = printable ? static_cast<char32_t>(byte) : next_free++;
-  }
-  return code_points;
-}
-
-std::string utf8_encode(char32_t code_point) {
-  utf8proc_uint8_t buffer[4];
-  const auto length = utf8proc_encode_char(static_cast<utf8proc_int32_t>(code_point), buffer);
-  return std::string(reinterpret_cast<const char*>(buffer), static_cast<size_t>(length));
-}
 
 // The raw bytes behind a byte-level token string; a token with a character outside the
 // byte-level alphabet stands for its own UTF-8 bytes (as in Hugging Face's decoder).
@@ -81,64 +62,6 @@ std::string byte_level_to_bytes(const std::string& token,
   return bytes;
 }
 
-// NFC of `text`. Returns `text` itself when it is all ASCII, else the normal form in `storage`.
-// A boundary before an ASCII character is safe to cut at (it is a starter that is never the
-// second half of a composition), so only each non-ASCII run plus the character before it
-// goes through utf8proc.
-std::string_view nfc(std::string_view text, std::string& storage) {
-  const auto is_ascii = [](char c) { return static_cast<unsigned char>(c) < 0x80; };
-  size_t first_non_ascii = 0;
-  while (first_non_ascii < text.size() && is_ascii(text[first_non_ascii])) ++first_non_ascii;
-  if (first_non_ascii == text.size()) return text;
-  storage.clear();
-  storage.reserve(text.size() + text.size() / 8);
-  size_t copied = 0;
-  size_t run = first_non_ascii;
-  while (run < text.size()) {
-    const size_t start = run > copied ? run - 1 : run;  // the ASCII character a mark may join
-    size_t end = run;
-    while (end < text.size() && !is_ascii(text[end])) ++end;
-    storage.append(text.substr(copied, start - copied));
-    utf8proc_uint8_t* normalized = nullptr;
-    const utf8proc_ssize_t length =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + start),
-                     static_cast<utf8proc_ssize_t>(end - start), &normalized,
-                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-    if (length < 0) fail("NFC normalization failed: ", utf8proc_errmsg(length));
-    storage.append(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
-    std::free(normalized);
-    copied = end;
-    run = end;
-    while (run < text.size() && is_ascii(text[run])) ++run;
-  }
-  storage.append(text.substr(copied));
-  return storage;
-}
-
-// `regex` with \s and \S spelled as the Unicode White_Space property, which is what \s means
-// to Oniguruma and Rust's regex crate (the engines behind tokenizer.json); PCRE2's \s also
-// takes U+180E MONGOLIAN VOWEL SEPARATOR, which would split text differently.
-std::string with_unicode_white_space(const std::string& regex) {
-  std::string rewritten;
-  rewritten.reserve(regex.size() + 64);
-  for (size_t i = 0; i < regex.size(); ++i) {
-    if (regex[i] != '\\' || i + 1 == regex.size()) {
-      rewritten += regex[i];
-    } else {
-      const char escaped = regex[++i];
-      if (escaped == 's') {
-        rewritten += "\\p{White_Space}";
-      } else if (escaped == 'S') {
-        rewritten += "\\P{White_Space}";
-      } else {
-        rewritten += '\\';
-        rewritten += escaped;
-      }
-    }
-  }
-  return rewritten;
-}
-
 uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
@@ -152,13 +75,6 @@ std::string string_or_empty(const json& object, const char* key) {
   const auto found = object.find(key);
   return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
 }
-
-struct RegexFree {
-  void operator()(pcre2_code* code) const { pcre2_code_free(code); }
-};
-struct MatchDataFree {
-  void operator()(pcre2_match_data* match) const { pcre2_match_data_free(match); }
-};
 
 class BpeTokenizer final : public Tokenizer {
  public:
@@ -208,7 +124,7 @@ class BpeTokenizer final : public Tokenizer {
   std::array<std::vector<AddedToken>, 256> added_tokens_;  // by first byte, longest first
   std::vector<std::optional<std::string>> id_bytes_;       // what each id decodes to
   bool nfc_ = false;
-  std::unique_ptr<pcre2_code, RegexFree> pre_tokenizer_regex_;
+  std::optional<PreTokenizerRegex> pre_tokenizer_regex_;
   std::optional<int32_t> eos_id_;
   mutable std::array<CacheShard, kCacheShards> cache_;
 };
@@ -401,20 +317,7 @@ void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
   }
   if (!regex || !byte_level) fail(unsupported);
 
-  const std::string pattern = with_unicode_white_space(*regex);
-  int error_code = 0;
-  PCRE2_SIZE error_offset = 0;
-  pre_tokenizer_regex_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()),
-                                           pattern.size(), PCRE2_UTF | PCRE2_UCP, &error_code,
-                                           &error_offset, nullptr));
-  if (!pre_tokenizer_regex_) {
-    PCRE2_UCHAR message[256];
-    pcre2_get_error_message(error_code, message, sizeof(message));
-    fail(path_, ": pre_tokenizer regex ", pattern, " does not compile at offset ", error_offset,
-         " (", reinterpret_cast<const char*>(message), ")");
-  }
-  // Without JIT support PCRE2 falls back to its interpreter: slower, same matches.
-  pcre2_jit_compile(pre_tokenizer_regex_.get(), PCRE2_JIT_COMPLETE);
+  pre_tokenizer_regex_.emplace(*regex, path_);
 }
 
 std::optional<int32_t> BpeTokenizer::token_to_id(const std::string& token) const {
@@ -429,9 +332,7 @@ std::optional<int32_t> BpeTokenizer::token_to_id(const std::string& token) const
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   check_utf8(text);
-  const std::unique_ptr<pcre2_match_data, MatchDataFree> match(
-      pcre2_match_data_create_from_pattern(pre_tokenizer_regex_.get(), nullptr));
-  if (!match) throw std::bad_alloc();
+  const MatchData match = pre_tokenizer_regex_->make_match_data();
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3);
   size_t ordinary_start = 0;
@@ -462,30 +363,8 @@ void BpeTokenizer::encode_ordinary(std::string_view text, pcre2_match_data* matc
   if (text.empty()) return;
   std::string nfc_storage;
   const std::string_view normalized = nfc_ ? nfc(text, nfc_storage) : text;
-  const auto* subject = reinterpret_cast<PCRE2_SPTR>(normalized.data());
-  size_t gap_start = 0;  // where the text not yet covered by a piece begins
-  size_t search_from = 0;
-  while (search_from < normalized.size()) {
-    const int matched = pcre2_match(pre_tokenizer_regex_.get(), subject, normalized.size(),
-                                    search_from, PCRE2_NO_UTF_CHECK, match, nullptr);
-    if (matched == PCRE2_ERROR_NOMATCH) break;
-    if (matched < 0) {
-      PCRE2_UCHAR message[256];
-      pcre2_get_error_message(matched, message, sizeof(message));
-      fail(path_, ": pre_tokenizer regex failed on the text (",
-           reinterpret_cast<const char*>(message), ")");
-    }
-    const PCRE2_SIZE* bounds = pcre2_get_ovector_pointer(match);
-    const size_t start = bounds[0], end = bounds[1];
-    if (end == start) {  // an empty match makes no piece; look again one character on
-      search_from = start + utf8_step(normalized, start).length;
-      continue;
-    }
-    if (start > gap_start) encode_piece(normalized.substr(gap_start, start - gap_start), ids);
-    encode_piece(normalized.substr(start, end - start), ids);
-    gap_start = search_from = end;
-  }
-  if (gap_start < normalized.size()) encode_piece(normalized.substr(gap_start), ids);
+  pre_tokenizer_regex_->split(normalized, match,
+                              [&](std::string_view piece) { encode_piece(piece, ids); });
 }
 
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ids) const {

@@ -52,6 +52,7 @@ const std::vector<Command>& commands() {
       {"bench", "measurements (tokenizer speed, ...)", run_bench},
       {"data", "prepare training data: tokenize a corpus into a token file", run_data},
       {"eval", "evaluate a model: held-out loss, needle in a haystack, multiple choice", run_eval},
+      {"tokenizer", "train a small byte-level BPE tokenizer on text", run_tokenizer},
   };
   return table;
 }
