@@ -146,7 +146,7 @@ TEST(Experiment, BadFilesNameTheKey) {
   const TinyData d = make_data();
   const std::string teacher = "teacher: " + test::fixture("qwen3-tiny") + "\n";
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
-  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lerning_rate: 1}\n", "align.train.lerning_rate");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, lerning_rate: 1}\n", "align.train.lerning_rate");
   expect_experiment_error(d, teacher + "align:\n" + data + "  train: {lr: 1.0e-3}\n", "align.train.steps");
   expect_experiment_error(d, teacher + "align:\n  train: {steps: 3, lr: 1.0e-3}\n", "align.data");
   expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: many, lr: 1.0e-3}\n", "align.train.steps");
