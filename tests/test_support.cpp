@@ -21,7 +21,9 @@ std::string shared_dir() {
 
 c10::Device device() {
   const char* env = std::getenv("HALO_TEST_DEVICE");
-  return c10::Device(env != nullptr ? env : "cpu");
+  c10::Device d(env != nullptr ? env : "cpu");
+  if (d.is_cuda() && !d.has_index()) d.set_index(0);  // tensors report cuda:0
+  return d;
 }
 
 std::string fixture(const std::string& name) { return shared_dir() + "/fixtures/" + name; }
