@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <functional>
 
+#include "cli/bench_commands.h"
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "halo/device.h"
@@ -166,13 +167,17 @@ int run_bench(int argc, char** argv) {
   const std::string what = argc >= 2 ? argv[1] : "";
   if (what == "tokenizer") return bench_tokenizer(argc - 1, argv + 1);
   if (what == "lightning") return bench_lightning(argc - 1, argv + 1);
+  if (what == "inference") return bench_inference(argc - 1, argv + 1);
+  if (what == "training") return bench_training(argc - 1, argv + 1);
   if (what == "--help" || what == "-h") {
     std::printf("Usage: halo bench WHAT [OPTIONS]   (halo bench WHAT --help for its options)\n\n"
                 "  tokenizer   encoding speed of a tokenizer on a text file\n"
-                "  lightning   the lightning-attention implementations over sequence lengths\n");
+                "  lightning   the lightning-attention implementations over sequence lengths\n"
+                "  inference   prefill and per-token decode time against context length (real dimensions)\n"
+                "  training    tokens/s, MFU and peak memory of HALO training steps (real dimensions)\n");
     return kExitOk;
   }
-  usage_fail("halo bench: say what to measure: tokenizer or lightning (see halo bench --help)");
+  usage_fail("halo bench: say what to measure: tokenizer, lightning, inference or training (see halo bench --help)");
 }
 
 }  // namespace halo::cli

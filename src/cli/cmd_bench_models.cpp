@@ -1,0 +1,273 @@
+// halo bench inference / training: real model dimensions with random weights (no checkpoint
+// needed). Inference: prefill time and time per output token against context length, batch
+// 1 or more, peak GPU memory; an out-of-memory point is reported as such and the sweep goes
+// on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
+// shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
+// (config only). JSON lines on stdout with --json, else a table.
+#include <ATen/ATen.h>
+#include <c10/core/CachingDeviceAllocator.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "cli/bench_commands.h"
+#include "cli/options.h"
+#include "halo/causal_lm.h"
+#include "halo/device.h"
+#include "halo/error.h"
+#include "halo/hypenet_conversion.h"
+#include "halo/inference_cache.h"
+#include "halo/lm_losses.h"
+#include "halo/logging.h"
+#include "halo/model_config.h"
+
+namespace halo::cli {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+ModelConfig qwen3_1_7b() {
+  ModelConfig c;
+  c.vocab_size = 151936;
+  c.hidden_size = 2048;
+  c.intermediate_size = 6144;
+  c.num_hidden_layers = 28;
+  c.num_attention_heads = 16;
+  c.num_key_value_heads = 8;
+  c.head_dim = 128;
+  c.max_position_embeddings = 1048576;
+  c.rope_theta = 1000000.0;
+  c.tie_word_embeddings = true;
+  c.dtype = "bfloat16";
+  c.mixer_types.assign(28, MixerType::attention);
+  return c;
+}
+
+ModelConfig architecture(const std::string& name, const std::string& model_dir) {
+  if (!model_dir.empty()) return load_model_config(model_dir);
+  const ModelConfig qwen = qwen3_1_7b();
+  if (name == "qwen3-1.7b") return qwen;
+  if (name == "hypenet-2b") return hypenet_config(qwen, preset_attention_layers("hypenet-2b", qwen));
+  usage_fail("--arch: '", name, "' is not qwen3-1.7b or hypenet-2b (or give --model DIR)");
+}
+
+// Random weights made directly on the device (normal(0, 0.02), norms ones): fast at 2B scale.
+CausalLM random_model(const ModelConfig& config, const c10::Device& device, c10::ScalarType dtype) {
+  CausalLM model(config);
+  auto options = at::TensorOptions().device(device).dtype(dtype);
+  for (auto& [name, tensor] : model.named_parameters()) {
+    const std::vector<int64_t> shape = parameter_shape(config, name);
+    *tensor = shape.size() == 1 ? at::ones(shape, options) : at::empty(shape, options).normal_(0.0, 0.02);
+  }
+  model.to(device, dtype);
+  return model;
+}
+
+void reset_peak(const c10::Device& device) {
+  if (device.is_cuda()) {
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)->emptyCache();
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(device.index());
+  }
+}
+
+double peak_gb(const c10::Device& device) {
+  if (!device.is_cuda()) return 0;
+  const auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(device.index());
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak / 1e9;
+}
+
+double seconds_since(clock_type::time_point start, const c10::Device& device) {
+  synchronize(device);
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+std::vector<int64_t> parse_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    int64_t scale = 1;
+    if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) scale = 1024, item.pop_back();
+    else if (!item.empty() && (item.back() == 'M' || item.back() == 'm')) scale = 1024 * 1024, item.pop_back();
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v <= 0) usage_fail(option, ": '", text.substr(start, comma - start), "' is not a positive count");
+    values.push_back(v * scale);
+    start = comma + 1;
+  }
+  return values;
+}
+
+}  // namespace
+
+int bench_inference(int argc, char** argv) {
+  cxxopts::Options options("halo bench inference",
+                           "Prefill time and time per output token against context length, random weights.\n"
+                           "Example: halo bench inference --arch hypenet-2b --contexts 4K,32K,128K,1M");
+  options.add_options()
+      ("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))
+      ("model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())
+      ("contexts", "Context lengths (K = 1024, M = 1048576)", cxxopts::value<std::string>()->default_value("4K,32K,128K"))
+      ("batch", "Sequences decoded together", cxxopts::value<int64_t>()->default_value("1"))
+      ("decode-tokens", "Timed decode steps per context (median reported)", cxxopts::value<int64_t>()->default_value("16"))
+      ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
+      ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
+      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("json", "JSON lines");
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const c10::Device device = parse_device(result["device"].as<std::string>());
+  const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), "bfloat16", device);
+  const ModelConfig config = architecture(result["arch"].as<std::string>(),
+                                          result.count("model") ? result["model"].as<std::string>() : "");
+  const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
+  const int64_t chunk = result["prefill-chunk"].as<int64_t>();
+  c10::InferenceMode guard;
+  CausalLM model = random_model(config, device, dtype);
+  const std::string arch = result.count("model") ? result["model"].as<std::string>() : result["arch"].as<std::string>();
+  const bool json = result.count("json") > 0;
+  if (!json) {
+    std::printf("%s, %lld parameters, %s on %s, batch %lld\n", arch.c_str(), static_cast<long long>(model.parameter_count()),
+                scalar_type_name(dtype), device.str().c_str(), static_cast<long long>(batch));
+    std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
+  }
+  for (int64_t context : parse_list(result["contexts"].as<std::string>(), "--contexts")) {
+    nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
+                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk}};
+    reset_peak(device);
+    try {
+      InferenceCache cache(config.num_hidden_layers);
+      auto start = clock_type::now();
+      at::Tensor hidden;
+      for (int64_t begin = 0; begin < context; begin += chunk) {
+        const int64_t len = std::min(chunk, context - begin);
+        at::Tensor ids = at::randint(0, config.vocab_size, {batch, len}, at::TensorOptions().dtype(at::kLong).device(device));
+        hidden = model.forward_hidden(ids, &cache).select(1, len - 1);
+      }
+      at::Tensor next = model.logits(hidden).argmax(-1);
+      row["prefill_s"] = seconds_since(start, device);
+      std::vector<double> ms;
+      for (int64_t s = 0; s < steps; ++s) {
+        auto t0 = clock_type::now();
+        next = model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0)).argmax(-1);
+        ms.push_back(1000 * seconds_since(t0, device));
+      }
+      std::sort(ms.begin(), ms.end());
+      row["ms_per_token"] = ms.empty() ? 0.0 : ms[ms.size() / 2];
+      row["cache_gb"] = cache.bytes() / 1e9;
+      row["peak_gb"] = peak_gb(device);
+    } catch (const c10::OutOfMemoryError&) {
+      row["oom"] = true;
+    }
+    if (json) {
+      std::printf("%s\n", row.dump().c_str());
+    } else if (row.contains("oom")) {
+      std::printf("%10lld %12s %16s %14s\n", static_cast<long long>(context), "out of memory", "", "");
+    } else {
+      std::printf("%10lld %12.2f %16.2f %14.1f\n", static_cast<long long>(context), row["prefill_s"].get<double>(),
+                  row["ms_per_token"].get<double>(), row["peak_gb"].get<double>());
+    }
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+int bench_training(int argc, char** argv) {
+  cxxopts::Options options("halo bench training",
+                           "Throughput of training steps at real dimensions (random weights, random tokens): stage 1\n"
+                           "(align: teacher forward + student mixers), 2 (distill: teacher + student, KL) or 3 (student\n"
+                           "cross-entropy). Reports tokens/s, MFU and peak memory (no optimizer state).\n"
+                           "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
+  options.add_options()
+      ("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))
+      ("batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))
+      ("seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))
+      ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
+      ("checkpointing", "Activation checkpointing")
+      ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
+      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("json", "JSON line");
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const c10::Device device = parse_device(result["device"].as<std::string>());
+  const c10::ScalarType dtype = device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  const int stage = result["stage"].as<int>();
+  if (stage < 1 || stage > 3) usage_fail("--stage must be 1, 2 or 3");
+  const int64_t batch = result["batch"].as<int64_t>(), t = result["seq-len"].as<int64_t>();
+  const ModelConfig teacher_config = qwen3_1_7b();
+  const ModelConfig student_config = hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
+  CausalLM student = random_model(stage == 1 ? hypenet_config(teacher_config, {}) : student_config, device, dtype);
+  CausalLM teacher = random_model(teacher_config, device, dtype);
+  student.set_activation_checkpointing(result.count("checkpointing") > 0);
+  teacher.set_requires_grad(false);
+  if (stage == 1) {
+    for (auto& [name, tensor] : student.named_parameters()) tensor->requires_grad_(name.find(".self_attn.") != std::string::npos);
+  } else {
+    student.set_requires_grad(true);
+  }
+  int64_t trainable = 0;
+  for (auto& [name, tensor] : student.named_parameters()) trainable += tensor->requires_grad() ? tensor->numel() : 0;
+  auto step = [&] {
+    at::Tensor ids = at::randint(0, teacher_config.vocab_size, {batch, t + 1}, at::TensorOptions().dtype(at::kLong).device(device));
+    at::Tensor inputs = ids.narrow(1, 0, t);
+    at::Tensor loss;
+    if (stage == 3) {
+      at::Tensor h = student.forward_hidden(inputs);
+      loss = chunked_cross_entropy(h.reshape({-1, h.size(-1)}), student.lm_head_weight(), ids.narrow(1, 1, t).reshape({-1}));
+    } else if (stage == 2) {
+      at::Tensor th;
+      {
+        c10::NoGradGuard no_grad;
+        th = teacher.forward_hidden(inputs);
+      }
+      at::Tensor sh = student.forward_hidden(inputs);
+      loss = chunked_kl_divergence(sh.reshape({-1, sh.size(-1)}), student.lm_head_weight(), th.reshape({-1, th.size(-1)}),
+                                   teacher.lm_head_weight());
+    } else {
+      const ForwardContext ctx = student.forward_context(inputs, nullptr);
+      std::vector<at::Tensor> errors;
+      teacher.set_mixer_observer([&](int64_t layer, const at::Tensor& in, const at::Tensor& out) {
+        c10::AutoGradMode enable(true);
+        errors.push_back((student.mixer_forward(layer, in.detach(), ctx).to(at::kFloat) - out.to(at::kFloat)).pow(2).mean());
+      });
+      {
+        c10::NoGradGuard no_grad;
+        teacher.forward_hidden(inputs);
+      }
+      teacher.set_mixer_observer({});
+      loss = at::stack(errors).mean();
+    }
+    loss.backward();
+    for (auto& [name, tensor] : student.named_parameters()) tensor->mutable_grad().reset();
+  };
+  step();
+  reset_peak(device);
+  const int64_t steps = result["steps"].as<int64_t>();
+  auto start = clock_type::now();
+  for (int64_t s = 0; s < steps; ++s) step();
+  const double seconds = seconds_since(start, device) / steps;
+  const double tokens = static_cast<double>(batch * t);
+  // Model FLOPs per token: 6 x trainable (forward + backward) + 2 x frozen forward
+  // (teacher, and the student's frozen parts), attention scores ignored.
+  const double frozen = static_cast<double>(teacher.parameter_count()) * (stage == 2 || stage == 1 ? 1 : 0) +
+                        static_cast<double>(student.parameter_count() - trainable) * (stage == 1 ? 0 : 1);
+  const double flops = tokens * (6.0 * trainable + 2.0 * frozen);
+  const double mfu = flops / seconds / (result["peak-tflops"].as<double>() * 1e12);
+  nlohmann::json row = {{"bench", "training"}, {"stage", stage}, {"batch", batch}, {"seq_len", t},
+                        {"device", device.str()}, {"step_s", seconds}, {"tokens_per_s", tokens / seconds},
+                        {"mfu", mfu}, {"peak_gb", peak_gb(device)}, {"trainable_parameters", trainable},
+                        {"checkpointing", result.count("checkpointing") > 0}};
+  if (result.count("json")) std::printf("%s\n", row.dump().c_str());
+  else std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
+                   static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
+                   peak_gb(device));
+  return kExitOk;
+}
+
+}  // namespace halo::cli
