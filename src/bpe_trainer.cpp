@@ -78,18 +78,10 @@ size_t utf8_prefix_length(std::string_view text, size_t limit) {
 }
 
 void check_file_utf8(const std::string& path, std::string_view text, int64_t file_offset) {
-  size_t pos = 0;
-  while (pos < text.size()) {
-    if (static_cast<unsigned char>(text[pos]) < 0x80) {
-      ++pos;
-      continue;
-    }
-    const Utf8Step step = utf8_step(text, pos);
-    if (!step.valid) {
-      fail(path, ": not valid UTF-8 at byte ", file_offset + static_cast<int64_t>(pos),
-           "; convert the file to UTF-8 first");
-    }
-    pos += step.length;
+  const size_t bad = invalid_utf8_offset(text);
+  if (bad != std::string_view::npos) {
+    fail(path, ": not valid UTF-8 at byte ", file_offset + static_cast<int64_t>(bad),
+         "; convert the file to UTF-8 first");
   }
 }
 

@@ -104,7 +104,7 @@ std::string markdown(const LayerSelection& s) {
     case SelectionCriterion::kl: md << " (s_i = KL_i)"; break;
     case SelectionCriterion::even: md << " (layer floor((2j + 1) L / 2k), j = 0..k-1)"; break;
   }
-  md << "; " << o.keep << " of " << m.layers << " layers stay attention (largest s_i; ties: lower index).\n\n";
+  md << "; " << o.keep << " of " << m.layers << " layers stay attention (largest s_i; ties: larger commonsense drop, then lower index).\n\n";
   md << "Attention layers:";
   for (size_t j = 0; j < s.attention_layers.size(); ++j) md << (j ? ", " : " ") << s.attention_layers[j];
   md << "\n\n| layer | R_i | C_i |" << (m.kl.empty() ? "" : " KL_i |") << " s_i | chosen |\n";

@@ -62,13 +62,16 @@ std::vector<double> recall_drop_scores(const std::vector<double>& recall) {
   return scores;
 }
 
-std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k) {
+std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k, const std::vector<double>& tie_break) {
   if (k < 0 || k > static_cast<int64_t>(scores.size())) {
     usage_fail("cannot keep ", k, " of ", scores.size(), " layers");
   }
   std::vector<int64_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return scores[a] > scores[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+    if (scores[a] != scores[b]) return scores[a] > scores[b];
+    return !tie_break.empty() && tie_break[a] > tie_break[b];
+  });
   order.resize(k);
   std::sort(order.begin(), order.end());
   return order;
@@ -107,7 +110,12 @@ LayerSelection select_attention_layers(const LayerMeasurements& measurements, co
       selection.attention_layers = evenly_spaced_layers(layers, keep);
       return selection;
   }
-  selection.attention_layers = top_k_layers(selection.scores, keep);
+  std::vector<double> tie_break;
+  if (options.criterion == SelectionCriterion::halo) {
+    const double best = *std::max_element(measurements.commonsense.begin(), measurements.commonsense.end());
+    for (double c : measurements.commonsense) tie_break.push_back(best - c);
+  }
+  selection.attention_layers = top_k_layers(selection.scores, keep, tie_break);
   return selection;
 }
 

@@ -99,7 +99,7 @@ Utf8Step utf8_step(std::string_view text, size_t pos) {
   return {continuations + 1, true};
 }
 
-void check_utf8(std::string_view text) {
+size_t invalid_utf8_offset(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     if (static_cast<unsigned char>(text[pos]) < 0x80) {
@@ -107,11 +107,16 @@ void check_utf8(std::string_view text) {
       continue;
     }
     const Utf8Step step = utf8_step(text, pos);
-    if (!step.valid) {
-      fail("text to tokenize is not valid UTF-8 at byte ", pos, " (of ", text.size(),
-           "); convert it to UTF-8 first");
-    }
+    if (!step.valid) return pos;
     pos += step.length;
+  }
+  return std::string_view::npos;
+}
+
+void check_utf8(std::string_view text) {
+  const size_t bad = invalid_utf8_offset(text);
+  if (bad != std::string_view::npos) {
+    fail("text to tokenize is not valid UTF-8 at byte ", bad, " (of ", text.size(), "); convert it to UTF-8 first");
   }
 }
 

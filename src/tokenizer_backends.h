@@ -33,6 +33,9 @@ struct Utf8Step {
 };
 Utf8Step utf8_step(std::string_view text, size_t pos);
 
+// The byte offset of the first ill-formed UTF-8 sequence, or std::string_view::npos.
+size_t invalid_utf8_offset(std::string_view text);
+
 // Fails with "... not valid UTF-8 at byte N" unless `text` is well-formed UTF-8.
 void check_utf8(std::string_view text);
 

@@ -56,6 +56,14 @@ TEST(Selection, HaloScoresMatchTheHandComputedExample) {
   EXPECT_EQ(select_attention_layers({8, kRecall, kCommonsense, {}}, one).attention_layers, (std::vector<int64_t>{3}));
 }
 
+TEST(Selection, FlatRecallFallsBackToTheCommonsenseDrop) {
+  // No layer's recall differs (a teacher that cannot retrieve): every s_i is 0, and the layers
+  // whose replacement costs the most commonsense stay attention.
+  const std::vector<double> flat(8, 0.0);
+  const std::vector<double> c = {0.50, 0.58, 0.41, 0.60, 0.55, 0.45, 0.59, 0.57};
+  EXPECT_EQ(select_attention_layers({8, flat, c, {}}, {}).attention_layers, (std::vector<int64_t>{2, 5}));
+}
+
 TEST(Selection, ClipAndEps) {
   LayerSelectionOptions low_clip;
   low_clip.clip = 10;

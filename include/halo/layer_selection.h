@@ -47,8 +47,11 @@ std::vector<double> halo_selection_scores(const std::vector<double>& recall, con
                                           double eps = 1e-10, double clip = 50.0);
 // max_j R_j - R_i of every layer.
 std::vector<double> recall_drop_scores(const std::vector<double>& recall);
-// Indices of the k largest scores (ties: lower index first), sorted ascending.
-std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k);
+// Indices of the k largest scores, sorted ascending. Ties go to the larger `tie_break` value
+// (when given), then to the lower index. The halo criterion breaks ties by the commonsense drop,
+// so that a model whose recall is flat (e.g. all zero) still keeps the layers whose loss hurts
+// most.
+std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k, const std::vector<double>& tie_break = {});
 // floor((2j + 1) * layers / (2k)) for j = 0..k-1.
 std::vector<int64_t> evenly_spaced_layers(int64_t layers, int64_t k);
 

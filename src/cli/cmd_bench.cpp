@@ -63,21 +63,6 @@ int bench_tokenizer(int argc, char** argv) {
   return kExitOk;
 }
 
-std::vector<int64_t> parse_int_list(const std::string& text, const std::string& option) {
-  std::vector<int64_t> values;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    const std::string item = text.substr(start, comma - start);
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0) usage_fail(option, ": '", item, "' is not a positive integer");
-    values.push_back(v);
-    start = comma + 1;
-  }
-  return values;
-}
-
 // Median wall time of `repeat` runs of `work` after one warm-up, synchronizing the device.
 double median_ms(const std::function<void()>& work, int repeat, const c10::Device& device) {
   std::vector<double> times;
@@ -129,7 +114,7 @@ int bench_lightning(int argc, char** argv) {
                 static_cast<long long>(chunk), repeat);
     std::printf("%8s  %-10s %12s %14s\n", "T", "impl", "forward ms", backward ? "fwd+bwd ms" : "");
   }
-  for (int64_t t : parse_int_list(result["lengths"].as<std::string>(), "--lengths")) {
+  for (int64_t t : parse_count_list(result["lengths"].as<std::string>(), "--lengths")) {
     auto opts = at::TensorOptions().dtype(dtype).device(device);
     at::Tensor q = at::randn({b, h, t, d}, opts), k = at::randn({b, h, t, d}, opts), v = at::randn({b, h, t, d}, opts);
     for (LightningImpl impl : impls) {
@@ -162,6 +147,26 @@ int bench_lightning(int argc, char** argv) {
 }
 
 }  // namespace
+
+std::vector<int64_t> parse_count_list(const std::string& text, const std::string& option) {
+  std::vector<int64_t> values;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    std::string item = text.substr(start, comma - start);
+    int64_t scale = 1;
+    if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) scale = 1024, item.pop_back();
+    else if (!item.empty() && (item.back() == 'M' || item.back() == 'm')) scale = 1024 * 1024, item.pop_back();
+    char* end = nullptr;
+    const long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v <= 0) {
+      usage_fail(option, ": '", text.substr(start, comma - start), "' is not a positive count (K = 1024, M = 1048576)");
+    }
+    values.push_back(v * scale);
+    start = comma + 1;
+  }
+  return values;
+}
 
 int run_bench(int argc, char** argv) {
   const std::string what = argc >= 2 ? argv[1] : "";

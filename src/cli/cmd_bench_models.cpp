@@ -86,24 +86,6 @@ double seconds_since(clock_type::time_point start, const c10::Device& device) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-std::vector<int64_t> parse_list(const std::string& text, const std::string& option) {
-  std::vector<int64_t> values;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = std::min(text.find(',', start), text.size());
-    std::string item = text.substr(start, comma - start);
-    int64_t scale = 1;
-    if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) scale = 1024, item.pop_back();
-    else if (!item.empty() && (item.back() == 'M' || item.back() == 'm')) scale = 1024 * 1024, item.pop_back();
-    char* end = nullptr;
-    const long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0) usage_fail(option, ": '", text.substr(start, comma - start), "' is not a positive count");
-    values.push_back(v * scale);
-    start = comma + 1;
-  }
-  return values;
-}
-
 }  // namespace
 
 int bench_inference(int argc, char** argv) {
@@ -137,7 +119,7 @@ int bench_inference(int argc, char** argv) {
                 scalar_type_name(dtype), device.str().c_str(), static_cast<long long>(batch));
     std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
   }
-  for (int64_t context : parse_list(result["contexts"].as<std::string>(), "--contexts")) {
+  for (int64_t context : parse_count_list(result["contexts"].as<std::string>(), "--contexts")) {
     nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
                           {"batch", batch}, {"context", context}, {"prefill_chunk", chunk}};
     reset_peak(device);
