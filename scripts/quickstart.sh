@@ -23,7 +23,7 @@ echo "== corpus"
 "$root/scripts/prepare_corpus.sh" --out runs/corpus/raw
 if [ ! -f "$data/retrieval/retrieval.jsonl" ]; then
   "$halo" data retrieval --filler runs/corpus/raw --out "$data/retrieval/retrieval.jsonl" \
-    --documents 8000 --min-chars 150 --max-chars 700
+    --documents 30000 --min-chars 100 --max-chars 600
 fi
 
 echo "== tokenizer"
