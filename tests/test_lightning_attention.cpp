@@ -1,6 +1,8 @@
 // Lightning attention: the three implementations against a scalar-loop transcription of the
 // recurrence, against each other across chunk sizes and split calls, gradients against central
-// differences, the ALiBi decays, dtype handling and input checks. All numerics in float64.
+// differences, the chunked form's hand-written backward against autograd through the naive
+// form, the ALiBi decays, dtype handling and input checks. Numerics in float64 unless a test
+// is about the low-precision path.
 #include "halo/lightning_attention.h"
 
 #include <ATen/ATen.h>
@@ -182,6 +184,132 @@ TEST(LightningAttention, GradientsMatchFiniteDifferences) {
       EXPECT_LE(rel_diff(leaves[which].grad(), numeric), 1e-6) << names[which];
     }
   }
+}
+
+// Gradients of q, k, v and the initial state from a loss over out and the final state.
+struct Grads {
+  at::Tensor q, k, v, s0;
+};
+
+enum class LossUses { both, out_only, state_only };
+
+Grads grads_of(const Problem& p, LightningImpl impl, bool with_state, int64_t chunk,
+               LossUses uses, const at::Tensor& w_out, const at::Tensor& w_state) {
+  at::Tensor q = p.q.clone().requires_grad_(true), k = p.k.clone().requires_grad_(true),
+             v = p.v.clone().requires_grad_(true), s0 = p.s0.clone().requires_grad_(true);
+  c10::optional<at::Tensor> state;
+  if (with_state) state = s0;
+  LightningOutput r = lightning_attention(q, k, v, p.decay, p.scale, impl, state, chunk);
+  at::Tensor loss = at::zeros({}, w_out.options());
+  if (uses != LossUses::state_only) loss = loss + (r.out * w_out).sum();
+  if (uses != LossUses::out_only) loss = loss + (r.state * w_state).sum();
+  loss.backward();
+  auto grad = [](const at::Tensor& x) {
+    return x.grad().defined() ? x.grad() : at::zeros_like(x);
+  };
+  return {grad(q), grad(k), grad(v), grad(s0)};
+}
+
+TEST(LightningAttention, ChunkedGradientsMatchNaiveAutograd) {
+  struct Case {
+    int64_t t, chunk;
+    bool with_state;
+    LossUses uses;
+  };
+  const Case cases[] = {{1, 64, true, LossUses::both},          {7, 3, true, LossUses::both},
+                        {37, 16, false, LossUses::both},        {48, 16, true, LossUses::both},
+                        {70, 64, true, LossUses::out_only},     {70, 64, true, LossUses::state_only},
+                        {5, 8, true, LossUses::both},           {64, 1, true, LossUses::both}};
+  uint64_t seed = 100;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("T " + std::to_string(c.t) + " chunk " + std::to_string(c.chunk) +
+                 (c.with_state ? " with state" : " no state") + " uses " +
+                 std::to_string(static_cast<int>(c.uses)));
+    Problem p = random_problem(2, 3, c.t, 5, 4, at::tensor({0.3, 0.7, 0.97}, f64()), seed++);
+    at::Tensor w_out = at::randn({2, 3, c.t, 4}, f64()), w_state = at::randn({2, 3, 5, 4}, f64());
+    Grads want = grads_of(p, LightningImpl::naive, c.with_state, c.chunk, c.uses, w_out, w_state);
+    Grads got = grads_of(p, LightningImpl::chunked, c.with_state, c.chunk, c.uses, w_out, w_state);
+    if (c.uses == LossUses::state_only)  // q only reaches the output
+      EXPECT_EQ(got.q.abs().max().item<double>(), 0.0);
+    else
+      EXPECT_LE(rel_diff(got.q, want.q), 1e-10);
+    EXPECT_LE(rel_diff(got.k, want.k), 1e-10);
+    EXPECT_LE(rel_diff(got.v, want.v), 1e-10);
+    if (c.with_state) EXPECT_LE(rel_diff(got.s0, want.s0), 1e-10);
+  }
+}
+
+TEST(LightningAttention, ChunkedTakesStridedInputs) {
+  // The mixer's layout: [B,T,H,D] transposed to [B,H,T,D] (no copy).
+  Problem p = random_problem(2, 3, 21, 4, 6, alibi_decays(3, at::kDouble), 11);
+  Problem strided = p;
+  strided.q = p.q.transpose(1, 2).contiguous().transpose(1, 2);
+  strided.k = p.k.transpose(1, 2).contiguous().transpose(1, 2);
+  strided.v = p.v.transpose(1, 2).contiguous().transpose(1, 2);
+  ASSERT_FALSE(strided.q.is_contiguous());
+  at::manual_seed(12);
+  at::Tensor w_out = at::randn({2, 3, 21, 6}, f64()), w_state = at::randn({2, 3, 4, 6}, f64());
+  Grads want = grads_of(p, LightningImpl::naive, true, 8, LossUses::both, w_out, w_state);
+  Grads got = grads_of(strided, LightningImpl::chunked, true, 8, LossUses::both, w_out, w_state);
+  EXPECT_LE(rel_diff(got.q, want.q), 1e-10);
+  EXPECT_LE(rel_diff(got.k, want.k), 1e-10);
+  EXPECT_LE(rel_diff(got.v, want.v), 1e-10);
+  EXPECT_LE(rel_diff(got.s0, want.s0), 1e-10);
+  EXPECT_LE(rel_diff(run(strided, LightningImpl::chunked, true, 8).out,
+                     run(p, LightningImpl::naive, true).out),
+            1e-10);
+}
+
+TEST(LightningAttention, ChunkedLowPrecisionGradients) {
+  Problem p = random_problem(1, 3, 19, 8, 8, alibi_decays(3), 13);
+  Problem rounded = p;
+  rounded.q = p.q.to(at::kBFloat16).to(at::kDouble);
+  rounded.k = p.k.to(at::kBFloat16).to(at::kDouble);
+  rounded.v = p.v.to(at::kBFloat16).to(at::kDouble);
+  rounded.decay = p.decay.to(at::kDouble);
+  at::manual_seed(14);
+  at::Tensor w_out = at::randn({1, 3, 19, 8}, f64()).to(at::kBFloat16).to(at::kDouble);
+  at::Tensor w_state = at::randn({1, 3, 8, 8}, f64());
+  Grads want = grads_of(rounded, LightningImpl::naive, true, 8, LossUses::both, w_out, w_state);
+
+  Problem low = p;
+  low.q = p.q.to(at::kBFloat16);
+  low.k = p.k.to(at::kBFloat16);
+  low.v = p.v.to(at::kBFloat16);
+  low.s0 = p.s0.to(at::kFloat);
+  Grads got = grads_of(low, LightningImpl::chunked, true, 8, LossUses::both,
+                       w_out.to(at::kBFloat16), w_state.to(at::kFloat));
+  EXPECT_EQ(got.q.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(got.v.scalar_type(), at::kBFloat16);
+  EXPECT_EQ(got.s0.scalar_type(), at::kFloat);
+  EXPECT_LE(rel_diff(got.q, want.q), 1e-2);
+  EXPECT_LE(rel_diff(got.k, want.k), 1e-2);
+  EXPECT_LE(rel_diff(got.v, want.v), 1e-2);
+  EXPECT_LE(rel_diff(got.s0, want.s0), 1e-5);
+}
+
+TEST(LightningAttention, ChunkedOutputsTakeInPlaceOps) {
+  Problem p = random_problem(1, 3, 9, 4, 4, alibi_decays(3, at::kDouble), 16);
+  for (int64_t chunk : {4, 9}) {  // two spans, one span
+    at::Tensor q = p.q.clone().requires_grad_(true);
+    LightningOutput r =
+        lightning_attention(q, p.k, p.v, p.decay, p.scale, LightningImpl::chunked, p.s0, chunk);
+    r.out.mul_(2);
+    r.state.add_(1);
+    (r.out.sum() + r.state.sum()).backward();
+    Grads want = grads_of(p, LightningImpl::naive, true, chunk, LossUses::both,
+                          at::full({1, 3, 9, 4}, 2.0, f64()), at::ones({1, 3, 4, 4}, f64()));
+    EXPECT_LE(rel_diff(q.grad(), want.q), 1e-10) << chunk;
+  }
+}
+
+TEST(LightningAttention, ChunkedRefusesDecaysThatWantAGradient) {
+  Problem p = random_problem(1, 3, 5, 4, 4, alibi_decays(3, at::kDouble), 15);
+  at::Tensor decay = p.decay.clone().requires_grad_(true);
+  EXPECT_THROW(lightning_attention(p.q, p.k, p.v, decay, p.scale, LightningImpl::chunked), Error);
+  EXPECT_NO_THROW(lightning_attention(p.q, p.k, p.v, decay.detach(), p.scale,
+                                      LightningImpl::chunked));
+  EXPECT_NO_THROW(lightning_attention(p.q, p.k, p.v, decay, p.scale, LightningImpl::naive));
 }
 
 TEST(LightningAttention, AlibiSlopes) {

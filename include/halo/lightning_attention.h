@@ -1,11 +1,11 @@
 // Lightning attention: the linear-attention RNN of HypeNet's converted layers (METHOD.md §2.3).
 // Per head h with a fixed decay gamma_h, the state S (Dk x Dv) follows
 //   S_t = gamma_h * S_{t-1} + k_t^T v_t ,   o_t = scale * q_t S_t   (token t included).
-// Three implementations compute the same function with plain ATen ops (so autograd works
-// through all of them): `naive` (the quadratic masked form, the reference), `chunked`
-// (training/prefill: intra-chunk matmuls batched over all chunks, the state carried chunk to
-// chunk) and `recurrent` (decode: one token at a time). Each takes an optional initial state and
-// returns the final one, so a sequence may be split over several calls.
+// Three implementations compute the same function, all differentiable: `naive` (the quadratic
+// masked form, the reference) and `recurrent` (decode: one token at a time) in plain ATen ops
+// under autograd, and `chunked` (training/prefill: matmuls batched over all chunks, the state
+// carried chunk to chunk by a scan) with a hand-written backward. Each takes an optional initial
+// state and returns the final one, so a sequence may be split over several calls.
 #pragma once
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
@@ -38,7 +38,8 @@ struct LightningOutput {
 // q, k: [B,H,T,Dk]; v: [B,H,T,Dv] (q, k, v of one floating dtype); decay: [H] gamma values,
 // each in (0,1]; initial_state: [B,H,Dk,Dv] (zeros when absent). All on one device.
 // float64 inputs are computed in float64, any other floating dtype in float32 (as the
-// reference). chunk_size is used by `chunked` only; T need not be a multiple of it.
+// reference). chunk_size is used by `chunked` only; T need not be a multiple of it. `chunked`
+// gives the decays no gradient (they are fixed) and fails if they require one.
 LightningOutput lightning_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& decay, double scale, LightningImpl impl,
                                     const c10::optional<at::Tensor>& initial_state = {},
