@@ -1,10 +1,9 @@
 // Softmax attention of one layer: Qwen3's (q/k RMSNorm before RoPE, GQA) and HypeNet's kept
 // layers (NoPE, sigmoid output gate, HyPE logits scaling folded into q). PyTorch's fused
 // kernels do the attention:
-// - a whole sequence: SDPA, causal, GQA in the kernel (enable_gqa);
-// - one new token against the cache (decode): the g query heads of each KV head are folded into
-//   the query length, so K/V are read once per KV head and never repeated (flash-decoding's
-//   GQA trick);
+// - a whole sequence, or one new token against the cache (decode): SDPA, GQA in the kernel
+//   (enable_gqa). (Folding the query heads of a KV head into the query length measured 2x
+//   slower per decode step on an H100: docs/benchmarks.md.)
 // - a prefill chunk continuing the cache: split-KV. The chunk attends to the cached keys (no
 //   mask, GQA folded) and to its own keys (causal), each with its log-sum-exp, and the two are
 //   merged exactly; memory stays O(chunk x cache) in the kernels, with no [chunk, cache] mask;
@@ -90,12 +89,9 @@ at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at
   at::Tensor o;
   if (ctx.attn_mask.defined()) {
     o = at::scaled_dot_product_attention(q, k, v, ctx.attn_mask, 0.0, false, scale, gqa);
-  } else if (t == s) {
-    o = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/t > 1, scale, gqa);
-  } else if (t == 1) {
-    const int64_t groups = h / kv;
-    o = at::scaled_dot_product_attention(q.reshape({b, kv, groups, d}), k, v, {}, 0.0, false, scale)
-            .reshape({b, h, 1, d});
+  } else if (t == s || t == 1) {
+    // A whole causal block, or one new token that sees the whole cache.
+    o = at::scaled_dot_product_attention(q, k, v, {}, 0.0, /*is_causal=*/t == s && t > 1, scale, gqa);
   } else {
     o = attend_split(q, k, v, scale);
   }

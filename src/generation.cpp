@@ -37,6 +37,7 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vec
     std::copy(prompts[r].begin(), prompts[r].end(), flat.begin() + r * longest + padding[r]);
   }
   InferenceCache cache(model.config().num_hidden_layers);
+  cache.reserve(static_cast<int64_t>(longest) + std::max<int64_t>(options.max_new_tokens, 0));
   if (shortest != longest) cache.set_left_padding(at::tensor(padding, at::kLong).to(model.device()));
   TokenSampler sampler(options.sampling);
   at::Tensor ids = at::tensor(flat, at::kLong).view({rows, static_cast<int64_t>(longest)}).to(model.device());

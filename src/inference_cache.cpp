@@ -19,7 +19,7 @@ std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const
   const int64_t needed = length_ + t;
   if (!keys.defined() || keys.size(2) < needed) {
     int64_t capacity = keys.defined() ? keys.size(2) : 0;
-    capacity = std::max<int64_t>({needed, 2 * capacity, 64});
+    capacity = std::max<int64_t>({needed, capacity == 0 ? reserved_ : 2 * capacity, 64});
     at::Tensor new_keys = at::empty({k.size(0), k.size(1), capacity, k.size(3)}, k.options());
     at::Tensor new_values = at::empty({v.size(0), v.size(1), capacity, v.size(3)}, v.options());
     if (length_ > 0) {

@@ -31,11 +31,15 @@ class InferenceCache {
   // Commits `tokens` new positions once every layer has appended them.
   void advance(int64_t tokens) { length_ += tokens; }
 
+  // Sizes the K/V buffers for `positions` in all when they are first made, instead of growing
+  // them by doubling (a 1M-token prompt would otherwise hold up to twice its cache).
+  void reserve(int64_t positions) { reserved_ = positions; }
+
   // Bytes held by the cache buffers (capacity, not just the used part).
   int64_t bytes() const;
 
  private:
-  int64_t length_ = 0;
+  int64_t length_ = 0, reserved_ = 0;
   std::vector<at::Tensor> keys_, values_;  // [B, KV, capacity, D]
   std::vector<at::Tensor> states_;         // [B, H, D, D] float32
   at::Tensor left_padding_;

@@ -125,6 +125,7 @@ int bench_inference(int argc, char** argv) {
     reset_peak(device);
     try {
       InferenceCache cache(config.num_hidden_layers);
+      cache.reserve(context + steps);
       auto start = clock_type::now();
       at::Tensor hidden;
       for (int64_t begin = 0; begin < context; begin += chunk) {
