@@ -5,7 +5,6 @@
 // chunk cuts that leave the pieces alone, byte-identical output whatever the threads and chunk
 // size, JSON Lines input, the byte budget, and errors. The CLI is run once.
 #include <gtest/gtest.h>
-#include <utf8proc.h>
 
 #include <cstdlib>
 #include <map>
@@ -30,17 +29,7 @@ using halo::test::write_text;
 
 const std::string kWikitext = halo::test::shared_dir() + "/data/wikitext-2";
 
-std::string nfc(const std::string& text) {
-  utf8proc_uint8_t* normalized = nullptr;
-  const auto length =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                   static_cast<utf8proc_ssize_t>(text.size()), &normalized,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-  if (length < 0) throw std::runtime_error("utf8proc_map failed");
-  std::string result(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
-  std::free(normalized);
-  return result;
-}
+using halo::test::nfc;
 
 // The merges as pairs of token strings.
 std::vector<std::pair<std::string, std::string>> merge_strings(const halo::BpeTrainingResult& trained) {

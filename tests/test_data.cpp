@@ -81,14 +81,7 @@ TokenizeCorpusOptions options_for(std::vector<std::string> inputs, const std::st
   return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using halo::test::error_of;
 
 TEST(PrepareTest, TextPerFileFromDirectoryRecursedInSortedOrder) {
   const std::string root = make_temp_dir();

@@ -1,7 +1,10 @@
 // Test plumbing shared by all suites.
 #include "test_support.h"
 
+#include "halo/error.h"
 #include "halo/file_system.h"
+
+#include <utf8proc.h>
 
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
@@ -83,6 +86,26 @@ std::string write_byte_tokenizer(const std::string& dir) {
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
   write_text(dir + "/tokenizer.json", tok.dump());
   return dir + "/tokenizer.json";
+}
+
+std::string nfc(const std::string& text) {
+  utf8proc_uint8_t* normalized = nullptr;
+  const auto length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                   static_cast<utf8proc_ssize_t>(text.size()), &normalized,
+                                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  if (length < 0) throw std::runtime_error("utf8proc_map failed");
+  std::string result(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
+  std::free(normalized);
+  return result;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 CommandResult run_halo(const std::string& args) {

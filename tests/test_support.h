@@ -3,6 +3,7 @@
 #pragma once
 #include <c10/core/Device.h>
 
+#include <functional>
 #include <string>
 
 namespace halo::test {
@@ -28,6 +29,12 @@ struct CommandResult {
   int exit_code;  // 128 + signal number when killed by a signal
   std::string out, err;
 };
+
+// NFC of UTF-8 text by utf8proc directly (the reference the tokenizer tests compare with).
+std::string nfc(const std::string& text);
+
+// The message of the halo::Error that `f` throws, or "(no error)".
+std::string error_of(const std::function<void()>& f);
 
 // Runs the built halo binary with `args` (a shell-quoted string).
 CommandResult run_halo(const std::string& args);

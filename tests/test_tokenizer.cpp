@@ -7,7 +7,6 @@
 #include <sentencepiece_trainer.h>
 #include <stdlib.h>
 #include <unistd.h>
-#include <utf8proc.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -40,17 +39,7 @@ class TempDir {
 
 using halo::test::write_text;
 
-std::string nfc(const std::string& text) {
-  utf8proc_uint8_t* normalized = nullptr;
-  const auto length =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                   static_cast<utf8proc_ssize_t>(text.size()), &normalized,
-                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
-  if (length < 0) throw std::runtime_error("utf8proc_map failed");
-  std::string result(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
-  std::free(normalized);
-  return result;
-}
+using halo::test::nfc;
 
 struct Case {
   std::string name, text, decoded;

@@ -176,14 +176,7 @@ void expect_bitwise_equal(const std::vector<at::Tensor>& a, const std::vector<at
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].equal(b[i])) << "tensor " << i << " differs";
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using halo::test::error_of;
 
 class TrainerTest : public ::testing::Test {
  protected:
