@@ -32,7 +32,9 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
                                      " --config configs/quickstart.yaml");
   options.add_options()
       ("c,config", "Experiment YAML file", cxxopts::value<std::string>())
-      ("dry-run", "Print the plan (token budgets, memory estimates) and exit");
+      ("dry-run", "Print the plan (token budgets, memory estimates) and exit")
+      ("device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())
+      ("dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>());
   if (all) {
     options.add_options()("stage", "Run only this stage", cxxopts::value<std::string>()->default_value("all"));
     options.parse_positional({"config"});
@@ -41,7 +43,9 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string config = require_string(result, "config", options.program());
-  const Experiment experiment = load_experiment(config);
+  Experiment experiment = load_experiment(config);
+  if (result.count("device")) experiment.device = result["device"].as<std::string>();
+  if (result.count("dtype")) experiment.dtype = result["dtype"].as<std::string>();
   if (result.count("dry-run")) {
     std::fputs(describe_plan(experiment).c_str(), stdout);
     return kExitOk;
