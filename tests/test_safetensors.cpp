@@ -1,17 +1,14 @@
 // Checkpoint I/O: torch round trips (every dtype, scalars, empty and non-contiguous tensors,
 // metadata), zero-copy loading, sharded saves and their cleanup, the real Qwen3 fixtures, and
 // one crafted file per kind of corruption, each of which must raise a one-line halo::Error that
-// names the file. Every test writes into its own temporary directory. Files are handled with
-// POSIX calls: in a torch binary std::filesystem resolves to libtorch.so's copies, and its
-// remove_all crashes (torch 2.11).
+// names the file. Every test writes into its own temporary directory (test_support, through
+// file_system.h: never std::filesystem in a torch binary).
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/arange.h>
 #include <ATen/ops/equal.h>
 #include <ATen/ops/randn.h>
 #include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
-#include <dirent.h>
-#include <ftw.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -27,42 +24,24 @@
 #include "halo/file_system.h"
 #include "halo/safetensors.h"
 #include "halo/tensor_io.h"
+#include "test_support.h"
 
 namespace halo {
 namespace {
 
 using json = nlohmann::json;
 
-const std::string kFixtures = HALO_SHARED_DIR "/fixtures";
+const std::string kFixtures = test::shared_dir() + "/fixtures";
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/halo-safetensors-XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-  }
-  void TearDown() override {
-    ::nftw(
-        dir_.c_str(),
-        [](const char* file, const struct stat*, int, FTW*) { return ::remove(file); }, 16,
-        FTW_DEPTH | FTW_PHYS);
-  }
+  void SetUp() override { dir_ = test::make_temp_dir(); }
 
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
 
   std::set<std::string> files_in(const std::string& dir) const {
-    std::set<std::string> names;
-    DIR* listing = ::opendir(dir.c_str());
-    EXPECT_NE(listing, nullptr) << dir;
-    if (!listing) return names;
-    while (const dirent* file = ::readdir(listing)) {
-      if (std::string(file->d_name) != "." && std::string(file->d_name) != "..")
-        names.insert(file->d_name);
-    }
-    ::closedir(listing);
-    return names;
+    const std::vector<std::string> names = list_directory(dir);
+    return {names.begin(), names.end()};
   }
 
   std::string dir_;
