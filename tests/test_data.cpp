@@ -312,22 +312,9 @@ TEST(PrepareTest, OutputDirectoryInsideAnInputDirectoryIsNotRead) {
 
 // A token directory whose token at offset i is i (vocab_size n unless given).
 std::string make_token_dir(int64_t n, int64_t vocab_size = 0) {
-  const std::string dir = make_temp_dir();
   std::vector<uint32_t> ids(static_cast<size_t>(n));
   std::iota(ids.begin(), ids.end(), 0u);
-  std::ofstream(dir + "/tokens.bin", std::ios::binary)
-      .write(reinterpret_cast<const char*>(ids.data()), static_cast<std::streamsize>(n * 4));
-  TokenCorpusManifest m;
-  m.tokenizer_path = "t.json";
-  m.tokenizer_sha256 = "0";
-  m.vocab_size = vocab_size > 0 ? vocab_size : std::max<int64_t>(n, 1);
-  m.documents = 1;
-  m.tokens = n;
-  m.bytes = n;
-  m.sources = {{"corpus.txt", 1, 0, n, n}};
-  m.created = "2025-01-01T00:00:00Z";
-  write_text(dir + "/manifest.json", manifest_to_json(m));
-  return dir;
+  return test::write_token_dir(ids, vocab_size > 0 ? vocab_size : std::max<int64_t>(n, 1));
 }
 
 // Window index of each row (rows must be runs of consecutive offsets starting at a multiple of T).

@@ -3,6 +3,7 @@
 
 #include "halo/error.h"
 #include "halo/file_system.h"
+#include "halo/token_corpus.h"
 
 #include <utf8proc.h>
 
@@ -86,6 +87,23 @@ std::string write_byte_tokenizer(const std::string& dir) {
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
   write_text(dir + "/tokenizer.json", tok.dump());
   return dir + "/tokenizer.json";
+}
+
+std::string write_token_dir(const std::vector<uint32_t>& ids, int64_t vocab_size) {
+  const std::string dir = make_temp_dir();
+  const int64_t n = static_cast<int64_t>(ids.size());
+  write_file_atomic(dir + "/tokens.bin", std::string(reinterpret_cast<const char*>(ids.data()), ids.size() * 4));
+  TokenCorpusManifest m;
+  m.tokenizer_path = "t.json";
+  m.tokenizer_sha256 = "0";
+  m.vocab_size = vocab_size;
+  m.documents = 1;
+  m.tokens = n;
+  m.bytes = n;
+  m.sources = {{"corpus.txt", 1, 0, n, n}};
+  m.created = "2025-01-01T00:00:00Z";
+  write_file_atomic(dir + "/manifest.json", manifest_to_json(m));
+  return dir;
 }
 
 std::string nfc(const std::string& text) {

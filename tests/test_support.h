@@ -4,7 +4,9 @@
 #include <c10/core/Device.h>
 
 #include <functional>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace halo::test {
 
@@ -29,6 +31,10 @@ struct CommandResult {
   int exit_code;  // 128 + signal number when killed by a signal
   std::string out, err;
 };
+
+// A token directory (tokens.bin + manifest.json, as `halo data prepare` writes) holding `ids`
+// as one document, for a tokenizer of `vocab_size` entries.
+std::string write_token_dir(const std::vector<uint32_t>& ids, int64_t vocab_size);
 
 // NFC of UTF-8 text by utf8proc directly (the reference the tokenizer tests compare with).
 std::string nfc(const std::string& text);

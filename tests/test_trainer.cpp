@@ -47,7 +47,6 @@ constexpr int64_t kDim = 8;
 
 // N tokens where the next token is (3 t + 1) mod 16 nine times in ten, else pseudo-random.
 std::string make_corpus(int64_t n = 2000) {
-  const std::string dir = make_temp_dir();
   std::vector<uint32_t> ids(static_cast<size_t>(n));
   uint64_t state = 12345;
   uint32_t t = 0;
@@ -56,19 +55,7 @@ std::string make_corpus(int64_t n = 2000) {
     t = (state >> 60) < 15 ? (3 * t + 1) % kVocab : static_cast<uint32_t>((state >> 33) % kVocab);
     id = t;
   }
-  std::ofstream(dir + "/tokens.bin", std::ios::binary)
-      .write(reinterpret_cast<const char*>(ids.data()), static_cast<std::streamsize>(n * 4));
-  TokenCorpusManifest m;
-  m.tokenizer_path = "t.json";
-  m.tokenizer_sha256 = "0";
-  m.vocab_size = kVocab;
-  m.documents = 1;
-  m.tokens = n;
-  m.bytes = n;
-  m.sources = {{"corpus.txt", 1, 0, n, n}};
-  m.created = "2025-01-01T00:00:00Z";
-  write_text(dir + "/manifest.json", manifest_to_json(m));
-  return dir;
+  return test::write_token_dir(ids, kVocab);
 }
 
 // logits = (embedding[x] + small Gaussian noise) @ head + bias, mean cross-entropy. `before_loss` runs at the start of
