@@ -3,7 +3,6 @@
 // manifest.json, see halo/token_corpus.h). Input paths may follow --input or stand alone.
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <cstdio>
 #include <sstream>
 #include <cstring>
@@ -88,22 +87,7 @@ int run_data_retrieval(int argc, char** argv) {
   const std::string filler_path = require_string(result, "filler", "halo data retrieval");
   const std::string out = require_string(result, "out", "halo data retrieval");
   const int64_t budget = result["max-filler-mb"].as<int64_t>() * 1000000;
-  std::vector<std::string> files;
-  if (is_directory(filler_path)) {
-    std::vector<std::string> pending{filler_path};
-    while (!pending.empty()) {
-      const std::string dir = pending.back();
-      pending.pop_back();
-      for (const std::string& name : list_directory(dir)) {
-        const std::string path = join_path(dir, name);
-        if (is_directory(path)) pending.push_back(path);
-        else if (is_regular_file(path)) files.push_back(path);
-      }
-    }
-    std::sort(files.begin(), files.end());
-  } else {
-    files.push_back(filler_path);
-  }
+  const std::vector<std::string> files = expand_inputs({filler_path});
   std::vector<std::string> sentences;
   int64_t bytes = 0;
   for (const std::string& file : files) {
