@@ -182,10 +182,13 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache*
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     if (hidden_states != nullptr) hidden_states->push_back(x);
     if (recompute) {
+      const LayerWeights& l = layers_[i];
+      const MixerWeights& m = l.mixer;
       std::vector<at::Tensor> params;
-      const std::string prefix = cat("model.layers.", i, ".");
-      for (auto& [name, tensor] : named_parameters()) {
-        if (name.compare(0, prefix.size(), prefix) == 0 && tensor->requires_grad()) params.push_back(*tensor);
+      for (const at::Tensor* t : {&l.input_layernorm, &l.post_attention_layernorm, &m.q_proj, &m.k_proj, &m.v_proj,
+                                  &m.o_proj, &m.q_norm, &m.k_norm, &m.o_gate, &m.z_proj, &m.o_norm, &l.mlp.gate_proj,
+                                  &l.mlp.up_proj, &l.mlp.down_proj}) {
+        if (t->defined() && t->requires_grad()) params.push_back(*t);
       }
       x = checkpointed([this, i, ctx](const at::Tensor& in) { return layer_forward(i, in, ctx, nullptr); }, x, params);
     } else {
