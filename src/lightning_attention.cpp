@@ -8,6 +8,8 @@
 //   chunk to chunk is sequential, a scan (a CUDA kernel in lightning_scan.cu when built with
 //   HALO_CUDA, else a loop of fused ATen ops), run forward for the states and in reverse for
 //   their gradients. The backward recomputes the states rather than saving [B,H,N,Dk,Dv].
+// - chunked with 16-bit CUDA inputs (head dims 64 or 128, chunk 64, HALO_CUDA builds): fused
+//   tensor-core kernels instead (FusedChunkedLightning below, lightning_chunk_kernels.cu).
 // Decay powers are built as gamma^e with non-negative exponents only, so nothing overflows for
 // strong decays or long sequences.
 #include "halo/lightning_attention.h"
@@ -23,6 +25,7 @@
 
 #include "halo/error.h"
 #ifdef HALO_WITH_CUDA_KERNELS
+#include "lightning_chunk_kernels.h"
 #include "lightning_scan.h"
 #endif
 
@@ -267,6 +270,51 @@ struct ChunkedLightning : public torch::autograd::Function<ChunkedLightning> {
   }
 };
 
+#ifdef HALO_WITH_CUDA_KERNELS
+// The chunked form for 16-bit CUDA inputs on the fused kernels (lightning_chunk_kernels.h):
+// scores stay on chip and the states pass between kernels in the inputs' dtype. Saved for
+// backward: q, k, v, s0 and the decays; the backward recomputes the entering states S_n (one
+// forward recurrence), walks the reverse recurrence for G_{n+1} and ds_in = G_0, then computes
+// dq, dk, dv chunk by chunk. The output is laid out [B,T,H,D] in memory (the mixer's next
+// transpose is free).
+struct FusedChunkedLightning : public torch::autograd::Function<FusedChunkedLightning> {
+  static at::Tensor states_like(const at::Tensor& q) {
+    const int64_t chunks = (q.size(2) + kFusedLightningChunk - 1) / kFusedLightningChunk;
+    return at::empty({q.size(0), q.size(1), chunks, q.size(3), q.size(3)}, q.options());
+  }
+
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                                                const at::Tensor& k, const at::Tensor& v, const at::Tensor& s0,
+                                                const at::Tensor& gamma, double scale) {
+    const int64_t b = q.size(0), h = q.size(1), t = q.size(2), d = q.size(3);
+    at::Tensor states = states_like(q), last = at::empty_like(s0);
+    lightning_chunk_recurrence_cuda(k, v, gamma, s0, last, states, scale, /*reverse=*/false);
+    at::Tensor out = at::empty_strided({b, h, t, d}, {t * h * d, d, h * d, 1}, q.options());
+    lightning_chunk_forward_cuda(q, k, v, states, gamma, scale, out);
+    ctx->save_for_backward({q, k, v, s0, gamma});
+    ctx->saved_data["scale"] = scale;
+    return {out, last};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2], &s0 = saved[3], &gamma = saved[4];
+    const double scale = ctx->saved_data["scale"].toDouble();
+    at::Tensor dout = grads[0].defined() ? grads[0] : at::zeros_like(q);
+    if (!fused_lightning_supported(dout, dout, dout)) dout = dout.contiguous();
+    at::Tensor ds_out = grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::zeros_like(s0);
+    at::Tensor states = states_like(q), grad_states = states_like(q);
+    at::Tensor unused = at::empty_like(s0), ds_in = at::empty_like(s0);
+    lightning_chunk_recurrence_cuda(k, v, gamma, s0, unused, states, scale, /*reverse=*/false);
+    lightning_chunk_recurrence_cuda(q, dout, gamma, ds_out, ds_in, grad_states, scale, /*reverse=*/true);
+    at::Tensor dq = at::empty_like(q), dk = at::empty_like(k), dv = at::empty_like(v);
+    lightning_chunk_backward_cuda(q, k, v, dout, states, grad_states, gamma, scale, dq, dk, dv);
+    return {dq, dk, dv, ds_in, at::Tensor(), at::Tensor()};
+  }
+};
+#endif
+
 // One token at a time: the decode path (per token an outer product, one fused update, a matmul).
 LightningOutput recurrent(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const at::Tensor& gamma, const at::Tensor& s0) {
@@ -371,6 +419,12 @@ LightningOutput lightning_attention(const at::Tensor& q, const at::Tensor& k, co
     if (decay.requires_grad() && at::GradMode::is_enabled())
       fail("lightning_attention: chunked gives the fixed decays no gradient; pass them detached "
            "(or use naive to differentiate them)");
+#ifdef HALO_WITH_CUDA_KERNELS
+    if (chunk_size == kFusedLightningChunk && fused_lightning_supported(q, k, v)) {
+      auto outs = FusedChunkedLightning::apply(q, k, v, s0.contiguous(), gamma.contiguous(), scale);
+      return {outs[0], outs[1]};
+    }
+#endif
     auto outs = ChunkedLightning::apply(q, k, v, s0, gamma, scale, chunk_size);
     return {outs[0], outs[1]};
   }

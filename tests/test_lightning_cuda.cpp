@@ -1,6 +1,7 @@
 // Chunked lightning attention on the GPU (label "cuda"; skipped without one): forward and
-// backward with float32 and bfloat16 inputs against the float64 CPU computation on the same
-// rounded inputs (the CPU chunked form, itself checked against the naive form in
+// backward with float32, bfloat16 and float16 inputs (the 16-bit ones at head dims 64 and 128
+// take the fused kernels, also with token-major [B,T,H,D] memory as the model passes them)
+// against the float64 CPU computation on the same rounded inputs (the CPU chunked form, itself checked against the naive form in
 // test_lightning_attention). Errors are measured as ||got - want|| / ||want||.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -39,7 +40,7 @@ Result run(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const 
 }
 
 void check_against_cpu(int64_t b, int64_t h, int64_t t, int64_t dk, int64_t dv, int64_t chunk,
-                       uint64_t seed) {
+                       uint64_t seed, bool token_major = false) {
   at::manual_seed(seed);
   auto f64 = at::TensorOptions().dtype(at::kDouble);
   at::Tensor q = at::randn({b, h, t, dk}, f64), k = at::randn({b, h, t, dk}, f64),
@@ -47,7 +48,7 @@ void check_against_cpu(int64_t b, int64_t h, int64_t t, int64_t dk, int64_t dv, 
              w_out = at::randn({b, h, t, dv}, f64), w_state = at::randn({b, h, dk, dv}, f64);
   const at::Tensor decay = alibi_decays(h);  // float32, as the model uses
   const at::Device gpu(at::kCUDA, 0);
-  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+  for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     SCOPED_TRACE(std::string(c10::toString(dtype)) + " B " + std::to_string(b) + " H " +
                  std::to_string(h) + " T " + std::to_string(t) + " chunk " +
                  std::to_string(chunk));
@@ -56,7 +57,11 @@ void check_against_cpu(int64_t b, int64_t h, int64_t t, int64_t dk, int64_t dv, 
                       decay.to(at::kDouble), rounded(w_out), w_state.to(at::kFloat).to(at::kDouble),
                       chunk);
     auto on_gpu = [&](const at::Tensor& x, at::ScalarType type) { return x.to(gpu, type); };
-    Result got = run(on_gpu(q, dtype), on_gpu(k, dtype), on_gpu(v, dtype), on_gpu(s0, at::kFloat),
+    auto input = [&](const at::Tensor& x) {
+      at::Tensor y = on_gpu(x, dtype);
+      return token_major ? y.transpose(1, 2).contiguous().transpose(1, 2) : y;
+    };
+    Result got = run(input(q), input(k), input(v), on_gpu(s0, at::kFloat),
                      decay.to(gpu), on_gpu(w_out, dtype), on_gpu(w_state, at::kFloat), chunk);
     EXPECT_EQ(got.out.scalar_type(), dtype);
     EXPECT_EQ(got.dq.scalar_type(), dtype);
@@ -79,6 +84,14 @@ TEST(LightningCuda, ChunkedMatchesCpuFloat64) {
   check_against_cpu(2, 3, 300, 24, 40, 64, 1);  // a shorter last chunk, Dk != Dv
   check_against_cpu(2, 4, 1, 16, 16, 64, 2);    // one token
   check_against_cpu(3, 2, 50, 5, 3, 16, 3);     // state sizes not a multiple of 4
+}
+
+TEST(LightningCuda, FusedChunkedMatchesCpuFloat64) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device";
+  check_against_cpu(2, 3, 300, 64, 64, 64, 5, /*token_major=*/true);  // a shorter last chunk
+  check_against_cpu(2, 2, 200, 128, 128, 64, 6, /*token_major=*/true);
+  check_against_cpu(1, 2, 64, 128, 128, 64, 7);  // exactly one chunk
+  check_against_cpu(3, 1, 17, 64, 64, 64, 8);    // less than one chunk
 }
 
 TEST(LightningCuda, ChunkedMatchesCpuFloat64AtModelShape) {
