@@ -1,4 +1,6 @@
-// Benchmark outputs: the charts (read back as PNG) and the markdown/JSON report writer.
+// Benchmark outputs: the charts (read back as PNG), the markdown/JSON report writer, and the
+// `halo bench` commands on the CPU at tiny shapes (--out files, --append, --profile traces).
+// Timings are never checked, only that rows, files and summaries are what they should be.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -13,6 +15,8 @@
 
 namespace halo {
 namespace {
+
+using test::run_halo;
 
 int count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -108,6 +112,75 @@ TEST(BenchReport, WritesJsonMarkdownAndPngAndReadsRowsBack) {
   EXPECT_FALSE(path_exists(prefix + ".json.tmp"));
   test::write_text(prefix + ".json", "{\"not\": \"rows\"}");
   EXPECT_NE(test::error_of([&] { read_bench_rows(prefix); }).find("report.json: not a JSON array"), std::string::npos);
+}
+
+const std::string kTinyKernels =
+    "bench kernels --device cpu --dtype float32 --heads 2 --head-dim 16 --chunk 16 --repeat 1 ";
+
+TEST(BenchCommands, KernelsWritesRowsTableAndChart) {
+  const std::string prefix = test::make_temp_dir() + "/kernels";
+  auto r = run_halo(kTinyKernels + "--shapes 1x32,2x64 --impl chunked,sdpa --out " + prefix);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("forward+backward"), std::string::npos) << r.out;
+  const nlohmann::json rows = nlohmann::json::parse(read_file(prefix + ".json"));
+  ASSERT_EQ(rows.size(), 8u);  // 2 shapes x 2 impls x 2 passes
+  for (const auto& row : rows) {
+    EXPECT_GT(row["ms"].get<double>(), 0) << row;
+    EXPECT_GT(row["flop_floor_ms"].get<double>(), 0) << row;
+    EXPECT_EQ(row["device_name"], "cpu");
+  }
+  EXPECT_EQ(rows[0]["impl"], "chunked");
+  EXPECT_EQ(rows[0]["pass"], "forward");
+  EXPECT_EQ(rows[3]["impl"], "sdpa");
+  EXPECT_EQ(rows[7]["T"], 64);
+  // SDPA causal forward FLOPs 2*2*B*H*T*T*D/2 at B=2, H=2, T=64, D=16; 989 TFLOP/s peak.
+  EXPECT_NEAR(rows[6]["flop_floor_ms"].get<double>(), 2.0 * 2 * 2 * 2 * 64 * 64 * 16 / 2 / 989e12 * 1e3, 1e-15);
+  const std::string md = read_file(prefix + ".md");
+  EXPECT_NE(md.find("| B | T | impl | variant | pass | time ms |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 2 | 64 | chunked | chunk 16 | forward+backward |"), std::string::npos) << md;
+  EXPECT_EQ(count(md, "\n| 1 | 32 |") + count(md, "\n| 2 | 64 |"), 8) << md;
+  const test::ParsedPng p = test::parse_png(read_file(prefix + ".png"));
+  EXPECT_GE(p.width, 2u * 360);  // forward and forward+backward panels
+  EXPECT_TRUE(p.has_color(70, 110, 170));  // the first series' color
+
+  auto again = run_halo(kTinyKernels + "--shapes 1x16 --impl naive --forward-only --out " + prefix + " --append");
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  const nlohmann::json all = nlohmann::json::parse(read_file(prefix + ".json"));
+  ASSERT_EQ(all.size(), 9u);
+  EXPECT_EQ(all[8]["impl"], "naive");
+  EXPECT_NE(read_file(prefix + ".md").find("--forward-only"), std::string::npos);
+}
+
+TEST(BenchCommands, KernelsRejectsBadShapesAndImpls) {
+  auto shapes = run_halo(kTinyKernels + "--shapes 4-512");
+  EXPECT_EQ(shapes.exit_code, 2) << shapes.err;
+  EXPECT_NE(shapes.err.find("--shapes: '4-512' is not BxT"), std::string::npos) << shapes.err;
+  auto impl = run_halo(kTinyKernels + "--shapes 1x16 --impl flash");
+  EXPECT_EQ(impl.exit_code, 2) << impl.err;
+  EXPECT_NE(impl.err.find("--impl: 'flash'"), std::string::npos) << impl.err;
+  auto append = run_halo(kTinyKernels + "--shapes 1x16 --append");
+  EXPECT_EQ(append.exit_code, 2) << append.err;
+  EXPECT_NE(append.err.find("--append needs --out"), std::string::npos) << append.err;
+}
+
+TEST(BenchCommands, InferenceProfilesOneDecodeStep) {
+  const std::string dir = test::make_temp_dir();
+  auto r = run_halo("bench inference --model " + test::fixture("qwen3-tiny") +
+                    " --contexts 16,32 --decode-tokens 2 --device cpu --dtype float32 --out " + dir +
+                    "/inference --profile " + dir + "/decode.json");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("profile of one step (trace: " + dir + "/decode.json)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("operator calls"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("aten::linear"), std::string::npos) << r.out;  // the step's projections
+  const nlohmann::json trace = nlohmann::json::parse(read_file(dir + "/decode.json"));
+  ASSERT_TRUE(trace.contains("traceEvents"));
+  EXPECT_GT(trace["traceEvents"].size(), 10u);
+  const nlohmann::json rows = nlohmann::json::parse(read_file(dir + "/inference.json"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1]["context"], 32);
+  EXPECT_GT(rows[1]["ms_per_token"].get<double>(), 0);
+  EXPECT_NE(read_file(dir + "/inference.md").find("qwen3-tiny | 1 | 32 |"), std::string::npos);
+  EXPECT_GT(test::parse_png(read_file(dir + "/inference.png")).width, 0u);
 }
 
 }  // namespace
