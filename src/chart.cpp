@@ -24,10 +24,15 @@ double nice_ceiling(double value) {
   return 10 * power;
 }
 
-// A tick label: four significant digits at most, trailing zeros dropped.
+// A tick label: whole numbers from 10^4 on in full ("37500", not "3.75e+04"), others with four
+// significant digits at most, trailing zeros dropped.
 std::string tick_label(double value) {
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%.4g", value);
+  if (std::fabs(value) >= 1e4 && std::fabs(value) < 1e12 && value == std::round(value)) {
+    std::snprintf(buf, sizeof buf, "%.0f", value);
+  } else {
+    std::snprintf(buf, sizeof buf, "%.4g", value);
+  }
   return buf;
 }
 

@@ -30,6 +30,7 @@ TEST(Chart, CountLabelsUseBinarySuffixesWhenExact) {
   EXPECT_EQ(count_label(1536), "1536");
   EXPECT_EQ(count_label(1048576), "1M");
   EXPECT_EQ(count_label(0.25), "0.25");
+  EXPECT_EQ(count_label(37500), "37500");
 }
 
 TEST(Chart, LineChartDrawsEverySeriesAndItsLegend) {
