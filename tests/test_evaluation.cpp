@@ -1,12 +1,11 @@
 // Evaluation machinery (the tiny fixture has random weights, so accuracies mean nothing here):
 // selection scores against a hand-computed example, NIAH prompts (length, needle depth,
 // determinism, "contains"), multiple-choice log-likelihoods against a float64 forward pass,
-// task-file parsing, the PNG writer read back with zlib, and halo eval end to end.
+// task-file parsing, the PNG writer read back with zlib (test_support), and halo eval end to end.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <zlib.h>
 
 #include <cmath>
 
@@ -124,53 +123,11 @@ TEST(Selection, RejectsBadInputs) {
 
 // ---- PNG ----
 
-uint32_t be32(const std::string& s, size_t at) {
-  return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) | (uint32_t(uint8_t(s[at + 2])) << 8) |
-         uint32_t(uint8_t(s[at + 3]));
-}
-
-struct ParsedPng {
-  uint32_t width = 0, height = 0;
-  int bit_depth = 0, color_type = 0;
-  std::vector<std::string> chunk_types;
-  std::string raw;  // inflated IDAT data
-};
-
-// Reads a PNG back, checking the signature and every chunk's CRC.
-ParsedPng parse_png(const std::string& png) {
-  ParsedPng p;
-  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
-  std::string idat;
-  for (size_t at = 8; at + 12 <= png.size();) {
-    const uint32_t length = be32(png, at);
-    const std::string type = png.substr(at + 4, 4), data = png.substr(at + 8, length);
-    const std::string body = png.substr(at + 4, 4 + length);
-    const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(body.data()), body.size()));
-    EXPECT_EQ(be32(png, at + 8 + length), crc) << "chunk " << type;
-    p.chunk_types.push_back(type);
-    if (type == "IHDR") {
-      p.width = be32(data, 0);
-      p.height = be32(data, 4);
-      p.bit_depth = uint8_t(data[8]);
-      p.color_type = uint8_t(data[9]);
-    }
-    if (type == "IDAT") idat += data;
-    at += 12 + length;
-  }
-  uLongf size = static_cast<uLongf>((3 * p.width + 1) * p.height + 64);
-  p.raw.assign(size, '\0');
-  EXPECT_EQ(uncompress(reinterpret_cast<Bytef*>(p.raw.data()), &size, reinterpret_cast<const Bytef*>(idat.data()),
-                       idat.size()),
-            Z_OK);
-  p.raw.resize(size);
-  return p;
-}
-
 TEST(Png, EncodesAnImageThatZlibReadsBack) {
   RgbImage image(7, 5, {255, 255, 255});
   image.set(0, 0, {1, 2, 3});
   image.fill_rect(2, 1, 4, 3, {200, 10, 20});
-  const ParsedPng p = parse_png(encode_png(image));
+  const test::ParsedPng p = test::parse_png(encode_png(image));
   EXPECT_EQ(p.width, 7u);
   EXPECT_EQ(p.height, 5u);
   EXPECT_EQ(p.bit_depth, 8);
@@ -211,21 +168,12 @@ TEST(Selection, ReportWritesTableJsonAndChart) {
   EXPECT_EQ(j["mixer_types"][3], "attn");
   EXPECT_EQ(j["mixer_types"][0], "lightning-attn");
   EXPECT_EQ(j["criterion"], "halo");
-  const ParsedPng p = parse_png(read_file(dir + "/selection.png"));
+  const test::ParsedPng p = test::parse_png(read_file(dir + "/selection.png"));
   EXPECT_GT(p.width, 8u * 16);
   ASSERT_EQ(p.raw.size(), p.height * (1 + 3 * p.width));
   // Both bar colors appear: chosen (orange) and converted (blue).
-  bool orange = false, blue = false;
-  for (uint32_t y = 0; y < p.height; ++y) {
-    for (uint32_t x = 0; x < p.width; ++x) {
-      const size_t i = y * (1 + 3 * p.width) + 1 + 3 * x;
-      const uint8_t r = p.raw[i], g = p.raw[i + 1], b = p.raw[i + 2];
-      orange |= r == 230 && g == 120 && b == 30;
-      blue |= r == 70 && g == 110 && b == 170;
-    }
-  }
-  EXPECT_TRUE(orange);
-  EXPECT_TRUE(blue);
+  EXPECT_TRUE(p.has_color(230, 120, 30));
+  EXPECT_TRUE(p.has_color(70, 110, 170));
 }
 
 // ---- Needle in a haystack ----

@@ -7,8 +7,10 @@
 
 #include <utf8proc.h>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
+#include <zlib.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -141,6 +143,54 @@ CommandResult run_halo(const std::string& args) {
   r.out = slurp(dir + "/out");
   r.err = slurp(dir + "/err");
   return r;
+}
+
+namespace {
+
+uint32_t be32(const std::string& s, size_t at) {
+  return (uint32_t(uint8_t(s[at])) << 24) | (uint32_t(uint8_t(s[at + 1])) << 16) | (uint32_t(uint8_t(s[at + 2])) << 8) |
+         uint32_t(uint8_t(s[at + 3]));
+}
+
+}  // namespace
+
+bool ParsedPng::has_color(uint8_t r, uint8_t g, uint8_t b) const {
+  for (uint32_t y = 0; y < height; ++y) {
+    for (uint32_t x = 0; x < width; ++x) {
+      const size_t i = y * (1 + 3 * width) + 1 + 3 * x;
+      if (i + 2 < raw.size() && uint8_t(raw[i]) == r && uint8_t(raw[i + 1]) == g && uint8_t(raw[i + 2]) == b) return true;
+    }
+  }
+  return false;
+}
+
+ParsedPng parse_png(const std::string& png) {
+  ParsedPng p;
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  std::string idat;
+  for (size_t at = 8; at + 12 <= png.size();) {
+    const uint32_t length = be32(png, at);
+    const std::string type = png.substr(at + 4, 4), data = png.substr(at + 8, length);
+    const std::string body = png.substr(at + 4, 4 + length);
+    const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(body.data()), body.size()));
+    EXPECT_EQ(be32(png, at + 8 + length), crc) << "chunk " << type;
+    p.chunk_types.push_back(type);
+    if (type == "IHDR") {
+      p.width = be32(data, 0);
+      p.height = be32(data, 4);
+      p.bit_depth = uint8_t(data[8]);
+      p.color_type = uint8_t(data[9]);
+    }
+    if (type == "IDAT") idat += data;
+    at += 12 + length;
+  }
+  uLongf size = static_cast<uLongf>((3 * p.width + 1) * p.height + 64);
+  p.raw.assign(size, '\0');
+  EXPECT_EQ(uncompress(reinterpret_cast<Bytef*>(p.raw.data()), &size, reinterpret_cast<const Bytef*>(idat.data()),
+                       idat.size()),
+            Z_OK);
+  p.raw.resize(size);
+  return p;
 }
 
 }  // namespace halo::test

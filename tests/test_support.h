@@ -1,5 +1,6 @@
-// Shared test plumbing: where the fixtures are, scratch directories, and running the halo CLI
-// as a subprocess (exit code, stdout and stderr captured; a signal is reported as 128 + N).
+// Shared test plumbing: where the fixtures are, scratch directories, running the halo CLI as a
+// subprocess (exit code, stdout and stderr captured; a signal is reported as 128 + N), and
+// reading back the PNG charts halo writes.
 #pragma once
 #include <c10/core/Device.h>
 
@@ -44,5 +45,18 @@ std::string error_of(const std::function<void()>& f);
 
 // Runs the built halo binary with `args` (a shell-quoted string).
 CommandResult run_halo(const std::string& args);
+
+struct ParsedPng {
+  uint32_t width = 0, height = 0;
+  int bit_depth = 0, color_type = 0;
+  std::vector<std::string> chunk_types;
+  std::string raw;  // inflated IDAT data: per row a filter byte, then r, g, b per pixel
+
+  // Whether any pixel has exactly this color.
+  bool has_color(uint8_t r, uint8_t g, uint8_t b) const;
+};
+
+// Reads a PNG back with zlib, checking the signature and every chunk's CRC (gtest failures).
+ParsedPng parse_png(const std::string& png);
 
 }  // namespace halo::test

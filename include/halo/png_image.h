@@ -1,4 +1,5 @@
-// A small RGB raster for charts (rectangles and a 3x5 bitmap font of digits, '.' and '-') and
+// A small RGB raster for charts (rectangles, copies of other images, and a 3x5 bitmap font of
+// digits, capitals (lower case drawn as capitals) and . - / : % ( ) [ ] + = , _) and
 // its PNG encoding: signature, IHDR (8-bit RGB), one IDAT (zlib stream of scanlines, each with
 // filter byte 0) and IEND, every chunk with its CRC-32. zlib does the deflate and the CRC.
 // No torch here.
@@ -27,6 +28,8 @@ class RgbImage {
   void set(int x, int y, Rgb color);
   // The rectangle [x0, x1) x [y0, y1).
   void fill_rect(int x0, int y0, int x1, int y1, Rgb color);
+  // Copies `image` with its top-left corner at (x, y).
+  void draw_image(int x, int y, const RgbImage& image);
   // Text with its top-left corner at (x, y), each font pixel a scale x scale square; characters
   // the font lacks leave a blank cell.
   void draw_text(int x, int y, const std::string& text, Rgb color, int scale = 1);

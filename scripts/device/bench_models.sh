@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # On the GPU machine, after scripts/device/build.sh: inference (Qwen3-1.7B and HypeNet-2B
 # dimensions, random weights) against context length, and training steps of stages 1-3.
-# JSON lines go to $OUT/bench-inference.jsonl and $OUT/bench-training.jsonl.
+# Rows go to $OUT/inference.{json,md,png} and $OUT/training.{json,md,png} (six files).
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 halo=${HALO_BUILD_DIR:-$root/build-cuda}/bin/halo
 out=${OUT:-$root/device-out}
 mkdir -p "$out"
-"$halo" bench inference --arch qwen3-1.7b --contexts ${QWEN_CONTEXTS:-4K,32K,128K} --json | tee -a "$out/bench-inference.jsonl"
-"$halo" bench inference --arch hypenet-2b --contexts ${HYPENET_CONTEXTS:-4K,32K,128K,256K,512K,1M} --json | tee -a "$out/bench-inference.jsonl"
-"$halo" bench inference --arch hypenet-2b --contexts 32K --batch 8 --json | tee -a "$out/bench-inference.jsonl"
+"$halo" bench inference --arch qwen3-1.7b --contexts ${QWEN_CONTEXTS:-4K,32K,128K} --out "$out/inference"
+"$halo" bench inference --arch hypenet-2b --contexts ${HYPENET_CONTEXTS:-4K,32K,128K,256K,512K,1M} \
+  --out "$out/inference" --append
+"$halo" bench inference --arch hypenet-2b --contexts 32K --batch 8 --out "$out/inference" --append
+append=""
 for stage in 1 2 3; do
   seq=512; batch=12; extra=""
   if [ $stage = 1 ]; then batch=8; fi
   if [ $stage = 3 ]; then seq=16384; batch=1; extra=--checkpointing; fi
-  "$halo" bench training --stage $stage --batch $batch --seq-len $seq $extra --json | tee -a "$out/bench-training.jsonl"
+  "$halo" bench training --stage $stage --batch $batch --seq-len $seq $extra --out "$out/training" $append
+  append=--append
 done

@@ -3,7 +3,9 @@
 // 1 or more, peak GPU memory; an out-of-memory point is reported as such and the sweep goes
 // on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
 // shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
-// (config only). JSON lines on stdout with --json, else a table.
+// (config only). JSON lines on stdout with --json, else a table; --out PREFIX also writes the
+// rows as JSON, a markdown table and a chart; --profile FILE records one more decode step (at the
+// last context) or training step with the Kineto profiler.
 #include <ATen/ATen.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/GradMode.h>
@@ -13,13 +15,20 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "cli/bench_commands.h"
+#include "cli/bench_output.h"
 #include "cli/options.h"
+#include "cli/step_profile.h"
+#include "halo/chart.h"
 #include "halo/causal_lm.h"
 #include "halo/device.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/inference_cache.h"
 #include "halo/lm_losses.h"
@@ -86,6 +95,48 @@ double seconds_since(clock_type::time_point start, const c10::Device& device) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
+// One series per (arch, batch): ms per token (linear) and prefill seconds (log) against context.
+RgbImage inference_chart(const nlohmann::json& rows) {
+  LineChart per_token, prefill;
+  per_token.title = "decode ms per token";
+  prefill.title = "prefill s";
+  prefill.log_y = true;
+  for (LineChart* chart : {&per_token, &prefill}) {
+    chart->x_label = "context (tokens)";
+    chart->log_x = true;
+  }
+  for (const auto& row : rows) {
+    if (!row.contains("ms_per_token")) continue;
+    const int64_t batch = row.value("batch", int64_t{1});
+    const std::string name = base_name(row.value("arch", "")) + (batch > 1 ? cat(" b", batch) : "");
+    for (auto [chart, key] : {std::pair{&per_token, "ms_per_token"}, std::pair{&prefill, "prefill_s"}}) {
+      auto it = std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
+      if (it == chart->series.end()) it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
+      it->points.emplace_back(row["context"].get<double>(), row[key].get<double>());
+    }
+  }
+  return side_by_side({draw_line_chart(per_token), draw_line_chart(prefill)});
+}
+
+// One bar per row (stage and shape): tokens/s and MFU.
+RgbImage training_chart(const nlohmann::json& rows) {
+  BarChart tokens, mfu;
+  tokens.title = "tokens/s";
+  mfu.title = "MFU %";
+  for (BarChart* chart : {&tokens, &mfu}) chart->slot = 96, chart->bar_width = 40;
+  for (const auto& row : rows) {
+    const int stage = row.value("stage", 0);
+    const std::string label = cat("S", stage, " ", row.value("batch", int64_t{0}), "x", row.value("seq_len", int64_t{0}));
+    const Rgb color = series_color(static_cast<size_t>(std::max(stage - 1, 0)));
+    tokens.bars.push_back({label, row.value("tokens_per_s", 0.0), color});
+    mfu.bars.push_back({label, row.value("mfu_percent", 0.0), color});
+  }
+  return side_by_side({draw_bar_chart(tokens), draw_bar_chart(mfu)});
+}
+
+// The profile summary goes to stdout, or to stderr when stdout carries JSON lines.
+void print_profile(const std::string& summary, bool json) { std::fprintf(json ? stderr : stdout, "%s", summary.c_str()); }
+
 }  // namespace
 
 int bench_inference(int argc, char** argv) {
@@ -102,6 +153,8 @@ int bench_inference(int argc, char** argv) {
       ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
       ("json", "JSON lines");
+  add_output_options(options);
+  add_profile_option(options);
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const c10::Device device = parse_device(result["device"].as<std::string>());
@@ -110,6 +163,15 @@ int bench_inference(int argc, char** argv) {
                                           result.count("model") ? result["model"].as<std::string>() : "");
   const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
   const int64_t chunk = result["prefill-chunk"].as<int64_t>();
+  const std::string profile = result.count("profile") ? result["profile"].as<std::string>() : "";
+  const std::vector<int64_t> contexts = parse_count_list(result["contexts"].as<std::string>(), "--contexts");
+  BenchReport report;
+  report.title = "halo bench inference";
+  report.columns = {{"arch", "model"}, {"batch", "batch"}, {"context", "context tokens"}, {"prefill_s", "prefill s", 2},
+                    {"ms_per_token", "decode ms/token", 2}, {"cache_gb", "cache GB", 2}, {"peak_gb", "peak GB", 1}};
+  report.notes = cat("Random weights at the model's real dimensions, ", scalar_type_name(dtype), ". Prefill in chunks of ",
+                     chunk, " tokens; decode ms/token is the median of ", steps, " greedy steps after the prefill.");
+  BenchOutput output(result, device, argc, argv, report, inference_chart);
   c10::InferenceMode guard;
   CausalLM model = random_model(config, device, dtype);
   const std::string arch = result.count("model") ? result["model"].as<std::string>() : result["arch"].as<std::string>();
@@ -119,13 +181,13 @@ int bench_inference(int argc, char** argv) {
                 scalar_type_name(dtype), device.str().c_str(), static_cast<long long>(batch));
     std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
   }
-  for (int64_t context : parse_count_list(result["contexts"].as<std::string>(), "--contexts")) {
+  for (int64_t context : contexts) {
     nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
                           {"batch", batch}, {"context", context}, {"prefill_chunk", chunk}};
     reset_peak(device);
     try {
       InferenceCache cache(config.num_hidden_layers);
-      cache.reserve(context + steps);
+      cache.reserve(context + steps + 1);  // + 1: the --profile step
       auto start = clock_type::now();
       at::Tensor hidden;
       for (int64_t begin = 0; begin < context; begin += chunk) {
@@ -145,9 +207,15 @@ int bench_inference(int argc, char** argv) {
       row["ms_per_token"] = ms.empty() ? 0.0 : ms[ms.size() / 2];
       row["cache_gb"] = cache.bytes() / 1e9;
       row["peak_gb"] = peak_gb(device);
+      if (!profile.empty() && context == contexts.back()) {
+        print_profile(profile_step([&] {
+          next = model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0)).argmax(-1);
+        }, device, profile), json);
+      }
     } catch (const c10::OutOfMemoryError&) {
       row["oom"] = true;
     }
+    output.add(row);
     if (json) {
       std::printf("%s\n", row.dump().c_str());
     } else if (row.contains("oom")) {
@@ -176,6 +244,8 @@ int bench_training(int argc, char** argv) {
       ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
       ("json", "JSON line");
+  add_output_options(options);
+  add_profile_option(options);
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const c10::Device device = parse_device(result["device"].as<std::string>());
@@ -183,6 +253,16 @@ int bench_training(int argc, char** argv) {
   const int stage = result["stage"].as<int>();
   if (stage < 1 || stage > 3) usage_fail("--stage must be 1, 2 or 3");
   const int64_t batch = result["batch"].as<int64_t>(), t = result["seq-len"].as<int64_t>();
+  BenchReport report;
+  report.title = "halo bench training";
+  report.columns = {{"stage", "stage"}, {"batch", "batch"}, {"seq_len", "seq len"}, {"checkpointing", "checkpointing"},
+                    {"step_s", "step s", 3}, {"tokens_per_s", "tokens/s", 0}, {"mfu_percent", "MFU %", 1},
+                    {"peak_gb", "peak GB", 1}};
+  report.notes = cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; forward + backward without the "
+                     "optimizer step. MFU against ", result["peak-tflops"].as<double>(),
+                     " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
+                     "counted).");
+  BenchOutput output(result, device, argc, argv, report, training_chart);
   const ModelConfig teacher_config = qwen3_1_7b();
   const ModelConfig student_config = hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
   CausalLM student = random_model(stage == 1 ? hypenet_config(teacher_config, {}) : student_config, device, dtype);
@@ -245,11 +325,14 @@ int bench_training(int argc, char** argv) {
   nlohmann::json row = {{"bench", "training"}, {"stage", stage}, {"batch", batch}, {"seq_len", t},
                         {"device", device.str()}, {"step_s", seconds}, {"tokens_per_s", tokens / seconds},
                         {"mfu", mfu}, {"peak_gb", peak_gb(device)}, {"trainable_parameters", trainable},
-                        {"checkpointing", result.count("checkpointing") > 0}};
+                        {"checkpointing", result.count("checkpointing") > 0}, {"mfu_percent", 100 * mfu}};
+  output.add(row);
   if (result.count("json")) std::printf("%s\n", row.dump().c_str());
   else std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
                    static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
                    peak_gb(device));
+  std::fflush(stdout);
+  if (result.count("profile")) print_profile(profile_step(step, device, result["profile"].as<std::string>()), result.count("json") > 0);
   return kExitOk;
 }
 
