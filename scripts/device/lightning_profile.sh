@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # On the GPU machine, after scripts/device/lightning.sh built: per-kernel time, DRAM bytes and
-# tensor-pipe use of the fused lightning kernels at B=4, T=16384 (H=16, D=128, bf16) from
-# Nsight Compute (clock control off: the card as found). Output: $OUT/ncu-lightning.txt.
+# tensor-pipe use of the fused lightning kernels at one BxT shape (argument, 4x16K by default;
+# H=16, D=128, bf16) from Nsight Compute (clock control off: the card as found). Output: $OUT/ncu-lightning.txt.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 halo=${HALO_BUILD_DIR:-$root/build-cuda}/bin/halo
@@ -9,7 +9,6 @@ out=${OUT:-$root/device-out}
 ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu | head -n 1)
 "$ncu" --clock-control none --kernel-name regex:"recurrence|forward_kernel|backward_kernel" --launch-count 14 \
   --metrics gpu__time_duration.sum,dram__bytes.sum,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active,sm__warps_active.avg.pct_of_peak_sustained_active \
-  "$halo" bench lightning --device cuda --dtype bfloat16 --batch "${1:-4}" --lengths "${2:-16384}" --impl chunked \
-  --backward --repeat 1 > "$out/ncu-lightning.txt" 2>&1
+  "$halo" bench kernels --device cuda --shapes "${1:-4x16K}" --impl chunked --repeat 1 > "$out/ncu-lightning.txt" 2>&1
 grep -E "^  [a-z].*kernel|gpu__time|dram__bytes|hmma|warps_active" "$out/ncu-lightning.txt" |
   sed -E 's/^  void [^:]*::([a-z_]+)<([^>]*)>.*/\1<\2>/; s/ +/ /g'
