@@ -14,6 +14,9 @@
 
 #include "halo/causal_lm.h"
 #include "halo/inference_cache.h"
+#ifdef HALO_WITH_CUDA_KERNELS
+#include "decode_attention.h"
+#endif
 
 namespace halo {
 namespace {
@@ -68,6 +71,22 @@ at::Tensor attend_split(const at::Tensor& q, const at::Tensor& k, const at::Tens
 }
 
 }  // namespace
+
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& length, const at::Tensor& padding, double scale) {
+#ifdef HALO_WITH_CUDA_KERNELS
+  if (decode_attention_cuda_supports(q, k_cache, v_cache)) {
+    return decode_attention_cuda(q, k_cache, v_cache, length, padding, scale);
+  }
+#endif
+  const int64_t capacity = k_cache.size(2);
+  at::Tensor keys = at::arange(capacity, q.options().dtype(at::kLong));
+  at::Tensor valid = (keys < length.view({1})).view({1, 1, 1, capacity});  // [1, 1, 1, S]
+  if (padding.defined()) valid = valid & (keys.unsqueeze(0) >= padding.view({-1, 1})).view({-1, 1, 1, capacity});
+  at::Tensor o = at::scaled_dot_product_attention(q.unsqueeze(2), k_cache, v_cache, valid, 0.0, false, scale,
+                                                  /*enable_gqa=*/q.size(1) != k_cache.size(1));
+  return o.squeeze(2);
+}
 
 at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x,
                            const ForwardContext& ctx, InferenceCache* cache, int64_t layer) {

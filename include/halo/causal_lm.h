@@ -58,6 +58,14 @@ struct ForwardContext {
 // Softmax attention of one layer (x already normalized): [B, T, hidden] -> [B, T, hidden].
 at::Tensor attention_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
                            const ForwardContext& ctx, InferenceCache* cache, int64_t layer);
+// Attention of one new token per row over a whole K/V cache whose valid length is device data:
+// q [B, H, D], k_cache, v_cache [B, KV, capacity, D], length int64 [1] on q's device (keys
+// 0..length-1 are valid), padding int64 [B] on q's device or undefined (keys j < padding[b] are
+// masked). Returns [B, H, D]. A flash-decoding kernel on CUDA when halo is built with HALO_CUDA
+// and it supports the shape (decode_attention.cu, which reads the valid keys only); otherwise
+// masked SDPA over the whole capacity, so the slots past `length` must hold finite values.
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& length, const at::Tensor& padding, double scale);
 // Lightning attention of one layer; `decay` [nh] gamma values on x's device.
 at::Tensor lightning_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
                            const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
