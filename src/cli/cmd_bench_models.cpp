@@ -3,7 +3,9 @@
 // 1 or more, peak GPU memory; an out-of-memory point is reported as such and the sweep goes
 // on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
 // shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
-// (config only). JSON lines on stdout with --json, else a table.
+// (config only). JSON lines on stdout with --json, else a table. Decode steps replay a CUDA
+// graph (DecodeGraph) on CUDA unless --no-cuda-graph; the first timed step includes its capture
+// (the median ignores it).
 #include <ATen/ATen.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/GradMode.h>
@@ -14,10 +16,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 
 #include "cli/bench_commands.h"
 #include "cli/options.h"
 #include "halo/causal_lm.h"
+#include "halo/decode_graph.h"
 #include "halo/device.h"
 #include "halo/error.h"
 #include "halo/hypenet_conversion.h"
@@ -101,11 +105,13 @@ int bench_inference(int argc, char** argv) {
       ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
       ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")
       ("json", "JSON lines");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const c10::Device device = parse_device(result["device"].as<std::string>());
   const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), "bfloat16", device);
+  const bool use_graph = result.count("no-cuda-graph") == 0 && DecodeGraph::replays_on(device);
   const ModelConfig config = architecture(result["arch"].as<std::string>(),
                                           result.count("model") ? result["model"].as<std::string>() : "");
   const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
@@ -115,13 +121,15 @@ int bench_inference(int argc, char** argv) {
   const std::string arch = result.count("model") ? result["model"].as<std::string>() : result["arch"].as<std::string>();
   const bool json = result.count("json") > 0;
   if (!json) {
-    std::printf("%s, %lld parameters, %s on %s, batch %lld\n", arch.c_str(), static_cast<long long>(model.parameter_count()),
-                scalar_type_name(dtype), device.str().c_str(), static_cast<long long>(batch));
+    std::printf("%s, %lld parameters, %s on %s, batch %lld, decode %s\n", arch.c_str(),
+                static_cast<long long>(model.parameter_count()), scalar_type_name(dtype), device.str().c_str(),
+                static_cast<long long>(batch), use_graph ? "CUDA graph" : "eager");
     std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
   }
   for (int64_t context : parse_count_list(result["contexts"].as<std::string>(), "--contexts")) {
     nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
-                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk}};
+                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk},
+                          {"cuda_graph", use_graph}};
     reset_peak(device);
     try {
       InferenceCache cache(config.num_hidden_layers);
@@ -136,9 +144,14 @@ int bench_inference(int argc, char** argv) {
       at::Tensor next = model.logits(hidden).argmax(-1);
       row["prefill_s"] = seconds_since(start, device);
       std::vector<double> ms;
+      std::unique_ptr<DecodeGraph> graph;
+      if (use_graph) graph = std::make_unique<DecodeGraph>(model, cache);
       for (int64_t s = 0; s < steps; ++s) {
         auto t0 = clock_type::now();
-        next = model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0)).argmax(-1);
+        at::Tensor logits = graph != nullptr
+                                ? graph->step(next)
+                                : model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0));
+        next = logits.argmax(-1);
         ms.push_back(1000 * seconds_since(t0, device));
       }
       std::sort(ms.begin(), ms.end());
