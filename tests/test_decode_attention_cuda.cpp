@@ -62,12 +62,14 @@ void check(const Case& c, at::ScalarType dtype) {
     k[b].narrow(1, begin, end - begin).copy_(at::randn({c.kv_heads, end - begin, c.head_dim}, f64) * 2);
     v[b].narrow(1, begin, end - begin).copy_(at::randn({c.kv_heads, end - begin, c.head_dim}, f64));
   }
+  // Moved whole, then narrowed: to() would make a narrowed view contiguous.
+  at::Tensor k_gpu = k.to(gpu).narrow(2, 0, c.capacity), v_gpu = v.to(gpu).narrow(2, 0, c.capacity);
+  at::Tensor q_gpu = q.to(gpu);
   k = k.narrow(2, 0, c.capacity);
   v = v.narrow(2, 0, c.capacity);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   const at::Tensor want = reference(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), c.length, c.padding, scale);
 
-  at::Tensor k_gpu = k.to(gpu), v_gpu = v.to(gpu), q_gpu = q.to(gpu);
   ASSERT_TRUE(decode_attention_cuda_supports(q_gpu, k_gpu, v_gpu));
   at::Tensor length = at::full({1}, c.length, at::TensorOptions().dtype(at::kLong).device(gpu));
   at::Tensor padding = c.padding.empty() ? at::Tensor() : at::tensor(c.padding, at::kLong).to(gpu);
