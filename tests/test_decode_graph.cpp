@@ -249,7 +249,7 @@ TEST(DecodeAttention, MatchesAttentionOverTheValidKeys) {
     at::Tensor kb = k[b].narrow(1, pad[b], n).repeat_interleave(heads / kv, 0);
     at::Tensor vb = v[b].narrow(1, pad[b], n).repeat_interleave(heads / kv, 0);
     at::Tensor want = at::scaled_dot_product_attention(q[b].unsqueeze(1), kb, vb, {}, 0.0, false, scale).squeeze(1);
-    EXPECT_LE(relative_max_error(got[b], want), 1e-5) << "row " << b;
+    EXPECT_LE(relative_max_error(got[b], want), 1e-4) << "row " << b;
   }
 }
 
