@@ -1,5 +1,6 @@
-// InferenceCache: K/V buffers that double their capacity along the time axis when full, and
-// the recurrent states of lightning layers.
+// InferenceCache: K/V buffers that double their capacity along the time axis when full (a
+// decode step at a device-held slot writes into them in place and never grows them), and the
+// recurrent states of lightning layers.
 #include "halo/inference_cache.h"
 
 #include <ATen/ATen.h>
