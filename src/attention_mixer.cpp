@@ -8,12 +8,19 @@
 //   mask, GQA folded) and to its own keys (causal), each with its log-sum-exp, and the two are
 //   merged exactly; memory stays O(chunk x cache) in the kernels, with no [chunk, cache] mask;
 // - left-padded batches: SDPA with the padding-aware mask of the ForwardContext.
+// - a decode step whose cache position is device data (DecodeGraph): K/V written at that slot,
+//   then decode_attention over the whole cache buffers, masked by the device length: the
+//   flash-decoding kernel of decode_attention.cu when built with HALO_CUDA (it reads the valid
+//   keys only), else SDPA with a mask over the capacity.
 #include <ATen/ATen.h>
 
 #include <cmath>
 
 #include "halo/causal_lm.h"
 #include "halo/inference_cache.h"
+#ifdef HALO_WITH_CUDA_KERNELS
+#include "decode_attention.h"
+#endif
 
 namespace halo {
 namespace {
@@ -69,6 +76,22 @@ at::Tensor attend_split(const at::Tensor& q, const at::Tensor& k, const at::Tens
 
 }  // namespace
 
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& length, const at::Tensor& padding, double scale) {
+#ifdef HALO_WITH_CUDA_KERNELS
+  if (decode_attention_cuda_supports(q, k_cache, v_cache)) {
+    return decode_attention_cuda(q, k_cache, v_cache, length, padding, scale);
+  }
+#endif
+  const int64_t capacity = k_cache.size(2);
+  at::Tensor keys = at::arange(capacity, q.options().dtype(at::kLong));
+  at::Tensor valid = (keys < length.view({1})).view({1, 1, 1, capacity});  // [1, 1, 1, S]
+  if (padding.defined()) valid = valid & (keys.unsqueeze(0) >= padding.view({-1, 1})).view({-1, 1, 1, capacity});
+  at::Tensor o = at::scaled_dot_product_attention(q.unsqueeze(2), k_cache, v_cache, valid, 0.0, false, scale,
+                                                  /*enable_gqa=*/q.size(1) != k_cache.size(1));
+  return o.squeeze(2);
+}
+
 at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x,
                            const ForwardContext& ctx, InferenceCache* cache, int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1);
@@ -82,9 +105,16 @@ at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at
   }
   if (c.attn_logits_scaling_const) q = q * *c.attn_logits_scaling_const;
   if (ctx.hype_scale.defined()) q = q * ctx.hype_scale;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  if (ctx.cache_position.defined()) {
+    auto [keys, values] = cache->write_kv_at(layer, k, v, ctx.cache_position);
+    at::Tensor o = decode_attention(q.select(2, 0), keys, values, ctx.cache_length, cache->left_padding(), scale);
+    o = o.reshape({b, 1, h * d});
+    if (c.attn_use_output_gate) o = o * at::sigmoid(at::linear(x, w.o_gate));
+    return at::linear(o, w.o_proj);
+  }
   if (cache != nullptr) std::tie(k, v) = cache->append_kv(layer, k, v);
   const int64_t s = k.size(2);
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   const bool gqa = kv != h;
   at::Tensor o;
   if (ctx.attn_mask.defined()) {

@@ -127,7 +127,12 @@ ForwardContext CausalLM::forward_context(const at::Tensor& input_ids, InferenceC
     ctx.attn_mask = ((key_valid & causal.unsqueeze(0)) | self.unsqueeze(0)).unsqueeze(1);
     ctx.token_valid = (absolute.unsqueeze(0) >= pad).view({-1, 1, ctx.length, 1}).to(dtype());
   }
-  positions = positions.unsqueeze(1);  // [B|1, 1, T]
+  set_position_tables(ctx, positions);
+  return ctx;
+}
+
+void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_positions) const {
+  const at::Tensor positions = token_positions.unsqueeze(1);  // [B|1, 1, T]
   bool attn_rope = false;
   for (MixerType m : config_.mixer_types) attn_rope |= m == MixerType::attention && config_.attn_use_rope;
   // transformers keeps inv_freq in the checkpoint's dtype (bf16 for real Qwen3 weights).
@@ -152,7 +157,6 @@ ForwardContext CausalLM::forward_context(const at::Tensor& input_ids, InferenceC
     const double a = *config_.attn_logits_scaling_a;
     ctx.hype_scale = (at::log(positions + a) / std::log(a)).unsqueeze(-1).to(dtype());
   }
-  return ctx;
 }
 
 at::Tensor CausalLM::mixer_forward(int64_t layer, const at::Tensor& x, const ForwardContext& ctx) {
@@ -199,6 +203,23 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache*
   if (hidden_states != nullptr) hidden_states->push_back(x);
   if (cache != nullptr) cache->advance(input_ids.size(1));
   return x;
+}
+
+at::Tensor CausalLM::decode_step(const at::Tensor& ids, const at::Tensor& position, InferenceCache& cache) {
+  if (ids.dim() != 2 || ids.size(1) != 1) fail("decode_step: ids must be [batch, 1], got ", ids.sizes());
+  ForwardContext ctx;
+  ctx.offset = cache.length();
+  ctx.length = 1;
+  ctx.cache_position = position;
+  ctx.cache_length = position + 1;
+  // The positions as forward_context computes them, from the device counter.
+  at::Tensor absolute = position.view({1, 1});
+  const at::Tensor& padding = cache.left_padding();
+  if (padding.defined()) absolute = (absolute - padding.view({-1, 1})).clamp_min(0);  // [B, 1]
+  set_position_tables(ctx, absolute.to(dtype() == at::kDouble ? at::kDouble : at::kFloat));
+  at::Tensor x = at::embedding(embed_tokens_, ids);
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) x = layer_forward(i, x, ctx, &cache);
+  return logits(rms_norm(x, norm_, config_.rms_norm_eps).select(1, 0));
 }
 
 void CausalLM::set_requires_grad(bool on) {

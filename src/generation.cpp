@@ -1,6 +1,7 @@
 // The generation loop: InferenceMode, left padding recorded in the cache, chunked prefill,
 // then single-token steps for all rows until every row has stopped. Only the last position's
-// logits are computed during prefill.
+// logits are computed during prefill. On CUDA the steps replay a DecodeGraph, made at the first
+// step; elsewhere (or with cuda_graph off) each step is an eager forward_hidden.
 #include "halo/generation.h"
 
 #include <ATen/ATen.h>
@@ -8,8 +9,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 
 #include "halo/causal_lm.h"
+#include "halo/decode_graph.h"
 #include "halo/error.h"
 #include "halo/inference_cache.h"
 
@@ -51,6 +54,8 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vec
   std::vector<std::vector<int64_t>> out(rows);
   std::vector<bool> done(rows, options.max_new_tokens <= 0);
   int64_t steps = 0;
+  const bool use_graph = options.cuda_graph && DecodeGraph::replays_on(model.device());
+  std::unique_ptr<DecodeGraph> graph;
   while (std::find(done.begin(), done.end(), false) != done.end()) {
     at::Tensor chosen = next.cpu();
     for (int64_t r = 0; r < rows; ++r) {
@@ -63,8 +68,14 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vec
       }
     }
     if (std::find(done.begin(), done.end(), false) == done.end()) break;
-    at::Tensor hidden = model.forward_hidden(next.view({rows, 1}), &cache).select(1, 0);
-    next = sampler.next(model.logits(hidden));
+    at::Tensor logits;
+    if (use_graph) {
+      if (graph == nullptr) graph = std::make_unique<DecodeGraph>(model, cache);
+      logits = graph->step(next);
+    } else {
+      logits = model.logits(model.forward_hidden(next.view({rows, 1}), &cache).select(1, 0));
+    }
+    next = sampler.next(logits);
     ++steps;
   }
   if (stats != nullptr) {

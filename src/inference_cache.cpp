@@ -1,5 +1,6 @@
-// InferenceCache: K/V buffers that double their capacity along the time axis when full, and
-// the recurrent states of lightning layers.
+// InferenceCache: K/V buffers that double their capacity along the time axis when full (a
+// decode step at a device-held slot writes into them in place and never grows them), and the
+// recurrent states of lightning layers.
 #include "halo/inference_cache.h"
 
 #include <ATen/ATen.h>
@@ -32,6 +33,31 @@ std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const
   keys.narrow(2, length_, t).copy_(k);
   values.narrow(2, length_, t).copy_(v);
   return {keys.narrow(2, 0, needed), values.narrow(2, 0, needed)};
+}
+
+std::pair<at::Tensor, at::Tensor> InferenceCache::write_kv_at(int64_t layer, const at::Tensor& k, const at::Tensor& v,
+                                                              const at::Tensor& slot) {
+  at::Tensor& keys = keys_.at(layer);
+  at::Tensor& values = values_.at(layer);
+  if (!keys.defined()) fail("inference cache: layer ", layer, " has no K/V buffers to write a decode step into");
+  keys.index_copy_(2, slot, k);
+  values.index_copy_(2, slot, v);
+  return {keys, values};
+}
+
+int64_t InferenceCache::capacity() const {
+  for (const at::Tensor& keys : keys_) {
+    if (keys.defined()) return keys.size(2);
+  }
+  return 0;
+}
+
+void InferenceCache::zero_unused_slots() {
+  for (auto* list : {&keys_, &values_}) {
+    for (at::Tensor& buffer : *list) {
+      if (buffer.defined() && buffer.size(2) > length_) buffer.narrow(2, length_, buffer.size(2) - length_).zero_();
+    }
+  }
 }
 
 int64_t InferenceCache::bytes() const {

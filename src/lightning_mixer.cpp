@@ -1,7 +1,8 @@
 // Lightning attention of one HypeNet layer (METHOD.md §2.3): per-head q/k RMSNorm, RoPE, the
 // fixed-decay linear recurrence in float32 (lightning_attention.h), ONE RMSNorm over all heads,
 // the sigmoid output gate z_proj, then o_proj. K/V heads are repeated when lightning_nkv <
-// lightning_nh. Padded positions get k = 0, so they add nothing to the recurrent state.
+// lightning_nh. Padded positions get k = 0, so they add nothing to the recurrent state. A decode
+// step at a device-held position (CausalLM::decode_step) updates the cached state in place.
 #include <ATen/ATen.h>
 
 #include "halo/causal_lm.h"
@@ -36,7 +37,11 @@ at::Tensor lightning_mixer(const ModelConfig& c, const MixerWeights& w, const at
   if (cache != nullptr && cache->lightning_state(layer).defined()) state = cache->lightning_state(layer);
   LightningImpl impl = t == 1 ? LightningImpl::recurrent : ctx.lightning_impl;
   LightningOutput r = lightning_attention(q, k, v, decay, c.lightning_scale_value(), impl, state, ctx.lightning_chunk);
-  if (cache != nullptr) cache->lightning_state(layer) = r.state;
+  if (cache != nullptr && ctx.cache_position.defined()) {
+    cache->lightning_state(layer).copy_(r.state);  // in place: a CUDA graph replays on fixed addresses
+  } else if (cache != nullptr) {
+    cache->lightning_state(layer) = r.state;
+  }
   at::Tensor o = r.out.transpose(1, 2).reshape({b, t, nh * d});
   if (c.lightning_use_output_norm) o = rms_norm(o, w.o_norm, c.rms_norm_eps);
   if (c.lightning_use_output_gate) o = o * at::sigmoid(at::linear(x, w.z_proj));

@@ -53,11 +53,23 @@ struct ForwardContext {
   at::Tensor token_valid;            // [B, 1, T, 1] 1/0 in the compute dtype; undefined: all valid
   LightningImpl lightning_impl = LightningImpl::chunked;
   int64_t lightning_chunk = 64;
+  // A decode step whose cache position is device data (CausalLM::decode_step): the cache slot
+  // of the new token, int64 [1] on the device, and cache_position + 1, the keys attention reads.
+  // Undefined in every other call.
+  at::Tensor cache_position, cache_length;
 };
 
 // Softmax attention of one layer (x already normalized): [B, T, hidden] -> [B, T, hidden].
 at::Tensor attention_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
                            const ForwardContext& ctx, InferenceCache* cache, int64_t layer);
+// Attention of one new token per row over a whole K/V cache whose valid length is device data:
+// q [B, H, D], k_cache, v_cache [B, KV, capacity, D], length int64 [1] on q's device (keys
+// 0..length-1 are valid), padding int64 [B] on q's device or undefined (keys j < padding[b] are
+// masked). Returns [B, H, D]. A flash-decoding kernel on CUDA when halo is built with HALO_CUDA
+// and it supports the shape (decode_attention.cu, which reads the valid keys only); otherwise
+// masked SDPA over the whole capacity, so the slots past `length` must hold finite values.
+at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
+                            const at::Tensor& length, const at::Tensor& padding, double scale);
 // Lightning attention of one layer; `decay` [nh] gamma values on x's device.
 at::Tensor lightning_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
                            const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
@@ -91,6 +103,13 @@ class CausalLM {
                      std::vector<at::Tensor>* hidden_states = nullptr) {
     return logits(forward_hidden(input_ids, cache, hidden_states));
   }
+  // One decode step whose cache position is device data (DecodeGraph captures it as a CUDA
+  // graph): ids [B, 1] on the model's device -> logits [B, vocab]. The tokens take cache slot
+  // `position` (int64 [1] on the device): K/V are written there and lightning states updated in
+  // place, all with static shapes and no host synchronization. The cache must already hold its
+  // buffers (a prefill first) and its padding on the model's device; neither `position` nor the
+  // cache's length is advanced.
+  at::Tensor decode_step(const at::Tensor& ids, const at::Tensor& position, InferenceCache& cache);
 
   // The lm_head weight [V, hidden] (the embeddings when tied).
   const at::Tensor& lm_head_weight() const { return config_.tie_word_embeddings ? embed_tokens_ : lm_head_; }
@@ -126,6 +145,8 @@ class CausalLM {
 
  private:
   at::Tensor layer_forward(int64_t i, const at::Tensor& x, const ForwardContext& ctx, InferenceCache* cache);
+  // RoPE tables and HyPE scales of ctx for positions [B|1, T] (float; padding already removed).
+  void set_position_tables(ForwardContext& ctx, const at::Tensor& positions) const;
 
   ModelConfig config_;
   at::Tensor embed_tokens_, norm_, lm_head_;

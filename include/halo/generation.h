@@ -1,5 +1,6 @@
 // Autoregressive generation with the inference cache: chunked prefill of the prompt (bounded
-// memory for long prompts), then one token per step until max_new_tokens or a stop id.
+// memory for long prompts), then one token per step until max_new_tokens or a stop id. The cache
+// holds prompt + max_new_tokens positions from the start.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,9 @@ struct GenerationOptions {
   SamplingOptions sampling;
   std::vector<int64_t> stop_ids;  // generation ends after emitting one of these
   int64_t prefill_chunk = 2048;
+  // Decode steps replay one CUDA graph (DecodeGraph) when the model is on a CUDA device and halo
+  // was built with HALO_CUDA; false keeps the eager steps (for comparison).
+  bool cuda_graph = true;
 };
 
 struct GenerationStats {

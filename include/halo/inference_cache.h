@@ -6,6 +6,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
+#include <utility>
 #include <vector>
 
 namespace halo {
@@ -20,6 +22,19 @@ class InferenceCache {
   // Appends k, v [B, KV, T, D] for `layer` at positions length()..length()+T-1 and returns the
   // whole cache of that layer so far, [B, KV, length()+T, D] (views, no copy).
   std::pair<at::Tensor, at::Tensor> append_kv(int64_t layer, const at::Tensor& k, const at::Tensor& v);
+
+  // Writes k, v [B, KV, 1, D] for `layer` at the slot given as device data (int64 [1]) and
+  // returns the layer's whole buffers [B, KV, capacity, D], with no host synchronization: the
+  // decode step of CausalLM::decode_step. The buffers must exist (an append first).
+  std::pair<at::Tensor, at::Tensor> write_kv_at(int64_t layer, const at::Tensor& k, const at::Tensor& v,
+                                                const at::Tensor& slot);
+
+  // Positions the K/V buffers hold (0 while there are none).
+  int64_t capacity() const;
+
+  // Sets the K/V slots from length() to the capacity to zero, so that attention over whole
+  // buffers (decode_attention without its kernel) reads finite values there.
+  void zero_unused_slots();
 
   // The recurrent state of a lightning layer (undefined before the first call).
   at::Tensor& lightning_state(int64_t layer) { return states_.at(layer); }

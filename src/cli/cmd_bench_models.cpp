@@ -5,7 +5,9 @@
 // shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
 // (config only). JSON lines on stdout with --json, else a table; --out PREFIX also writes the
 // rows as JSON, a markdown table and a chart; --profile FILE records one more decode step (at the
-// last context) or training step with the Kineto profiler.
+// last context) or training step with the Kineto profiler. Decode steps replay a CUDA graph
+// (DecodeGraph) on CUDA unless --no-cuda-graph; the first timed step includes its capture (the
+// median ignores it).
 #include <ATen/ATen.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/GradMode.h>
@@ -17,6 +19,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,7 @@
 #include "cli/step_profile.h"
 #include "halo/chart.h"
 #include "halo/causal_lm.h"
+#include "halo/decode_graph.h"
 #include "halo/device.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
@@ -152,6 +156,7 @@ int bench_inference(int argc, char** argv) {
       ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
       ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")
       ("json", "JSON lines");
   add_output_options(options);
   add_profile_option(options);
@@ -159,6 +164,7 @@ int bench_inference(int argc, char** argv) {
   auto result = parse_command_line(options, argc, argv);
   const c10::Device device = parse_device(result["device"].as<std::string>());
   const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), "bfloat16", device);
+  const bool use_graph = result.count("no-cuda-graph") == 0 && DecodeGraph::replays_on(device);
   const ModelConfig config = architecture(result["arch"].as<std::string>(),
                                           result.count("model") ? result["model"].as<std::string>() : "");
   const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
@@ -177,13 +183,15 @@ int bench_inference(int argc, char** argv) {
   const std::string arch = result.count("model") ? result["model"].as<std::string>() : result["arch"].as<std::string>();
   const bool json = result.count("json") > 0;
   if (!json) {
-    std::printf("%s, %lld parameters, %s on %s, batch %lld\n", arch.c_str(), static_cast<long long>(model.parameter_count()),
-                scalar_type_name(dtype), device.str().c_str(), static_cast<long long>(batch));
+    std::printf("%s, %lld parameters, %s on %s, batch %lld, decode %s\n", arch.c_str(),
+                static_cast<long long>(model.parameter_count()), scalar_type_name(dtype), device.str().c_str(),
+                static_cast<long long>(batch), use_graph ? "CUDA graph" : "eager");
     std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
   }
   for (int64_t context : contexts) {
     nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
-                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk}};
+                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk},
+                          {"cuda_graph", use_graph}};
     reset_peak(device);
     try {
       InferenceCache cache(config.num_hidden_layers);
@@ -198,9 +206,17 @@ int bench_inference(int argc, char** argv) {
       at::Tensor next = model.logits(hidden).argmax(-1);
       row["prefill_s"] = seconds_since(start, device);
       std::vector<double> ms;
+      std::unique_ptr<DecodeGraph> graph;
+      if (use_graph) graph = std::make_unique<DecodeGraph>(model, cache);
+      auto decode_one = [&] {
+        at::Tensor logits = graph != nullptr
+                                ? graph->step(next)
+                                : model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0));
+        next = logits.argmax(-1);
+      };
       for (int64_t s = 0; s < steps; ++s) {
         auto t0 = clock_type::now();
-        next = model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0)).argmax(-1);
+        decode_one();
         ms.push_back(1000 * seconds_since(t0, device));
       }
       std::sort(ms.begin(), ms.end());
@@ -208,9 +224,7 @@ int bench_inference(int argc, char** argv) {
       row["cache_gb"] = cache.bytes() / 1e9;
       row["peak_gb"] = peak_gb(device);
       if (!profile.empty() && context == contexts.back()) {
-        print_profile(profile_step([&] {
-          next = model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0)).argmax(-1);
-        }, device, profile), json);
+        print_profile(profile_step(decode_one, device, profile), json);
       }
     } catch (const c10::OutOfMemoryError&) {
       row["oom"] = true;

@@ -61,7 +61,8 @@ int run_generate(int argc, char** argv) {
        cxxopts::value<double>()->default_value("1"))
       ("seed", "Random seed for sampling", cxxopts::value<uint64_t>()->default_value("0"))
       ("print-ids", "Print the generated token ids instead of text")
-      ("ignore-eos", "Do not stop at end-of-sequence tokens");
+      ("ignore-eos", "Do not stop at end-of-sequence tokens")
+      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph (for comparison)");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   if (result.count("prompt") + result.count("prompt-ids") + result.count("prompt-file") != 1) {
@@ -109,6 +110,7 @@ int run_generate(int argc, char** argv) {
   gen.sampling.temperature = result["temperature"].as<double>();
   gen.sampling.top_p = result["top-p"].as<double>();
   gen.sampling.seed = result["seed"].as<uint64_t>();
+  gen.cuda_graph = result.count("no-cuda-graph") == 0;
   if (!result.count("ignore-eos")) {
     gen.stop_ids = model_stop_ids(model_dir, model);
     if (tokenizer && tokenizer->eos_id()) gen.stop_ids.push_back(*tokenizer->eos_id());
