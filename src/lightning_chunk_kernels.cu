@@ -482,6 +482,11 @@ void allow_shared(Kernel kernel, int bytes) {
 
 int chunks_of(const at::Tensor& x) { return static_cast<int>((x.size(2) + kC - 1) / kC); }
 
+// One block per (chunk, b*h).
+dim3 chunk_grid(const at::Tensor& q) {
+  return dim3(static_cast<unsigned>(chunks_of(q)), static_cast<unsigned>(q.size(0) * q.size(1)));
+}
+
 void check_states(const at::Tensor& states, const at::Tensor& q) {
   const int64_t d = q.size(3);
   if (!states.is_contiguous() || states.scalar_type() != q.scalar_type() || states.dim() != 5 ||
@@ -541,7 +546,7 @@ void lightning_chunk_forward_cuda(const at::Tensor& q, const at::Tensor& k, cons
     fail("lightning_chunk_forward_cuda: unsupported inputs ", q.sizes());
   check_states(states, q);
   const c10::cuda::CUDAGuard guard(q.device());
-  const dim3 grid(static_cast<unsigned>(chunks_of(q)), static_cast<unsigned>(q.size(0) * q.size(1)));
+  const dim3 grid = chunk_grid(q);
   auto stream = at::cuda::getCurrentCUDAStream();
   dispatch_16bit(q.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
@@ -568,7 +573,7 @@ void lightning_chunk_backward_cuda(const at::Tensor& q, const at::Tensor& k, con
   check_states(states, q);
   check_states(grad_states, q);
   const c10::cuda::CUDAGuard guard(q.device());
-  const dim3 grid(static_cast<unsigned>(chunks_of(q)), static_cast<unsigned>(q.size(0) * q.size(1)));
+  const dim3 grid = chunk_grid(q);
   auto stream = at::cuda::getCurrentCUDAStream();
   dispatch_16bit(q.scalar_type(), [&](auto tag) {
     using T = decltype(tag);
