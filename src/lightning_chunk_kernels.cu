@@ -3,10 +3,11 @@
 // operands, float32 accumulators). Three kernels:
 // - recurrence: one block per (b,h, 64-row x BV-column tile of the state) walks the chunks in
 //   order with its state tile in registers, writing the state entering each chunk (16-bit) and
-//   adding (x_n . w)^T y_n; the next chunk's rows are loaded into registers during this one's
-//   product. Run forward over (k, v) for S_n and in reverse over (q, dout) for G_{n+1}.
+//   adding (x_n . w)^T y_n; the next two chunks' rows arrive through a cp.async pipeline during
+//   this one's product. Run forward over (k, v) for S_n and in reverse over (q, dout) for G_{n+1}.
 // - forward: one block per (chunk, b,h): scores q k^T on chip, decayed causal mask, then
-//   (masked scores) v + (q . a) S_n, written straight into the output's strides.
+//   (masked scores) v + (q . a) S_n with S_n read from L2 straight into fragments, written into
+//   the output's strides through a float32 staging tile.
 // - backward: one block per (chunk, b,h): both score matrices on chip, then dq, dk, dv in turn
 //   through one float32 staging tile.
 // Scores and states are rounded to the inputs' dtype before they meet the tensor cores, as in
