@@ -34,24 +34,6 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   return weight * normed.to(x.scalar_type());
 }
 
-std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype, c10::ScalarType inv_freq_dtype) {
-  // float32 as transformers computes it; float64 models compute in float64 throughout.
-  const c10::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
-  auto opts = positions.options().dtype(compute);
-  at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, opts) / static_cast<double>(head_dim));
-  inv_freq = inv_freq.to(inv_freq_dtype).to(compute);
-  at::Tensor freqs = positions.to(compute).unsqueeze(-1) * inv_freq;
-  at::Tensor emb = at::cat({freqs, freqs}, -1);
-  return {emb.cos().to(dtype), emb.sin().to(dtype)};
-}
-
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;
-  at::Tensor rotated = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-  return x * cos + rotated * sin;
-}
-
 CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)), layers_(config_.num_hidden_layers) {
   if (config_.has_lightning_layers()) decay_ = alibi_decays(config_.lightning_nh);
 }

@@ -1,13 +1,22 @@
-// Chunked cross-entropy and forward-KL as torch::autograd::Functions. Forward: per slice,
-// logits = h W^T in the model dtype, upcast to float32, loss summed. Backward: per slice, the
-// logits are formed again and dL/dlogits = (softmax(student) - target distribution) * g / N is
-// pushed through the matmul into dh (slice rows) and dW (accumulated in float32).
+// Chunked cross-entropy and forward-KL as torch::autograd::Functions that compute their
+// gradients in the forward pass (as Liger's fused linear losses do): the loss is a sum of
+// per-token terms, so per slice of tokens the logits h W^T are formed once (float32), a row
+// function turns them into the loss terms and dLoss/dlogits (unscaled, model dtype), and that
+// gradient goes through the lm head at once: dh rows = g W, dW += g^T h (float32 accumulation).
+// The backward pass only scales the stored dh and dW by grad_output / N. On CUDA the row
+// function is a fused kernel and dW accumulates in cuBLAS (logit_loss_kernels.cu); elsewhere
+// ATen ops (float64 models stay float64). Without gradients (evaluation) only the loss terms are
+// computed.
 #include "halo/lm_losses.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "halo/error.h"
+#ifdef HALO_WITH_CUDA_KERNELS
+#include "logit_loss_kernels.h"
+#endif
 
 namespace halo {
 namespace {
@@ -20,82 +29,159 @@ at::ScalarType loss_dtype(const at::Tensor& hidden) {
   return hidden.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
 }
 
-at::Tensor float_logits(const at::Tensor& hidden, const at::Tensor& weight) {
-  return at::matmul(hidden, weight.t()).to(loss_dtype(hidden));
+// Logits h W^T in the loss dtype: 16-bit CUDA operands accumulate in float32 and are written
+// as float32 (no rounding of logits that reach 20-30 to bf16's 1/8 steps); elsewhere the
+// product in the model dtype, then converted.
+at::Tensor float_logits(const at::Tensor& h, const at::Tensor& weight) {
+  if (h.is_cuda() && (h.scalar_type() == at::kBFloat16 || h.scalar_type() == at::kHalf))
+    return at::mm(h, weight.t(), at::kFloat);
+  return at::mm(h, weight.t()).to(loss_dtype(h));
+}
+
+// Per-token loss terms [n] (loss dtype) and, when asked, dLoss/dlogits [n, V] in the model dtype.
+struct RowTerms {
+  at::Tensor loss, grad;
+};
+
+#ifdef HALO_WITH_CUDA_KERNELS
+// The gradient's buffer for the CUDA row kernels, or none.
+at::Tensor gradient_buffer(const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
+  return grad_dtype ? at::empty(logits.sizes(), logits.options().dtype(*grad_dtype)) : at::Tensor();
+}
+#endif
+
+RowTerms kl_rows(const at::Tensor& student_logits, const at::Tensor& teacher_logits,
+                 c10::optional<at::ScalarType> grad_dtype) {
+#ifdef HALO_WITH_CUDA_KERNELS
+  if (logit_loss_kernels_supported(student_logits)) {
+    at::Tensor grad = gradient_buffer(student_logits, grad_dtype);
+    return {kl_divergence_rows_cuda(student_logits, teacher_logits, grad), grad};
+  }
+#endif
+  at::Tensor log_t = at::log_softmax(teacher_logits, 1);
+  at::Tensor log_s = at::log_softmax(student_logits, 1);
+  at::Tensor p_t = log_t.exp();
+  at::Tensor loss = (p_t * (log_t - log_s)).sum(1);
+  if (!grad_dtype) return {loss, at::Tensor()};
+  return {loss, (log_s.exp() - p_t).to(*grad_dtype)};
+}
+
+RowTerms cross_entropy_rows(const at::Tensor& logits, const at::Tensor& targets,
+                            c10::optional<at::ScalarType> grad_dtype) {
+#ifdef HALO_WITH_CUDA_KERNELS
+  if (logit_loss_kernels_supported(logits)) {
+    at::Tensor grad = gradient_buffer(logits, grad_dtype);
+    return {cross_entropy_rows_cuda(logits, targets, grad), grad};
+  }
+#endif
+  at::Tensor log_p = at::log_softmax(logits, 1);
+  at::Tensor valid = (targets >= 0).unsqueeze(1);
+  at::Tensor picked = targets.clamp_min(0).unsqueeze(1);
+  at::Tensor loss = -(log_p.gather(1, picked) * valid).squeeze(1);
+  if (!grad_dtype) return {loss, at::Tensor()};
+  at::Tensor grad = log_p.exp();
+  grad.scatter_add_(1, picked, -at::ones_like(picked, grad.options()));
+  return {loss, (grad * valid).to(*grad_dtype)};
+}
+
+// d_weight += g^T h with float32 accumulation (float64 for float64 models).
+void add_weight_gradient(at::Tensor& d_weight, const at::Tensor& g, const at::Tensor& h) {
+#ifdef HALO_WITH_CUDA_KERNELS
+  if (g.is_cuda() && g.scalar_type() != at::kDouble) return add_transposed_product_cuda(d_weight, g, h);
+#endif
+  d_weight += at::matmul(g.t(), h).to(d_weight.scalar_type());
+}
+
+// Which gradients the forward pass computes.
+struct Wanted {
+  bool hidden, weight;
+  bool any() const { return hidden || weight; }
+};
+
+Wanted wanted_gradients(const at::Tensor& hidden, const at::Tensor& weight) {
+  const bool grad_mode = at::GradMode::is_enabled();
+  return {grad_mode && hidden.requires_grad(), grad_mode && weight.requires_grad()};
+}
+
+// The slice loop shared by both losses. rows(begin, logits, grad_dtype) returns the RowTerms of
+// rows [begin, begin + len) from their float logits [len, V].
+template <typename Rows>
+at::Tensor sliced_loss(AutogradContext* ctx, const at::Tensor& hidden_in, const at::Tensor& weight, int64_t chunk,
+                       Wanted wanted, Rows rows) {
+  const at::Tensor hidden = hidden_in.contiguous();
+  at::Tensor total = at::zeros({}, hidden.options().dtype(loss_dtype(hidden)));
+  at::Tensor d_hidden = wanted.hidden ? at::empty_like(hidden) : at::Tensor();
+  at::Tensor d_weight = wanted.weight ? at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden))) : at::Tensor();
+  for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
+    const int64_t len = std::min(chunk, hidden.size(0) - begin);
+    const at::Tensor h = hidden.narrow(0, begin, len);
+    RowTerms terms = rows(begin, float_logits(h, weight),
+                          wanted.any() ? c10::optional<at::ScalarType>(hidden.scalar_type()) : c10::nullopt);
+    total += terms.loss.sum();
+    if (wanted.hidden) {
+      at::Tensor slice = d_hidden.narrow(0, begin, len);
+      at::mm_out(slice, terms.grad, weight);
+    }
+    if (wanted.weight) add_weight_gradient(d_weight, terms.grad, h);
+  }
+  ctx->saved_data["d_hidden"] = d_hidden;
+  ctx->saved_data["d_weight"] = d_weight;
+  return total;
+}
+
+// The backward pass of both: the stored gradients times grad_output / count, in the inputs' dtypes.
+variable_list scaled_gradients(AutogradContext* ctx, const at::Tensor& grad_output, double count,
+                               at::ScalarType weight_dtype, size_t inputs) {
+  variable_list out(inputs);
+  const at::Tensor d_hidden = ctx->saved_data["d_hidden"].toTensor();
+  const at::Tensor d_weight = ctx->saved_data["d_weight"].toTensor();
+  // A 0-dim float scale keeps a 16-bit d_hidden's dtype and multiplies in float32.
+  const at::Tensor scale = grad_output / count;
+  if (d_hidden.defined()) out[0] = d_hidden * scale;
+  if (d_weight.defined()) {
+    out[1] = at::empty(d_weight.sizes(), d_weight.options().dtype(weight_dtype));
+    at::mul_out(out[1], d_weight, scale);  // scaled and rounded in one pass
+  }
+  return out;
 }
 
 struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntropy> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
-                            const at::Tensor& targets, int64_t chunk) {
-    ctx->save_for_backward({hidden, weight, targets});
-    ctx->saved_data["chunk"] = chunk;
-    const int64_t count = (targets >= 0).sum().item<int64_t>();
+                            const at::Tensor& targets, int64_t chunk, int64_t count, bool grad_hidden,
+                            bool grad_weight) {
     ctx->saved_data["count"] = count;
-    at::Tensor total = at::zeros({}, hidden.options().dtype(loss_dtype(hidden)));
-    for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
-      const int64_t len = std::min(chunk, hidden.size(0) - begin);
-      at::Tensor t = targets.narrow(0, begin, len);
-      at::Tensor valid = t >= 0;
-      at::Tensor logits = float_logits(hidden.narrow(0, begin, len), weight);
-      at::Tensor picked = logits.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1);
-      total += ((at::logsumexp(logits, 1) - picked) * valid).sum();
-    }
-    return total / std::max<int64_t>(count, 1);
+    ctx->saved_data["weight_dtype"] = weight.scalar_type();
+    at::Tensor total = sliced_loss(ctx, hidden, weight, chunk, {grad_hidden, grad_weight},
+                                   [&](int64_t begin, const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
+                                     return cross_entropy_rows(logits, targets.narrow(0, begin, logits.size(0)), grad_dtype);
+                                   });
+    return total / static_cast<double>(std::max<int64_t>(count, 1));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    auto saved = ctx->get_saved_variables();
-    const at::Tensor &hidden = saved[0], &weight = saved[1], &targets = saved[2];
-    const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const int64_t count = std::max<int64_t>(ctx->saved_data["count"].toInt(), 1);
-    const at::Tensor scale = grad_outputs[0].to(loss_dtype(hidden)) / static_cast<double>(count);
-    at::Tensor d_hidden = at::empty_like(hidden);
-    at::Tensor d_weight = at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden)));
-    for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
-      const int64_t len = std::min(chunk, hidden.size(0) - begin);
-      at::Tensor h = hidden.narrow(0, begin, len);
-      at::Tensor t = targets.narrow(0, begin, len);
-      at::Tensor g = at::softmax(float_logits(h, weight), 1);
-      g.scatter_add_(1, t.clamp_min(0).unsqueeze(1), -at::ones({len, 1}, g.options()));
-      g = (g * (t >= 0).unsqueeze(1) * scale).to(hidden.scalar_type());
-      d_hidden.narrow(0, begin, len).copy_(at::matmul(g, weight));
-      d_weight += at::matmul(g.t(), h).to(loss_dtype(hidden));
-    }
-    return {d_hidden, d_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor()};
+    const auto count = static_cast<double>(std::max<int64_t>(ctx->saved_data["count"].toInt(), 1));
+    return scaled_gradients(ctx, grad_outputs[0], count, ctx->saved_data["weight_dtype"].toScalarType(), 7);
   }
 };
 
 struct ChunkedKlDivergence : public torch::autograd::Function<ChunkedKlDivergence> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& student_hidden, const at::Tensor& student_weight,
-                            const at::Tensor& teacher_hidden, const at::Tensor& teacher_weight, int64_t chunk) {
-    ctx->save_for_backward({student_hidden, student_weight, teacher_hidden, teacher_weight});
-    ctx->saved_data["chunk"] = chunk;
-    at::Tensor total = at::zeros({}, student_hidden.options().dtype(loss_dtype(student_hidden)));
-    for (int64_t begin = 0; begin < student_hidden.size(0); begin += chunk) {
-      const int64_t len = std::min(chunk, student_hidden.size(0) - begin);
-      at::Tensor log_t = at::log_softmax(float_logits(teacher_hidden.narrow(0, begin, len), teacher_weight), 1);
-      at::Tensor log_s = at::log_softmax(float_logits(student_hidden.narrow(0, begin, len), student_weight), 1);
-      total += (log_t.exp() * (log_t - log_s)).sum();
-    }
+                            const at::Tensor& teacher_hidden, const at::Tensor& teacher_weight, int64_t chunk,
+                            bool grad_hidden, bool grad_weight) {
+    ctx->saved_data["count"] = student_hidden.size(0);
+    ctx->saved_data["weight_dtype"] = student_weight.scalar_type();
+    const at::Tensor teacher = teacher_hidden.contiguous();
+    at::Tensor total = sliced_loss(ctx, student_hidden, student_weight, chunk, {grad_hidden, grad_weight},
+                                   [&](int64_t begin, const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
+                                     const at::Tensor t = float_logits(teacher.narrow(0, begin, logits.size(0)), teacher_weight);
+                                     return kl_rows(logits, t, grad_dtype);
+                                   });
     return total / static_cast<double>(std::max<int64_t>(student_hidden.size(0), 1));
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    auto saved = ctx->get_saved_variables();
-    const at::Tensor &hidden = saved[0], &weight = saved[1], &teacher_hidden = saved[2], &teacher_weight = saved[3];
-    const int64_t chunk = ctx->saved_data["chunk"].toInt();
-    const at::Tensor scale = grad_outputs[0].to(loss_dtype(hidden)) / static_cast<double>(std::max<int64_t>(hidden.size(0), 1));
-    at::Tensor d_hidden = at::empty_like(hidden);
-    at::Tensor d_weight = at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden)));
-    for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
-      const int64_t len = std::min(chunk, hidden.size(0) - begin);
-      at::Tensor h = hidden.narrow(0, begin, len);
-      at::Tensor p_t = at::softmax(float_logits(teacher_hidden.narrow(0, begin, len), teacher_weight), 1);
-      at::Tensor g = ((at::softmax(float_logits(h, weight), 1) - p_t) * scale).to(hidden.scalar_type());
-      d_hidden.narrow(0, begin, len).copy_(at::matmul(g, weight));
-      d_weight += at::matmul(g.t(), h).to(loss_dtype(hidden));
-    }
-    return {d_hidden, d_weight.to(weight.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+    const auto count = static_cast<double>(std::max<int64_t>(ctx->saved_data["count"].toInt(), 1));
+    return scaled_gradients(ctx, grad_outputs[0], count, ctx->saved_data["weight_dtype"].toScalarType(), 7);
   }
 };
 
@@ -107,7 +193,15 @@ at::Tensor chunked_cross_entropy(const at::Tensor& hidden, const at::Tensor& wei
     fail("chunked_cross_entropy: hidden must be [N, H] and targets [N], got ", hidden.sizes(), " and ", targets.sizes());
   }
   if (chunk < 1) usage_fail("loss chunk must be positive");
-  return ChunkedCrossEntropy::apply(hidden, weight, targets, chunk);
+  // One device-to-host copy for both: how many targets count, and whether all fit the vocabulary.
+  const at::Tensor facts = at::stack({(targets >= 0).sum(), at::cat({targets, at::full({1}, -1, targets.options())}).max()}).to(at::kCPU);
+  const int64_t count = facts[0].item<int64_t>(), largest = facts[1].item<int64_t>();
+  if (largest >= weight.size(0)) {
+    fail("chunked_cross_entropy: target id ", largest, " is outside the vocabulary of ", weight.size(0),
+         " (is the data tokenized with this model's tokenizer?)");
+  }
+  const Wanted wanted = wanted_gradients(hidden, weight);
+  return ChunkedCrossEntropy::apply(hidden, weight, targets.contiguous(), chunk, count, wanted.hidden, wanted.weight);
 }
 
 at::Tensor chunked_kl_divergence(const at::Tensor& student_hidden, const at::Tensor& student_weight,
@@ -116,9 +210,14 @@ at::Tensor chunked_kl_divergence(const at::Tensor& student_hidden, const at::Ten
     fail("chunked_kl_divergence: hidden states must be [N, H] and match, got ", student_hidden.sizes(), " and ",
          teacher_hidden.sizes());
   }
+  if (student_weight.size(0) != teacher_weight.size(0)) {
+    fail("chunked_kl_divergence: the student's vocabulary (", student_weight.size(0), ") differs from the teacher's (",
+         teacher_weight.size(0), ")");
+  }
   if (chunk < 1) usage_fail("loss chunk must be positive");
+  const Wanted wanted = wanted_gradients(student_hidden, student_weight);
   return ChunkedKlDivergence::apply(student_hidden, student_weight, teacher_hidden.detach(), teacher_weight.detach(),
-                                    chunk);
+                                    chunk, wanted.hidden, wanted.weight);
 }
 
 }  // namespace halo

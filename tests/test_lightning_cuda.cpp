@@ -92,6 +92,10 @@ TEST(LightningCuda, FusedChunkedMatchesCpuFloat64) {
   check_against_cpu(2, 2, 200, 128, 128, 64, 6, /*token_major=*/true);
   check_against_cpu(1, 2, 64, 128, 128, 64, 7);  // exactly one chunk
   check_against_cpu(3, 1, 17, 64, 64, 64, 8);    // less than one chunk
+  // The recurrence's state tile width follows B*H against the SM count (132 on an H100): 16
+  // columns above, 32 at B*H = 32, 64 at B*H = 144.
+  check_against_cpu(2, 16, 70, 128, 128, 64, 9);
+  check_against_cpu(9, 16, 70, 128, 128, 64, 10);
 }
 
 TEST(LightningCuda, ChunkedMatchesCpuFloat64AtModelShape) {

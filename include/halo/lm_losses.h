@@ -1,7 +1,8 @@
 // Language-model losses that never materialize [tokens, vocab] logits whole (V = 151,936 for
-// Qwen3): custom autograd functions that form the logits a slice of tokens at a time in the
-// forward pass, and again in the backward pass, which computes d/dhidden and d/dweight slice by
-// slice. Logits and softmax are float32 for any model dtype (float64 models stay float64).
+// Qwen3): custom autograd functions that form the logits a slice of tokens at a time and, when
+// gradients are wanted, compute d/dhidden and d/dweight in the same forward pass (held until
+// backward, which only scales them: the float32 d/dweight is V x H x 4 bytes, 1.2 GB for
+// Qwen3-1.7B). Logits and softmax are float32 for any model dtype (float64 models stay float64).
 #pragma once
 #include <ATen/core/Tensor.h>
 
