@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda_scalars.cuh"
 #include "halo/error.h"
 
 namespace halo {
@@ -41,14 +42,6 @@ constexpr int kPad = 8;   // 16-bit elements of padding per shared row: rows sta
 constexpr int kFPad = 4;  // float padding per shared row
 constexpr int kLP = kC + kFPad;  // float score rows
 constexpr int kLM = kC + kPad;   // 16-bit score rows
-
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-template <typename T>
-__device__ __forceinline__ T from_float(float x) {
-  if constexpr (std::is_same_v<T, __half>) return __float2half(x);
-  else return __float2bfloat16(x);
-}
 
 // [B,H,T,D] rows with the last dim contiguous.
 template <typename T>

@@ -18,19 +18,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda_scalars.cuh"
 #include "halo/error.h"
 
 namespace halo {
 namespace {
 
 constexpr int kThreads = 512;
-
-template <typename T>
-__device__ __forceinline__ T from_float(float x) {
-  if constexpr (std::is_same_v<T, __half>) return __float2half(x);
-  else if constexpr (std::is_same_v<T, __nv_bfloat16>) return __float2bfloat16(x);
-  else return x;
-}
 
 // W consecutive float32 logits (W = 4: one 16-byte access).
 template <int W>

@@ -15,20 +15,13 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda_scalars.cuh"
 #include "halo/error.h"
 
 namespace halo {
 namespace {
 
 constexpr int kThreads = 256;
-
-__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
-__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
-template <typename T>
-__device__ __forceinline__ T from_float(float x) {
-  if constexpr (std::is_same_v<T, __half>) return __float2half(x);
-  else return __float2bfloat16(x);
-}
 
 template <typename T>
 __device__ __forceinline__ void load8(const T* p, float (&x)[8]) {

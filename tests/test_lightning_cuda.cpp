@@ -10,15 +10,10 @@
 #include <string>
 
 #include "halo/lightning_attention.h"
+#include "tensor_error.h"
 
 namespace halo {
 namespace {
-
-double rel_norm_error(const at::Tensor& got, const at::Tensor& want) {
-  at::Tensor g = got.to(at::kCPU).to(at::kDouble), w = want.to(at::kCPU).to(at::kDouble);
-  EXPECT_EQ(g.sizes(), w.sizes());
-  return ((g - w).norm() / w.norm()).item<double>();
-}
 
 bool all_finite(const at::Tensor& x) { return at::isfinite(x).all().item<bool>(); }
 
@@ -74,7 +69,7 @@ void check_against_cpu(int64_t b, int64_t h, int64_t t, int64_t dk, int64_t dv, 
     for (const auto& [name, pair] : pairs) {
       ASSERT_TRUE(pair.first.defined()) << name;
       EXPECT_TRUE(all_finite(pair.first)) << name;
-      EXPECT_LE(rel_norm_error(pair.first, pair.second), tol) << name;
+      EXPECT_LE(test::relative_error(pair.first, pair.second), tol) << name;
     }
   }
 }

@@ -10,15 +10,10 @@
 #include <string>
 
 #include "halo/lm_losses.h"
+#include "tensor_error.h"
 
 namespace halo {
 namespace {
-
-double rel_error(const at::Tensor& got, const at::Tensor& want) {
-  at::Tensor g = got.to(at::kCPU).to(at::kDouble), w = want.to(at::kCPU).to(at::kDouble);
-  EXPECT_EQ(g.sizes(), w.sizes());
-  return ((g - w).norm() / w.norm()).item<double>();
-}
 
 struct Gradients {
   at::Tensor loss, d_hidden, d_weight;
@@ -38,9 +33,9 @@ void expect_close(const Gradients& got, const Gradients& want, at::ScalarType dt
   EXPECT_EQ(got.d_hidden.scalar_type(), dtype);
   EXPECT_EQ(got.d_weight.scalar_type(), dtype);
   EXPECT_TRUE(at::isfinite(got.d_weight).all().item<bool>());
-  EXPECT_LE(rel_error(got.loss, want.loss), tol);
-  EXPECT_LE(rel_error(got.d_hidden, want.d_hidden), tol);
-  EXPECT_LE(rel_error(got.d_weight, want.d_weight), tol);
+  EXPECT_LE(test::relative_error(got.loss, want.loss), tol);
+  EXPECT_LE(test::relative_error(got.d_hidden, want.d_hidden), tol);
+  EXPECT_LE(test::relative_error(got.d_weight, want.d_weight), tol);
 }
 
 class LmLossesCuda : public ::testing::TestWithParam<int64_t> {};
@@ -68,7 +63,7 @@ TEST_P(LmLossesCuda, CrossEntropyMatchesCpuFloat64) {
                                    [&](const at::Tensor& h, const at::Tensor& w) { return chunked_cross_entropy(h, w, t, 16); });
     expect_close(got, want, dtype);
     c10::NoGradGuard no_grad;
-    EXPECT_LE(rel_error(chunked_cross_entropy(hidden.to(gpu, dtype), weight.to(gpu, dtype), t, 16), want.loss),
+    EXPECT_LE(test::relative_error(chunked_cross_entropy(hidden.to(gpu, dtype), weight.to(gpu, dtype), t, 16), want.loss),
               dtype == at::kFloat ? 1e-4 : 1e-2);
   }
 }
@@ -95,7 +90,7 @@ TEST_P(LmLossesCuda, KlDivergenceMatchesCpuFloat64) {
     });
     expect_close(got, want, dtype);
     c10::NoGradGuard no_grad;
-    EXPECT_LE(rel_error(chunked_kl_divergence(hidden.to(gpu, dtype), weight.to(gpu, dtype), gth, gtw, 16), want.loss),
+    EXPECT_LE(test::relative_error(chunked_kl_divergence(hidden.to(gpu, dtype), weight.to(gpu, dtype), gth, gtw, 16), want.loss),
               dtype == at::kFloat ? 1e-4 : 1e-2);
     // A distribution against itself: zero up to float32 rounding of the row statistics.
     EXPECT_NEAR(chunked_kl_divergence(gth, gtw, gth, gtw, 16).item<double>(), 0.0, 1e-5);

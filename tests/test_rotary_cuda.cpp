@@ -8,15 +8,10 @@
 #include <string>
 
 #include "halo/causal_lm.h"
+#include "tensor_error.h"
 
 namespace halo {
 namespace {
-
-double rel_error(const at::Tensor& got, const at::Tensor& want) {
-  at::Tensor g = got.to(at::kCPU).to(at::kDouble), w = want.to(at::kCPU).to(at::kDouble);
-  EXPECT_EQ(g.sizes(), w.sizes());
-  return ((g - w).norm() / w.norm()).item<double>();
-}
 
 struct Rotated {
   at::Tensor out, grad;
@@ -46,8 +41,8 @@ void check(int64_t b, int64_t h, int64_t t, int64_t d, bool per_sequence, bool t
     Rotated got = rotate(input, cos, sin, weight.to(gpu, dtype));
     EXPECT_EQ(got.out.strides(), input.strides());
     EXPECT_EQ(got.out.scalar_type(), dtype);
-    EXPECT_LE(rel_error(got.out, want.out), 1e-2);
-    EXPECT_LE(rel_error(got.grad, want.grad), 1e-2);
+    EXPECT_LE(test::relative_error(got.out, want.out), 1e-2);
+    EXPECT_LE(test::relative_error(got.grad, want.grad), 1e-2);
   }
 }
 

@@ -11,11 +11,4 @@ mkdir -p "$out"
 "$halo" bench inference --arch hypenet-2b --contexts ${HYPENET_CONTEXTS:-4K,32K,128K,256K,512K,1M} \
   --out "$out/inference" --append
 "$halo" bench inference --arch hypenet-2b --contexts 32K --batch 8 --out "$out/inference" --append
-append=""
-for stage in 1 2 3; do
-  seq=512; batch=12; extra=""
-  if [ $stage = 1 ]; then batch=8; fi
-  if [ $stage = 3 ]; then seq=16384; batch=1; extra=--checkpointing; fi
-  "$halo" bench training --stage $stage --batch $batch --seq-len $seq $extra --out "$out/training" $append
-  append=--append
-done
+"$root/scripts/device/bench_training.sh" "$out/training"

@@ -14,14 +14,7 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 ctest --test-dir "$build" -L cuda --output-on-failure -j 4 --timeout 600 > "$out/ctest-cuda.log" 2>&1
 grep -E "tests passed|Failed|Expected|Which is|\*\*\*" "$out/ctest-cuda.log" | head -n 40
 "$halo" bench kernels --device cuda --shapes 8x512,4x16K,1x64K --impl chunked --chunk 64 --repeat 10 --out "$out/kernels"
-append=""
-for stage in 1 2 3; do
-  seq=512; batch=12; extra=""
-  if [ $stage = 1 ]; then batch=8; fi
-  if [ $stage = 3 ]; then seq=16384; batch=1; extra=--checkpointing; fi
-  "$halo" bench training --stage $stage --batch $batch --seq-len $seq $extra --out "$out/training" $append
-  append=--append
-done
+"$root/scripts/device/bench_training.sh" "$out/training"
 "$halo" bench training --stage 2 --batch 12 --seq-len 512 --steps 2 --profile "$out/stage2-trace.json" > "$out/profile.txt"
 head -n 45 "$out/profile.txt"
 rm -f "$out"/*.png "$out/stage2-trace.json"
