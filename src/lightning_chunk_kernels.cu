@@ -3,8 +3,8 @@
 // operands, float32 accumulators). Three kernels:
 // - recurrence: one block per (b,h, 64-row x BV-column tile of the state) walks the chunks in
 //   order with its state tile in registers, writing the state entering each chunk (16-bit) and
-//   adding (x_n . w)^T y_n; the next two chunks' rows arrive through a cp.async pipeline during
-//   this one's product. Run forward over (k, v) for S_n and in reverse over (q, dout) for G_{n+1}.
+//   adding (x_n . w)^T y_n; the next chunks' rows (2, or 5 for narrow tiles) arrive by cp.async
+//   during this one's product. Run forward over (k, v) for S_n and in reverse over (q, dout) for G_{n+1}.
 // - forward: one block per (chunk, b,h): scores q k^T on chip, decayed causal mask, then
 //   (masked scores) v + (q . a) S_n with S_n read from L2 straight into fragments, written into
 //   the output's strides through a float32 staging tile.
@@ -155,12 +155,14 @@ __device__ __forceinline__ void copy_async_wait() {
 
 template <int BV>
 struct RecurrenceSmem {
-  static constexpr int kStages = 3, BK = 64, LX = BK + kPad, LY = BV + kPad, LH = BV + kFPad;
+  // The narrow tiles serve grids of at most two blocks per SM, each walking its chunks alone:
+  // five chunks in flight there instead of two.
+  static constexpr int kStages = BV == 32 ? 6 : 3, BK = 64, LX = BK + kPad, LY = BV + kPad, LH = BV + kFPad;
   static constexpr int x = 0, y = x + kStages * kC * LX * 2, hs = y + kStages * kC * LY * 2, bytes = hs + BK * LH * 4;
 };
 
-// The state tile walk. Chunk rows arrive through a 3-stage cp.async pipeline (two chunks in
-// flight while one is multiplied); each thread scales the x rows it copied itself.
+// The state tile walk. Chunk rows arrive through a kStages-deep cp.async pipeline (kStages - 1
+// chunks in flight while one is multiplied); each thread scales the x rows it copied itself.
 template <typename T, int D, int BV>
 __global__ void __launch_bounds__(128)
     recurrence_kernel(Rows<T> x, Rows<T> y, const float* __restrict__ gamma, const float* __restrict__ edge,
