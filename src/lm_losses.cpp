@@ -103,11 +103,12 @@ Wanted wanted_gradients(const at::Tensor& hidden, const at::Tensor& weight) {
   return {grad_mode && hidden.requires_grad(), grad_mode && weight.requires_grad()};
 }
 
-// The slice loop shared by both losses. rows(begin, logits, grad_dtype) returns the RowTerms of
-// rows [begin, begin + len) from their float logits [len, V].
+// The slice loop shared by both losses: the sum of the row terms over `count`. rows(begin,
+// logits, grad_dtype) returns the RowTerms of rows [begin, begin + len) from their float logits
+// [len, V]. The gradients wait in ctx for scaled_gradients.
 template <typename Rows>
 at::Tensor sliced_loss(AutogradContext* ctx, const at::Tensor& hidden_in, const at::Tensor& weight, int64_t chunk,
-                       Wanted wanted, Rows rows) {
+                       int64_t count, Wanted wanted, Rows rows) {
   const at::Tensor hidden = hidden_in.contiguous();
   at::Tensor total = at::zeros({}, hidden.options().dtype(loss_dtype(hidden)));
   at::Tensor d_hidden = wanted.hidden ? at::empty_like(hidden) : at::Tensor();
@@ -124,22 +125,25 @@ at::Tensor sliced_loss(AutogradContext* ctx, const at::Tensor& hidden_in, const 
     }
     if (wanted.weight) add_weight_gradient(d_weight, terms.grad, h);
   }
+  const auto divisor = static_cast<double>(std::max<int64_t>(count, 1));
+  ctx->saved_data["divisor"] = divisor;
+  ctx->saved_data["weight_dtype"] = weight.scalar_type();
   ctx->saved_data["d_hidden"] = d_hidden;
   ctx->saved_data["d_weight"] = d_weight;
-  return total;
+  return total / divisor;
 }
 
-// The backward pass of both: the stored gradients times grad_output / count, in the inputs' dtypes.
-variable_list scaled_gradients(AutogradContext* ctx, const at::Tensor& grad_output, double count,
-                               at::ScalarType weight_dtype, size_t inputs) {
+// The backward pass of both: the stored gradients times grad_output / count, in the inputs'
+// dtypes, for the first two of `inputs` (hidden, weight).
+variable_list scaled_gradients(AutogradContext* ctx, const at::Tensor& grad_output, size_t inputs) {
   variable_list out(inputs);
   const at::Tensor d_hidden = ctx->saved_data["d_hidden"].toTensor();
   const at::Tensor d_weight = ctx->saved_data["d_weight"].toTensor();
   // A 0-dim float scale keeps a 16-bit d_hidden's dtype and multiplies in float32.
-  const at::Tensor scale = grad_output / count;
+  const at::Tensor scale = grad_output / ctx->saved_data["divisor"].toDouble();
   if (d_hidden.defined()) out[0] = d_hidden * scale;
   if (d_weight.defined()) {
-    out[1] = at::empty(d_weight.sizes(), d_weight.options().dtype(weight_dtype));
+    out[1] = at::empty(d_weight.sizes(), d_weight.options().dtype(ctx->saved_data["weight_dtype"].toScalarType()));
     at::mul_out(out[1], d_weight, scale);  // scaled and rounded in one pass
   }
   return out;
@@ -149,18 +153,14 @@ struct ChunkedCrossEntropy : public torch::autograd::Function<ChunkedCrossEntrop
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden, const at::Tensor& weight,
                             const at::Tensor& targets, int64_t chunk, int64_t count, bool grad_hidden,
                             bool grad_weight) {
-    ctx->saved_data["count"] = count;
-    ctx->saved_data["weight_dtype"] = weight.scalar_type();
-    at::Tensor total = sliced_loss(ctx, hidden, weight, chunk, {grad_hidden, grad_weight},
-                                   [&](int64_t begin, const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
-                                     return cross_entropy_rows(logits, targets.narrow(0, begin, logits.size(0)), grad_dtype);
-                                   });
-    return total / static_cast<double>(std::max<int64_t>(count, 1));
+    return sliced_loss(ctx, hidden, weight, chunk, count, {grad_hidden, grad_weight},
+                       [&](int64_t begin, const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
+                         return cross_entropy_rows(logits, targets.narrow(0, begin, logits.size(0)), grad_dtype);
+                       });
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto count = static_cast<double>(std::max<int64_t>(ctx->saved_data["count"].toInt(), 1));
-    return scaled_gradients(ctx, grad_outputs[0], count, ctx->saved_data["weight_dtype"].toScalarType(), 7);
+    return scaled_gradients(ctx, grad_outputs[0], 7);
   }
 };
 
@@ -168,20 +168,16 @@ struct ChunkedKlDivergence : public torch::autograd::Function<ChunkedKlDivergenc
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& student_hidden, const at::Tensor& student_weight,
                             const at::Tensor& teacher_hidden, const at::Tensor& teacher_weight, int64_t chunk,
                             bool grad_hidden, bool grad_weight) {
-    ctx->saved_data["count"] = student_hidden.size(0);
-    ctx->saved_data["weight_dtype"] = student_weight.scalar_type();
     const at::Tensor teacher = teacher_hidden.contiguous();
-    at::Tensor total = sliced_loss(ctx, student_hidden, student_weight, chunk, {grad_hidden, grad_weight},
-                                   [&](int64_t begin, const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
-                                     const at::Tensor t = float_logits(teacher.narrow(0, begin, logits.size(0)), teacher_weight);
-                                     return kl_rows(logits, t, grad_dtype);
-                                   });
-    return total / static_cast<double>(std::max<int64_t>(student_hidden.size(0), 1));
+    return sliced_loss(ctx, student_hidden, student_weight, chunk, student_hidden.size(0), {grad_hidden, grad_weight},
+                       [&](int64_t begin, const at::Tensor& logits, c10::optional<at::ScalarType> grad_dtype) {
+                         const at::Tensor t = float_logits(teacher.narrow(0, begin, logits.size(0)), teacher_weight);
+                         return kl_rows(logits, t, grad_dtype);
+                       });
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
-    const auto count = static_cast<double>(std::max<int64_t>(ctx->saved_data["count"].toInt(), 1));
-    return scaled_gradients(ctx, grad_outputs[0], count, ctx->saved_data["weight_dtype"].toScalarType(), 7);
+    return scaled_gradients(ctx, grad_outputs[0], 7);
   }
 };
 
