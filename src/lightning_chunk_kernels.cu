@@ -82,16 +82,36 @@ __device__ __forceinline__ void zero(Acc (&acc)[N]) {
   for (int j = 0; j < N; ++j) wmma::fill_fragment(acc[j], 0.f);
 }
 
-// Rows [t0, t0 + valid) of x, columns [0, W), into shared dst [kC][ld]; rows past valid are zeros.
+// cp.async of 16 bytes, zero-filled when `bytes` is 0 (rows past the sequence).
+__device__ __forceinline__ void copy_async(void* dst, const void* src, int bytes) {
+  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void copy_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Rows [t0, t0 + valid) of x, columns [0, W), into shared dst [kC][ld] by cp.async (rows past
+// valid are zeros); the caller commits and waits.
 template <int W, int kThreads, typename T>
-__device__ __forceinline__ void load_rows(T* dst, int ld, const Rows<T>& x, int b, int h, int64_t t0, int valid) {
+__device__ __forceinline__ void load_rows_async(T* dst, int ld, const Rows<T>& x, int b, int h, int64_t t0, int valid) {
   constexpr int kVecs = W / 8;
+#pragma unroll
   for (int i = threadIdx.x; i < kC * kVecs; i += kThreads) {
     const int r = i / kVecs, c = (i % kVecs) * 8;
-    uint4 v = make_uint4(0, 0, 0, 0);
-    if (r < valid) v = *reinterpret_cast<const uint4*>(x.row(b, h, t0 + r) + c);
-    *reinterpret_cast<uint4*>(dst + r * ld + c) = v;
+    copy_async(dst + r * ld + c, x.row(b, h, t0 + min(r, valid - 1)) + c, r < valid ? 16 : 0);
   }
+}
+
+// Asks L2 for a [D][D] 16-bit state (read later straight into fragments) while the rows load.
+template <int D, int kThreads, typename T>
+__device__ __forceinline__ void prefetch_state(const T* state) {
+  constexpr int kLines = D * D * 2 / 128;
+#pragma unroll
+  for (int i = threadIdx.x; i < kLines; i += kThreads)
+    asm volatile("prefetch.global.L2 [%0];\n" ::"l"(reinterpret_cast<const char*>(state) + 128 * i));
 }
 
 // dst[r][c] = src[r][c] * weight(r) over [kC][W], both shared (they may be one buffer).
@@ -140,17 +160,6 @@ __device__ __forceinline__ void chunk_scores(float* dst, const T* x, const T* y,
     mma_tiles<wmma::row_major, wmma::col_major>(acc, x, ld, y, ld, rt, ct, 0, D / 16);
     wmma::store_matrix_sync(dst + 16 * rt * kLP + 16 * ct, acc[0], kLP, wmma::mem_row_major);
   }
-}
-
-// cp.async of 16 bytes, zero-filled when `bytes` is 0 (rows past the sequence).
-__device__ __forceinline__ void copy_async(void* dst, const void* src, int bytes) {
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void copy_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
 template <int BV>
@@ -304,14 +313,19 @@ __global__ void __launch_bounds__(128)
   const int valid = static_cast<int>(min(static_cast<int64_t>(kC), len - t0));
   const float log2g = log2f(gamma[h]);
   const T* state = states + (static_cast<int64_t>(bh) * chunks + n) * D * D;
-  load_rows<D, kThreads>(qs, L, q, b, h, t0, valid);
-  load_rows<D, kThreads>(ks, L, k, b, h, t0, valid);
-  load_rows<D, kThreads>(vs, L, v, b, h, t0, valid);
+  load_rows_async<D, kThreads>(qs, L, q, b, h, t0, valid);
+  load_rows_async<D, kThreads>(ks, L, k, b, h, t0, valid);
+  copy_async_commit();
+  load_rows_async<D, kThreads>(vs, L, v, b, h, t0, valid);
+  copy_async_commit();
+  prefetch_state<D, kThreads>(state);
+  copy_async_wait<1>();  // q and k; v still on its way
   __syncthreads();
   chunk_scores<D>(ps, qs, ks, L, warp, 4);
   __syncthreads();
   mask_scores_in_place<kThreads, T>(smem + S::p, scale, log2g);
   scale_rows<D, kThreads>(qs, qs, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
+  copy_async_wait<0>();
   __syncthreads();
   Acc acc[4 * kCT];
   int rows[4 * kCT], cols[4 * kCT];
@@ -417,14 +431,20 @@ __global__ void __launch_bounds__(256, 2)
   const float log2g = log2f(gamma[h]);
   const T* state = states + (static_cast<int64_t>(bh) * chunks + n) * D * D;
   const T* grad = grad_states + (static_cast<int64_t>(bh) * chunks + n) * D * D;
-  load_rows<D, kThreads>(qs, L, q, b, h, t0, valid);
-  load_rows<D, kThreads>(ks, L, k, b, h, t0, valid);
-  load_rows<D, kThreads>(vs, L, v, b, h, t0, valid);
-  load_rows<D, kThreads>(dos, L, dout, b, h, t0, valid);
+  load_rows_async<D, kThreads>(dos, L, dout, b, h, t0, valid);
+  load_rows_async<D, kThreads>(vs, L, v, b, h, t0, valid);
+  copy_async_commit();
+  load_rows_async<D, kThreads>(qs, L, q, b, h, t0, valid);
+  load_rows_async<D, kThreads>(ks, L, k, b, h, t0, valid);
+  copy_async_commit();
+  prefetch_state<D, kThreads>(state);
+  prefetch_state<D, kThreads>(grad);
+  copy_async_wait<1>();  // dout and v; q and k still on their way
   __syncthreads();
   chunk_scores<D>(stage, dos, vs, L, warp, 8);  // dP = dout v^T
   __syncthreads();
   mask_scores<kThreads>(dpm, stage, scale, log2g);
+  copy_async_wait<0>();
   __syncthreads();
   chunk_scores<D>(stage, qs, ks, L, warp, 8);  // P = q k^T
   __syncthreads();
