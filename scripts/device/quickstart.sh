@@ -6,7 +6,8 @@
 # (carried), made there with
 #   tar -cJf runs/quickstart-inputs.tar.xz runs/corpus/raw runs/quickstart-data/retrieval \
 #     runs/quickstart-data/tokenizer
-# The corpus is tokenized here. Log: $OUT/quickstart.log; report: $OUT/quickstart-report.md.
+# The corpus is tokenized here; the experiment's ../shared paths lead to the carried
+# .device-deps/shared. Log: $OUT/quickstart.log; report: $OUT/quickstart-report.md.
 # Extra arguments go to `halo run`.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -15,6 +16,7 @@ out=${OUT:-$root/device-out}
 mkdir -p "$out"
 cd "$root"
 tar -xJf runs/quickstart-inputs.tar.xz
+[ -e ../shared ] || ln -s "$root/.device-deps/shared" ../shared
 "$halo" data prepare --tokenizer runs/quickstart-data/tokenizer --input runs/corpus/raw runs/quickstart-data/retrieval \
   --out runs/quickstart-data/tokens > "$out/quickstart.log" 2>&1
 "$halo" run configs/quickstart.yaml --device cuda "$@" >> "$out/quickstart.log" 2>&1
