@@ -307,7 +307,7 @@ double decode_tokens_per_second(CausalLM& model, int64_t tokens) {
   GenerationStats stats;
   std::vector<int64_t> prompt(64, 1);
   generate(model, prompt, options, {}, &stats);
-  return stats.decode_steps > 0 ? stats.decode_steps / stats.decode_seconds : 0.0;
+  return stats.steps_per_second();
 }
 
 bool run_report(const Experiment& x, const Runtime& rt) {

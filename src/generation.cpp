@@ -1,7 +1,8 @@
 // The generation loop: InferenceMode, left padding recorded in the cache, chunked prefill,
 // then single-token steps for all rows until every row has stopped. Only the last position's
 // logits are computed during prefill. On CUDA the steps replay a DecodeGraph, made at the first
-// step; elsewhere (or with cuda_graph off) each step is an eager forward_hidden.
+// step; elsewhere (or with cuda_graph off) each step is an eager forward_hidden. The stats keep
+// the steps after the first apart, since the first also makes the graph.
 #include "halo/generation.h"
 
 #include <ATen/ATen.h>
@@ -50,14 +51,16 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vec
     last_hidden = model.forward_hidden(ids.narrow(1, begin, len), &cache).select(1, len - 1);
   }
   at::Tensor next = sampler.next(model.logits(last_hidden));
-  auto decode_start = clock::now();
+  const auto decode_start = clock::now();
+  auto first_step_done = decode_start;
   std::vector<std::vector<int64_t>> out(rows);
   std::vector<bool> done(rows, options.max_new_tokens <= 0);
   int64_t steps = 0;
   const bool use_graph = options.cuda_graph && DecodeGraph::replays_on(model.device());
   std::unique_ptr<DecodeGraph> graph;
   while (std::find(done.begin(), done.end(), false) != done.end()) {
-    at::Tensor chosen = next.cpu();
+    at::Tensor chosen = next.cpu();  // waits for the step
+    if (steps == 1) first_step_done = clock::now();
     for (int64_t r = 0; r < rows; ++r) {
       if (done[r]) continue;
       const int64_t id = chosen[r].item<int64_t>();
@@ -86,6 +89,8 @@ std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vec
     stats->new_tokens = 0;
     for (const auto& o : out) stats->new_tokens += static_cast<int64_t>(o.size());
     stats->decode_steps = steps;
+    stats->steady_steps = std::max<int64_t>(steps - 1, 0);
+    stats->steady_seconds = steps > 1 ? std::chrono::duration<double>(end - first_step_done).count() : 0.0;
   }
   return out;
 }

@@ -5,10 +5,12 @@
 //   order with its state tile in registers, writing the state entering each chunk (16-bit) and
 //   adding (x_n . w)^T y_n; the next chunks' rows (2, or 5 for narrow tiles) arrive by cp.async
 //   during this one's product. Run forward over (k, v) for S_n and in reverse over (q, dout) for G_{n+1}.
-// - forward: one block per (chunk, b,h): scores q k^T on chip, decayed causal mask, then
+// - forward: one block per (chunk, b,h): q, k, v arrive by cp.async (v last, while q k^T runs)
+//   and S_n is prefetched into L2; scores q k^T on chip, decayed causal mask, then
 //   (masked scores) v + (q . a) S_n with S_n read from L2 straight into fragments, written into
 //   the output's strides through a float32 staging tile.
-// - backward: one block per (chunk, b,h): both score matrices on chip, then dq, dk, dv in turn
+// - backward: one block per (chunk, b,h): dout and v, then q and k arrive by cp.async, S_n and
+//   G_{n+1} are prefetched into L2; both score matrices on chip, then dq, dk, dv in turn
 //   through one float32 staging tile.
 // Scores and states are rounded to the inputs' dtype before they meet the tensor cores, as in
 // the reference's Triton kernels; the recurrences themselves accumulate in float32.

@@ -61,8 +61,16 @@ TEST_P(FixtureParity, GreedyGenerationWithCacheReproducesTransformers) {
     options.max_new_tokens = static_cast<int64_t>(expected.size() - prompt.size());
     options.prefill_chunk = chunk;
     std::vector<int64_t> got = prompt;
-    for (int64_t id : generate(model, prompt, options)) got.push_back(id);
+    GenerationStats stats;
+    for (int64_t id : generate(model, prompt, options, {}, &stats)) got.push_back(id);
     EXPECT_EQ(got, expected) << "prefill chunk " << chunk;
+    // The last token needs no forward call; the steady steps leave out the first.
+    EXPECT_EQ(stats.new_tokens, options.max_new_tokens);
+    EXPECT_EQ(stats.decode_steps, options.max_new_tokens - 1);
+    EXPECT_EQ(stats.steady_steps, options.max_new_tokens - 2);
+    EXPECT_GT(stats.steady_seconds, 0.0);
+    EXPECT_LT(stats.steady_seconds, stats.decode_seconds);
+    EXPECT_DOUBLE_EQ(stats.steps_per_second(), stats.steady_steps / stats.steady_seconds);
   }
 }
 

@@ -26,6 +26,15 @@ struct GenerationStats {
   double prefill_seconds = 0, decode_seconds = 0;
   int64_t prompt_tokens = 0, new_tokens = 0;
   int64_t decode_steps = 0;  // forward calls after the prefill
+  // The steps after the first, whose time also holds one-off work (the CUDA graph's warm-up and
+  // capture): the steady per-token speed.
+  double steady_seconds = 0;
+  int64_t steady_steps = 0;
+  // Decode steps per second: the steady rate when there are steps after the first.
+  double steps_per_second() const {
+    if (steady_steps > 0 && steady_seconds > 0) return steady_steps / steady_seconds;
+    return decode_seconds > 0 ? decode_steps / decode_seconds : 0.0;
+  }
 };
 
 // Continues several prompts at once. Shorter prompts are left-padded (the padding never reaches

@@ -158,7 +158,7 @@ int run_generate(int argc, char** argv) {
   std::fflush(stdout);
   log::info(cat("prompt ", stats.prompt_tokens, " tokens in ", fixed(stats.prefill_seconds, 3), " s; ",
                 stats.new_tokens, " new tokens in ", fixed(stats.decode_seconds, 3), " s (",
-                fixed(stats.decode_steps > 0 ? stats.decode_steps / stats.decode_seconds : 0.0, 1), " tokens/s)"));
+                fixed(stats.steps_per_second(), 1), " tokens/s after the first)"));
   return kExitOk;
 }
 
