@@ -91,6 +91,9 @@ TEST(LightningCuda, FusedChunkedMatchesCpuFloat64) {
   // columns above, 32 at B*H = 32, 64 at B*H = 144.
   check_against_cpu(2, 16, 70, 128, 128, 64, 9);
   check_against_cpu(9, 16, 70, 128, 128, 64, 10);
+  // Longer walks: 33 chunks (the last one short) at D = 128, 24 at D = 64.
+  check_against_cpu(1, 2, 2100, 128, 128, 64, 11);
+  check_against_cpu(2, 3, 1500, 64, 64, 64, 12, /*token_major=*/true);
 }
 
 TEST(LightningCuda, ChunkedMatchesCpuFloat64AtModelShape) {
