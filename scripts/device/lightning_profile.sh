@@ -12,3 +12,11 @@ ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu | head -n 1)
   "$halo" bench kernels --device cuda --shapes "${1:-4x16K}" --impl chunked --repeat 1 > "$out/ncu-lightning.txt" 2>&1
 grep -E "^  [a-z].*kernel|gpu__time|dram__bytes|hmma|warps_active" "$out/ncu-lightning.txt" |
   sed -E 's/^  void [^:]*::([a-z_]+)<([^>]*)>.*/\1<\2>/; s/ +/ /g'
+# With LIGHTNING_STALLS=1, also where the first recurrence launch's warps wait (cycles per issued
+# instruction by stall reason), into $OUT/ncu-stalls.txt.
+if [[ ${LIGHTNING_STALLS:-0} == 1 ]]; then
+  "$ncu" --clock-control none --kernel-name regex:recurrence --launch-count 1 \
+    --metrics "regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio,smsp__inst_executed.sum,smsp__cycles_active.avg,gpu__time_duration.sum" \
+    "$halo" bench kernels --device cuda --shapes "${1:-4x16K}" --impl chunked --repeat 1 > "$out/ncu-stalls.txt" 2>&1
+  grep -E "stalled|inst_executed|cycles_active|gpu__time" "$out/ncu-stalls.txt" | sed -E 's/ +/ /g' | sort -t' ' -k4 -g -r | head -n 40
+fi
