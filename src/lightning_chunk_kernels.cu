@@ -1,6 +1,6 @@
 // Fused chunked lightning attention for 16-bit inputs (contract: lightning_chunk_kernels.h), in
-// the shape of flash-linear-attention's chunk kernels, on tensor cores through WMMA (bf16/fp16
-// operands, float32 accumulators). Three kernels:
+// the shape of flash-linear-attention's chunk kernels, on tensor cores through mma.sync with
+// ldmatrix loads (mma_fragments.cuh; bf16/fp16 operands, float32 accumulators). Three kernels:
 // - recurrence: one block per (b,h, 64-row x BV-column tile of the state) walks the chunks in
 //   order with its state tile in registers, writing the state entering each chunk (16-bit) and
 //   adding (x_n . w)^T y_n; the next chunks' rows (2, or 5 for narrow tiles) arrive by cp.async
@@ -26,22 +26,20 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
-#include <mma.h>
 
 #include <cstdint>
 #include <type_traits>
 
 #include "cuda_scalars.cuh"
 #include "halo/error.h"
+#include "mma_fragments.cuh"
 
 namespace halo {
 namespace {
 
-using namespace nvcuda;
-
 constexpr int kC = 64;    // tokens per chunk
 constexpr int kPad = 8;   // 16-bit elements of padding per shared row: rows start 4 banks apart
-constexpr int kFPad = 4;  // float padding per shared row
+constexpr int kFPad = 8;  // float padding per shared row: a half-warp's 8-byte accumulator stores hit 32 banks
 constexpr int kLP = kC + kFPad;  // float score rows
 constexpr int kLM = kC + kPad;   // 16-bit score rows
 
@@ -53,12 +51,10 @@ struct Rows {
   __device__ T* row(int b, int h, int64_t t) const { return data + b * sb + h * sh + t * st; }
 };
 
-using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-
 // The 16x16 tile (row, col) of a logical matrix stored row-major or transposed (col-major).
 template <typename Layout, typename T>
 __device__ __forceinline__ const T* tile(const T* base, int ld, int row, int col) {
-  if constexpr (std::is_same_v<Layout, wmma::row_major>) return base + 16 * row * ld + 16 * col;
+  if constexpr (std::is_same_v<Layout, RowMajor>) return base + 16 * row * ld + 16 * col;
   else return base + 16 * col * ld + 16 * row;
 }
 
@@ -66,22 +62,16 @@ __device__ __forceinline__ const T* tile(const T* base, int ld, int row, int col
 template <typename LA, typename LB, int N, typename T>
 __device__ __forceinline__ void mma_tiles(Acc (&acc)[N], const T* a, int lda, const T* b, int ldb, int rt, int c0,
                                           int k0, int k1) {
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LA> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LB> fb;
+  FragA<T, LA> fa;
+  FragB<T, LB> fb;
   for (int kk = k0; kk < k1; ++kk) {
-    wmma::load_matrix_sync(fa, tile<LA>(a, lda, rt, kk), lda);
+    load(fa, tile<LA>(a, lda, rt, kk), lda);
 #pragma unroll
     for (int j = 0; j < N; ++j) {
-      wmma::load_matrix_sync(fb, tile<LB>(b, ldb, kk, c0 + j), ldb);
-      wmma::mma_sync(acc[j], fa, fb, acc[j]);
+      load(fb, tile<LB>(b, ldb, kk, c0 + j), ldb);
+      mma(acc[j], fa, fb);
     }
   }
-}
-
-template <int N>
-__device__ __forceinline__ void zero(Acc (&acc)[N]) {
-#pragma unroll
-  for (int j = 0; j < N; ++j) wmma::fill_fragment(acc[j], 0.f);
 }
 
 // cp.async of 16 bytes, zero-filled when `bytes` is 0 (rows past the sequence).
@@ -116,12 +106,19 @@ __device__ __forceinline__ void prefetch_state(const T* state) {
     asm volatile("prefetch.global.L2 [%0];\n" ::"l"(reinterpret_cast<const char*>(state) + 128 * i));
 }
 
-// dst[r][c] = src[r][c] * weight(r) over [kC][W], both shared (they may be one buffer).
+// x[r][c] *= weight(r) over a shared [kC][W] tile, 8 values (one weight) per 16-byte access.
 template <int W, int kThreads, typename T, typename Weight>
-__device__ __forceinline__ void scale_rows(T* dst, const T* src, int ld, Weight weight) {
-  for (int i = threadIdx.x; i < kC * W; i += kThreads) {
-    const int r = i / W, c = i % W;
-    dst[r * ld + c] = from_float<T>(to_float(src[r * ld + c]) * weight(r));
+__device__ __forceinline__ void scale_rows(T* x, int ld, Weight weight) {
+  constexpr int kVecs = W / 8;
+#pragma unroll
+  for (int i = threadIdx.x; i < kC * kVecs; i += kThreads) {
+    const int r = i / kVecs, c = (i % kVecs) * 8;
+    const float w = weight(r);
+    alignas(16) T v[8];
+    *reinterpret_cast<uint4*>(v) = *reinterpret_cast<const uint4*>(x + r * ld + c);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) v[e] = from_float<T>(to_float(v[e]) * w);
+    *reinterpret_cast<uint4*>(x + r * ld + c) = *reinterpret_cast<const uint4*>(v);
   }
 }
 
@@ -159,8 +156,8 @@ __device__ __forceinline__ void chunk_scores(float* dst, const T* x, const T* y,
     if (ct > rt) continue;
     Acc acc[1];
     zero(acc);
-    mma_tiles<wmma::row_major, wmma::col_major>(acc, x, ld, y, ld, rt, ct, 0, D / 16);
-    wmma::store_matrix_sync(dst + 16 * rt * kLP + 16 * ct, acc[0], kLP, wmma::mem_row_major);
+    mma_tiles<RowMajor, ColMajor>(acc, x, ld, y, ld, rt, ct, 0, D / 16);
+    store(dst + 16 * rt * kLP + 16 * ct, kLP, acc[0]);
   }
 }
 
@@ -193,7 +190,7 @@ __global__ void __launch_bounds__(128)
   const int64_t state_offset = static_cast<int64_t>(bh) * D * D + static_cast<int64_t>(k0 + 16 * warp) * D + v0;
   Acc acc[kN];
 #pragma unroll
-  for (int j = 0; j < kN; ++j) wmma::load_matrix_sync(acc[j], edge + state_offset + 16 * j, D, wmma::mem_row_major);
+  for (int j = 0; j < kN; ++j) load(acc[j], edge + state_offset + 16 * j, D);
 
   auto chunk_at = [&](int step) { return reverse ? chunks - 1 - step : step; };
   auto valid_in = [&](int n) { return static_cast<int>(min(static_cast<int64_t>(kC), len - static_cast<int64_t>(n) * kC)); };
@@ -223,19 +220,11 @@ __global__ void __launch_bounds__(128)
     T* xs = xbuf + (step % kStages) * kC * LX;
     const T* ys = ybuf + (step % kStages) * kC * LY;
     copy_async_wait<kStages - 2>();
+    scale_rows<BK, kThreads>(xs, LX, [&](int r) {  // the vectors this thread copied, in issue's order
+      return reverse ? scale * exp2f((r + 1) * log2g) : exp2f((valid - 1 - r) * log2g);
+    });
 #pragma unroll
-    for (int q = 0; q < kVx; ++q) {
-      const int i = threadIdx.x + q * kThreads, r = i / (BK / 8), c = (i % (BK / 8)) * 8;
-      const float w = reverse ? scale * exp2f((r + 1) * log2g) : exp2f((valid - 1 - r) * log2g);
-      alignas(16) T v[8];
-      *reinterpret_cast<uint4*>(v) = *reinterpret_cast<const uint4*>(xs + r * LX + c);
-#pragma unroll
-      for (int e = 0; e < 8; ++e) v[e] = from_float<T>(to_float(v[e]) * w);
-      *reinterpret_cast<uint4*>(xs + r * LX + c) = *reinterpret_cast<const uint4*>(v);
-    }
-#pragma unroll
-    for (int j = 0; j < kN; ++j)
-      wmma::store_matrix_sync(hs + 16 * warp * LH + 16 * j, acc[j], LH, wmma::mem_row_major);
+    for (int j = 0; j < kN; ++j) store(hs + 16 * warp * LH + 16 * j, LH, acc[j]);
     __syncthreads();
     issue(step + kStages - 1);  // into the stage of the previous step, whose product is done
     T* slot = states + (static_cast<int64_t>(bh) * chunks + n) * D * D + static_cast<int64_t>(k0) * D + v0;
@@ -244,13 +233,13 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
     for (int j = 0; j < kN; ++j) {
 #pragma unroll
-      for (int e = 0; e < acc[j].num_elements; ++e) acc[j].x[e] *= carry;
+      for (int e = 0; e < 8; ++e) acc[j].x[e] *= carry;
     }
-    mma_tiles<wmma::col_major, wmma::row_major>(acc, xs, LX, ys, LY, warp, 0, 0, kC / 16);
+    mma_tiles<ColMajor, RowMajor>(acc, xs, LX, ys, LY, warp, 0, 0, kC / 16);
     __syncthreads();
   }
 #pragma unroll
-  for (int j = 0; j < kN; ++j) wmma::store_matrix_sync(last + state_offset + 16 * j, acc[j], D, wmma::mem_row_major);
+  for (int j = 0; j < kN; ++j) store(last + state_offset + 16 * j, D, acc[j]);
 }
 
 // Masks the float scores [kC][kLP] into 16-bit [kC][kLM] over the same bytes (through registers).
@@ -282,7 +271,7 @@ __device__ __forceinline__ void write_tiles(const Acc (&acc)[N], const int (&row
 #pragma unroll
     for (int j = 0; j < N; ++j) {
       if (cols[j] / 4 == half)
-        wmma::store_matrix_sync(stage + 16 * rows[j] * kLP + 16 * (cols[j] % 4), acc[j], kLP, wmma::mem_row_major);
+        store(stage + 16 * rows[j] * kLP + 16 * (cols[j] % 4), kLP, acc[j]);
     }
     __syncthreads();
     store_rows<64, kThreads, T>([&](int r) { return dst.row(b, h, t0 + r) + 64 * half; }, valid, stage, kLP);
@@ -326,7 +315,7 @@ __global__ void __launch_bounds__(128)
   chunk_scores<D>(ps, qs, ks, L, warp, 4);
   __syncthreads();
   mask_scores_in_place<kThreads, T>(smem + S::p, scale, log2g);
-  scale_rows<D, kThreads>(qs, qs, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
+  scale_rows<D, kThreads>(qs, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
   copy_async_wait<0>();
   __syncthreads();
   Acc acc[4 * kCT];
@@ -334,28 +323,30 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
   for (int j = 0; j < 4 * kCT; ++j) rows[j] = j / kCT, cols[j] = warp * kCT + j % kCT;
   zero(acc);
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb[kCT];
+  FragA<T, RowMajor> fa;
+  FragB<T, RowMajor> fb[kCT];
   for (int kk = 0; kk < kC / 16; ++kk) {  // (masked scores) v: row tile rt needs k tiles <= rt
 #pragma unroll
-    for (int c = 0; c < kCT; ++c) wmma::load_matrix_sync(fb[c], vs + 16 * kk * L + 16 * (warp * kCT + c), L);
+    for (int c = 0; c < kCT; ++c) load(fb[c], vs + 16 * kk * L + 16 * (warp * kCT + c), L);
 #pragma unroll
     for (int rt = 0; rt < 4; ++rt) {
       if (kk > rt) continue;
-      wmma::load_matrix_sync(fa, pm + 16 * rt * kLM + 16 * kk, kLM);
+      load(fa, pm + 16 * rt * kLM + 16 * kk, kLM);
 #pragma unroll
-      for (int c = 0; c < kCT; ++c) wmma::mma_sync(acc[rt * kCT + c], fa, fb[c], acc[rt * kCT + c]);
+      for (int c = 0; c < kCT; ++c) mma(acc[rt * kCT + c], fa, fb[c]);
     }
   }
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {  // (q . a) S_n
 #pragma unroll
-    for (int c = 0; c < kCT; ++c) wmma::load_matrix_sync(fb[c], state + 16 * kk * D + 16 * (warp * kCT + c), D);
+    for (int c = 0; c < kCT; ++c) load_global(fb[c], state + 16 * kk * D + 16 * (warp * kCT + c), D);
+#pragma unroll
+    for (int c = 0; c < kCT; ++c) finish_global(fb[c]);
 #pragma unroll
     for (int rt = 0; rt < 4; ++rt) {
-      wmma::load_matrix_sync(fa, qs + 16 * rt * L + 16 * kk, L);
+      load(fa, qs + 16 * rt * L + 16 * kk, L);
 #pragma unroll
-      for (int c = 0; c < kCT; ++c) wmma::mma_sync(acc[rt * kCT + c], fa, fb[c], acc[rt * kCT + c]);
+      for (int c = 0; c < kCT; ++c) mma(acc[rt * kCT + c], fa, fb[c]);
     }
   }
   write_tiles<D, kThreads>(acc, rows, cols, ps, out, b, h, t0, valid);
@@ -373,17 +364,17 @@ struct BackwardSmem {
 template <typename LA, typename LB, int N, typename T, typename Lo, typename Hi>
 __device__ __forceinline__ void mma_column(Acc (&acc)[N], const T* a, int lda, const T* b, int ldb, int r0, int ct,
                                            Lo lo, Hi hi) {
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, LA> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LB> fb;
+  FragA<T, LA> fa;
+  FragB<T, LB> fb;
 #pragma unroll
   for (int kk = 0; kk < kC / 16; ++kk) {
     if (kk < lo(r0) || kk >= hi(r0 + N - 1)) continue;
-    wmma::load_matrix_sync(fb, tile<LB>(b, ldb, kk, ct), ldb);
+    load(fb, tile<LB>(b, ldb, kk, ct), ldb);
 #pragma unroll
     for (int j = 0; j < N; ++j) {
       if (kk < lo(r0 + j) || kk >= hi(r0 + j)) continue;
-      wmma::load_matrix_sync(fa, tile<LA>(a, lda, r0 + j, kk), lda);
-      wmma::mma_sync(acc[j], fa, fb, acc[j]);
+      load(fa, tile<LA>(a, lda, r0 + j, kk), lda);
+      mma(acc[j], fa, fb);
     }
   }
 }
@@ -392,18 +383,19 @@ __device__ __forceinline__ void mma_column(Acc (&acc)[N], const T* a, int lda, c
 // shared memory, B a [D][D] state in global memory (L2), its fragments loaded four k tiles ahead.
 template <int D, typename LB, int N, typename T>
 __device__ __forceinline__ void mma_column_state(Acc (&acc)[N], const T* a, int lda, const T* b, int r0, int ct) {
-  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
-  wmma::fragment<wmma::matrix_b, 16, 16, 16, T, LB> fb[4];
+  FragA<T, RowMajor> fa;
+  FragB<T, LB> fb[4];
 #pragma unroll
   for (int k0 = 0; k0 < D / 16; k0 += 4) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) wmma::load_matrix_sync(fb[i], tile<LB>(b, D, k0 + i, ct), D);
+    for (int i = 0; i < 4; ++i) load_global(fb[i], tile<LB>(b, D, k0 + i, ct), D);
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
+      finish_global(fb[i]);
 #pragma unroll
       for (int j = 0; j < N; ++j) {
-        wmma::load_matrix_sync(fa, tile<wmma::row_major>(a, lda, r0 + j, k0 + i), lda);
-        wmma::mma_sync(acc[j], fa, fb[i], acc[j]);
+        load(fa, tile<RowMajor>(a, lda, r0 + j, k0 + i), lda);
+        mma(acc[j], fa, fb[i]);
       }
     }
   }
@@ -462,22 +454,22 @@ __global__ void __launch_bounds__(256, 2)
   const auto chunk_end = [](int) { return kC / 16; };
   Acc dv_acc[kR], acc[kR];
   zero(dv_acc);
-  mma_column<wmma::col_major, wmma::row_major>(dv_acc, pm, kLM, dos, L, r0, ct, from, chunk_end);  // (P . M)^T dout
+  mma_column<ColMajor, RowMajor>(dv_acc, pm, kLM, dos, L, r0, ct, from, chunk_end);  // (P . M)^T dout
   zero(acc);
-  mma_column<wmma::row_major, wmma::row_major>(acc, dpm, kLM, ks, L, r0, ct, all, upto);  // (dP . M) k
+  mma_column<RowMajor, RowMajor>(acc, dpm, kLM, ks, L, r0, ct, all, upto);  // (dP . M) k
   __syncthreads();  // dout and k are read unscaled no more
-  scale_rows<D, kThreads>(dos, dos, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
+  scale_rows<D, kThreads>(dos, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
   const auto key_weight = [&](int r) { return exp2f((valid - 1 - r) * log2g); };
-  scale_rows<D, kThreads>(ks, ks, L, key_weight);
-  scale_rows<D, kThreads>(vs, vs, L, key_weight);
+  scale_rows<D, kThreads>(ks, L, key_weight);
+  scale_rows<D, kThreads>(vs, L, key_weight);
   __syncthreads();
-  mma_column_state<D, wmma::col_major>(acc, dos, L, state, r0, ct);  // + (dout . a) S^T
+  mma_column_state<D, ColMajor>(acc, dos, L, state, r0, ct);  // + (dout . a) S^T
   write_tiles<D, kThreads>(acc, rows, cols, stage, dq, b, h, t0, valid);
   zero(acc);
-  mma_column<wmma::col_major, wmma::row_major>(acc, dpm, kLM, qs, L, r0, ct, from, chunk_end);  // (dP . M)^T q
-  mma_column_state<D, wmma::col_major>(acc, vs, L, grad, r0, ct);                               // + (v . b) G^T
+  mma_column<ColMajor, RowMajor>(acc, dpm, kLM, qs, L, r0, ct, from, chunk_end);  // (dP . M)^T q
+  mma_column_state<D, ColMajor>(acc, vs, L, grad, r0, ct);                               // + (v . b) G^T
   write_tiles<D, kThreads>(acc, rows, cols, stage, dk, b, h, t0, valid);
-  mma_column_state<D, wmma::row_major>(dv_acc, ks, L, grad, r0, ct);  // + (k . b) G
+  mma_column_state<D, RowMajor>(dv_acc, ks, L, grad, r0, ct);  // + (k . b) G
   write_tiles<D, kThreads>(dv_acc, rows, cols, stage, dv, b, h, t0, valid);
 }
 

@@ -10,7 +10,7 @@ halo=$build/bin/halo
 out=${OUT:-$root/device-out}
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-"$root/scripts/device/build.sh" halo test_lightning_cuda > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
+"$root/scripts/device/build.sh" halo_cli test_lightning_cuda > "$out/build.log" 2>&1 || { tail -n 40 "$out/build.log"; exit 1; }
 ctest --test-dir "$build" -R "[Ll]ightning" -L cuda --output-on-failure --timeout 600 > "$out/ctest-lightning.log" 2>&1
 grep -E "tests passed|FAILED|Failed|Expected|Which is|rel_norm|\*\*\*" "$out/ctest-lightning.log" | head -n 40
 "$halo" bench kernels --device cuda --shapes 8x512,4x4K,4x16K,1x64K --impl chunked --chunk 64 --repeat 10 \

@@ -18,7 +18,7 @@ restore() { for f in $files; do cp "$kept/$f" "$root/$f"; done; }
 trap restore EXIT
 bench() {
   echo "== $1"
-  cmake --build "$build" --target halo > "$kept/build.log" 2>&1 || { tail -n 20 "$kept/build.log"; exit 1; }
+  cmake --build "$build" --target halo_cli > "$kept/build.log" 2>&1 || { tail -n 20 "$kept/build.log"; exit 1; }
   "$build/bin/halo" bench kernels --device cuda --shapes "$shapes" --impl chunked --chunk 64 --repeat 20 | tail -n +3
 }
 bench current

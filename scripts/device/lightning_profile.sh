@@ -20,3 +20,15 @@ if [[ ${LIGHTNING_STALLS:-0} == 1 ]]; then
     "$halo" bench kernels --device cuda --shapes "${1:-4x16K}" --impl chunked --repeat 1 > "$out/ncu-stalls.txt" 2>&1
   grep -E "stalled|inst_executed|cycles_active|gpu__time" "$out/ncu-stalls.txt" | sed -E 's/ +/ /g' | sort -t' ' -k4 -g -r | head -n 40
 fi
+# With LIGHTNING_DETAIL=<kernel regex>, also the full Nsight Compute sections of that kernel's first
+# launch ($OUT/ncu-detail.txt) and its SASS with sampled stalls per instruction ($OUT/ncu-sass.csv).
+if [[ -n ${LIGHTNING_DETAIL:-} ]]; then
+  rep=$(mktemp -d)/detail
+  "$ncu" --clock-control none --kernel-name regex:"$LIGHTNING_DETAIL" --launch-count 1 --set full \
+    --import-source no -o "$rep" \
+    "$halo" bench kernels --device cuda --shapes "${1:-4x16K}" --impl chunked --repeat 1 > "$out/ncu-detail.log" 2>&1
+  "$ncu" --import "$rep.ncu-rep" --print-details all > "$out/ncu-detail.txt" 2>&1
+  "$ncu" --import "$rep.ncu-rep" --page source --print-source sass --csv > "$out/ncu-sass.csv" 2>&1
+  grep -E "Duration|Throughput|Warp Cycles|Issued|Eligible|Stall|Bank|Registers|Achieved Occupancy|Block Limit" \
+    "$out/ncu-detail.txt" | sed -E 's/ +/ /g' | head -n 60
+fi
