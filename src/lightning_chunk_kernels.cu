@@ -2,16 +2,18 @@
 // the shape of flash-linear-attention's chunk kernels, on tensor cores through mma.sync with
 // ldmatrix loads (mma_fragments.cuh; bf16/fp16 operands, float32 accumulators). Three kernels:
 // - recurrence: one block per (b,h, 64-row x BV-column tile of the state) walks the chunks in
-//   order with its state tile in registers, writing the state entering each chunk (16-bit) and
-//   adding (x_n . w)^T y_n; the next chunks' rows (2, or 5 for narrow tiles) arrive by cp.async
-//   during this one's product. Run forward over (k, v) for S_n and in reverse over (q, dout) for G_{n+1}.
+//   order with its state tile in registers, writing the state entering each chunk (16-bit,
+//   straight from the accumulators) and adding (x_n . w)^T y_n, the weights w applied to the
+//   A fragments in registers; the next chunks' rows (2, or 5 for narrow tiles) arrive by
+//   cp.async during this one's product, one barrier per chunk. Run forward over (k, v) for S_n
+//   and in reverse over (q, dout) for G_{n+1}.
 // - forward: one block per (chunk, b,h): q, k, v arrive by cp.async (v last, while q k^T runs)
-//   and S_n is prefetched into L2; scores q k^T on chip, decayed causal mask, then
-//   (masked scores) v + (q . a) S_n with S_n read from L2 straight into fragments, written into
-//   the output's strides through a float32 staging tile.
+//   and S_n is prefetched into L2; scores q k^T on chip with the decayed causal mask applied in
+//   registers, then (masked scores) v + (q . a) S_n with S_n read from L2 straight into
+//   fragments, rounded into a 16-bit staging tile and written out in 16-byte stores.
 // - backward: one block per (chunk, b,h): dout and v, then q and k arrive by cp.async, S_n and
-//   G_{n+1} are prefetched into L2; both score matrices on chip, then dq, dk, dv in turn
-//   through one float32 staging tile.
+//   G_{n+1} are prefetched into L2; both masked score matrices on chip, then dq, dk, dv in turn
+//   through one 16-bit staging tile.
 // Scores and states are rounded to the inputs' dtype before they meet the tensor cores, as in
 // the reference's Triton kernels; the recurrences themselves accumulate in float32.
 // Work, B=4 H=16 T=16384 D=128 (B*H*T = 2^20 tokens): forward per token 2*64*128 (q k^T,
@@ -39,9 +41,7 @@ namespace {
 
 constexpr int kC = 64;    // tokens per chunk
 constexpr int kPad = 8;   // 16-bit elements of padding per shared row: rows start 4 banks apart
-constexpr int kFPad = 8;  // float padding per shared row: a half-warp's 8-byte accumulator stores hit 32 banks
-constexpr int kLP = kC + kFPad;  // float score rows
-constexpr int kLM = kC + kPad;   // 16-bit score rows
+constexpr int kLM = kC + kPad;  // 16-bit score rows
 
 // [B,H,T,D] rows with the last dim contiguous.
 template <typename T>
@@ -122,42 +122,22 @@ __device__ __forceinline__ void scale_rows(T* x, int ld, Weight weight) {
   }
 }
 
-// Shared float [rows][ld] -> 16-bit destination rows (row r at dst(r)), 8 values per store.
-template <int W, int kThreads, typename T, typename Dst>
-__device__ __forceinline__ void store_rows(Dst dst, int rows, const float* src, int ld) {
-  constexpr int kVecs = W / 8;
-  for (int i = threadIdx.x; i < rows * kVecs; i += kThreads) {
-    const int r = i / kVecs, c = (i % kVecs) * 8;
-    alignas(16) T v[8];
-    const float4 lo = *reinterpret_cast<const float4*>(src + r * ld + c);
-    const float4 hi = *reinterpret_cast<const float4*>(src + r * ld + c + 4);
-    v[0] = from_float<T>(lo.x), v[1] = from_float<T>(lo.y), v[2] = from_float<T>(lo.z), v[3] = from_float<T>(lo.w);
-    v[4] = from_float<T>(hi.x), v[5] = from_float<T>(hi.y), v[6] = from_float<T>(hi.z), v[7] = from_float<T>(hi.w);
-    *reinterpret_cast<uint4*>(dst(r) + c) = *reinterpret_cast<const uint4*>(v);
-  }
-}
-
-// Scores [kC][kLP] (float, the tiles on or below the diagonal written) -> masked 16-bit
-// [kC][kLM]: scale g^(i-j) for j <= i, else 0.
-template <int kThreads, typename T>
-__device__ __forceinline__ void mask_scores(T* dst, const float* src, float scale, float log2g) {
-  for (int i = threadIdx.x; i < kC * kC; i += kThreads) {
-    const int r = i / kC, c = i % kC;
-    dst[r * kLM + c] = from_float<T>(c <= r ? src[r * kLP + c] * scale * exp2f((r - c) * log2g) : 0.f);
-  }
-}
-
-// Scores x y^T of one chunk into float [kC][kLP]: the 10 tiles on or below the diagonal, each
-// warp of `warps` taking its share.
+// The masked scores of one chunk, M . (x y^T) with M_ij = scale g^(i-j) for j <= i (else 0),
+// rounded into the 16-bit [kC][kLM] dst: the 10 tiles on or below the diagonal (the only ones
+// read later), spread over the `warps`, masked in registers.
 template <int D, typename T>
-__device__ __forceinline__ void chunk_scores(float* dst, const T* x, const T* y, int ld, int warp, int warps) {
-  for (int t = warp; t < 16; t += warps) {
-    const int rt = t / 4, ct = t % 4;
-    if (ct > rt) continue;
+__device__ __forceinline__ void masked_scores(T* dst, const T* x, const T* y, int ld, int warp, int warps, float scale,
+                                              float log2g) {
+  for (int t = warp; t < 10; t += warps) {
+    const int rt = t < 1 ? 0 : t < 3 ? 1 : t < 6 ? 2 : 3, ct = t - rt * (rt + 1) / 2;
     Acc acc[1];
     zero(acc);
     mma_tiles<RowMajor, ColMajor>(acc, x, ld, y, ld, rt, ct, 0, D / 16);
-    store(dst + 16 * rt * kLP + 16 * ct, kLP, acc[0]);
+    transform(acc[0], [&](int r, int c, float v) {
+      const int i = 16 * rt + r, j = 16 * ct + c;
+      return j <= i ? v * scale * exp2f((i - j) * log2g) : 0.f;
+    });
+    store_rounded(dst + 16 * rt * kLM + 16 * ct, kLM, acc[0]);
   }
 }
 
@@ -165,34 +145,43 @@ template <int BV>
 struct RecurrenceSmem {
   // The narrow tiles serve grids of at most two blocks per SM, each walking its chunks alone:
   // five chunks in flight there instead of two.
-  static constexpr int kStages = BV == 32 ? 6 : 3, BK = 64, LX = BK + kPad, LY = BV + kPad, LH = BV + kFPad;
-  static constexpr int x = 0, y = x + kStages * kC * LX * 2, hs = y + kStages * kC * LY * 2, bytes = hs + BK * LH * 4;
+  static constexpr int kStages = BV == 32 ? 6 : 3, BK = 64, LX = BK + kPad, LY = BV + kPad;
+  // out: each warp's 16 rows of the state tile, rounded, on their way to memory
+  static constexpr int x = 0, y = x + kStages * kC * LX * 2, out = y + kStages * kC * LY * 2,
+                       bytes = out + BK * LY * 2;
 };
 
-// The state tile walk. Chunk rows arrive through a kStages-deep cp.async pipeline (kStages - 1
-// chunks in flight while one is multiplied); each thread scales the x rows it copied itself.
-template <typename T, int D, int BV>
+// The state tile walk, one barrier per chunk. Chunk rows arrive through a kStages-deep cp.async
+// pipeline (kStages - 1 chunks in flight while one is multiplied); the decay weights of the x
+// rows are applied to the A fragments in registers. Each warp rounds the state rows it owns into
+// its own staging rows and writes them out in 16-byte pieces (4-byte stores straight from the
+// fragments measured slower at 4x16K: 4.9 against 4.25 ms fwd+bwd).
+template <typename T, int D, int BV, bool kReverse>
 __global__ void __launch_bounds__(128)
     recurrence_kernel(Rows<T> x, Rows<T> y, const float* __restrict__ gamma, const float* __restrict__ edge,
                       float* __restrict__ last, T* __restrict__ states, int heads, int64_t len, int chunks,
-                      float scale, bool reverse) {
+                      float scale) {
   using S = RecurrenceSmem<BV>;
-  constexpr int kThreads = 128, BK = S::BK, LX = S::LX, LY = S::LY, LH = S::LH, kStages = S::kStages;
+  constexpr int kThreads = 128, BK = S::BK, LX = S::LX, LY = S::LY, kStages = S::kStages;
   constexpr int kN = BV / 16;  // warp w owns row tile w of the state tile, all its column tiles
   constexpr int kVx = kC * BK / 8 / kThreads, kVy = kC * BV / 8 / kThreads;
   extern __shared__ __align__(128) unsigned char smem[];
   T* xbuf = reinterpret_cast<T*>(smem + S::x);
   T* ybuf = reinterpret_cast<T*>(smem + S::y);
-  float* hs = reinterpret_cast<float*>(smem + S::hs);
   const int bh = blockIdx.z, b = bh / heads, h = bh % heads;
-  const int k0 = blockIdx.y * BK, v0 = blockIdx.x * BV, warp = threadIdx.x / 32;
+  const int k0 = blockIdx.y * BK, v0 = blockIdx.x * BV, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int quad = lane % 4;
+  T* out = reinterpret_cast<T*>(smem + S::out) + 16 * warp * LY;
   const float log2g = log2f(gamma[h]);
-  const int64_t state_offset = static_cast<int64_t>(bh) * D * D + static_cast<int64_t>(k0 + 16 * warp) * D + v0;
+  const int64_t tile_offset = static_cast<int64_t>(k0 + 16 * warp) * D + v0;  // in a [D][D] state
+  const float* first = edge + static_cast<int64_t>(bh) * D * D + tile_offset;
   Acc acc[kN];
 #pragma unroll
-  for (int j = 0; j < kN; ++j) load(acc[j], edge + state_offset + 16 * j, D);
+  for (int j = 0; j < kN; ++j) load(acc[j], first + 16 * j, D);
+  const T* x0 = x.row(b, h, 0) + k0;
+  const T* y0 = y.row(b, h, 0) + v0;
 
-  auto chunk_at = [&](int step) { return reverse ? chunks - 1 - step : step; };
+  auto chunk_at = [&](int step) { return kReverse ? chunks - 1 - step : step; };
   auto valid_in = [&](int n) { return static_cast<int>(min(static_cast<int64_t>(kC), len - static_cast<int64_t>(n) * kC)); };
   auto issue = [&](int step) {
     if (step < chunks) {
@@ -203,86 +192,94 @@ __global__ void __launch_bounds__(128)
 #pragma unroll
       for (int q = 0; q < kVx; ++q) {
         const int i = threadIdx.x + q * kThreads, r = i / (BK / 8), c = (i % (BK / 8)) * 8;
-        copy_async(xs + r * LX + c, x.row(b, h, t0 + min(r, valid - 1)) + k0 + c, r < valid ? 16 : 0);
+        copy_async(xs + r * LX + c, x0 + (t0 + min(r, valid - 1)) * x.st + c, r < valid ? 16 : 0);
       }
 #pragma unroll
       for (int q = 0; q < kVy; ++q) {
         const int i = threadIdx.x + q * kThreads, r = i / (BV / 8), c = (i % (BV / 8)) * 8;
-        copy_async(ys + r * LY + c, y.row(b, h, t0 + min(r, valid - 1)) + v0 + c, r < valid ? 16 : 0);
+        copy_async(ys + r * LY + c, y0 + (t0 + min(r, valid - 1)) * y.st + c, r < valid ? 16 : 0);
       }
     }
     copy_async_commit();
   };
 
+  // The weights of the tokens this lane's A registers hold, token 16 kk + 8 hi + 2 quad + e at
+  // w[4 kk + 2 hi + e]; they change only for a short chunk (the walk's first or last).
+  float w[16], carry = 0.f;
+  int weights_for = -1;
   for (int step = 0; step < kStages - 1; ++step) issue(step);
   for (int step = 0; step < chunks; ++step) {
     const int n = chunk_at(step), valid = valid_in(n);
-    T* xs = xbuf + (step % kStages) * kC * LX;
-    const T* ys = ybuf + (step % kStages) * kC * LY;
-    copy_async_wait<kStages - 2>();
-    scale_rows<BK, kThreads>(xs, LX, [&](int r) {  // the vectors this thread copied, in issue's order
-      return reverse ? scale * exp2f((r + 1) * log2g) : exp2f((valid - 1 - r) * log2g);
-    });
+    if (valid != weights_for) {
+      weights_for = valid;
+      carry = exp2f(valid * log2g);
 #pragma unroll
-    for (int j = 0; j < kN; ++j) store(hs + 16 * warp * LH + 16 * j, LH, acc[j]);
-    __syncthreads();
-    issue(step + kStages - 1);  // into the stage of the previous step, whose product is done
-    T* slot = states + (static_cast<int64_t>(bh) * chunks + n) * D * D + static_cast<int64_t>(k0) * D + v0;
-    store_rows<BV, kThreads, T>([&](int r) { return slot + r * D; }, BK, hs, LH);
-    const float carry = exp2f(valid * log2g);
+      for (int i = 0; i < 16; ++i) {
+        const int r = 16 * (i / 4) + 8 * ((i / 2) % 2) + 2 * quad + i % 2;
+        w[i] = r >= valid ? 0.f : kReverse ? scale * exp2f((r + 1) * log2g) : exp2f((valid - 1 - r) * log2g);
+      }
+    }
+    copy_async_wait<kStages - 2>();
+    __syncthreads();  // chunk n's rows are in; every warp is done with the previous chunk's stage
+    issue(step + kStages - 1);  // into that stage
+    T* slot = states + (static_cast<int64_t>(bh) * chunks + n) * D * D + tile_offset;
 #pragma unroll
     for (int j = 0; j < kN; ++j) {
+      store_rounded(out + 16 * j, LY, acc[j]);
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc[j].x[e] *= carry;
     }
-    mma_tiles<ColMajor, RowMajor>(acc, xs, LX, ys, LY, warp, 0, 0, kC / 16);
-    __syncthreads();
-  }
+    __syncwarp();
 #pragma unroll
-  for (int j = 0; j < kN; ++j) store(last + state_offset + 16 * j, D, acc[j]);
-}
-
-// Masks the float scores [kC][kLP] into 16-bit [kC][kLM] over the same bytes (through registers).
-template <int kThreads, typename T>
-__device__ __forceinline__ void mask_scores_in_place(unsigned char* region, float scale, float log2g) {
-  constexpr int kEach = kC * kC / kThreads;
-  float v[kEach];
-#pragma unroll
-  for (int e = 0; e < kEach; ++e) {
-    const int i = threadIdx.x + e * kThreads, r = i / kC, c = i % kC;
-    v[e] = c <= r ? reinterpret_cast<const float*>(region)[r * kLP + c] * scale * exp2f((r - c) * log2g) : 0.f;
-  }
-  __syncthreads();
-#pragma unroll
-  for (int e = 0; e < kEach; ++e) {
-    const int i = threadIdx.x + e * kThreads, r = i / kC, c = i % kC;
-    reinterpret_cast<T*>(region)[r * kLM + c] = from_float<T>(v[e]);
-  }
-}
-
-// Writes a [kC][D] result held as accumulator tiles (rt, ct) by the warps through a float
-// staging tile of 64 columns, one 64-column half at a time: tile j of this warp sits at row
-// tile rows[j], column tile cols[j].
-template <int D, int kThreads, int N, typename T>
-__device__ __forceinline__ void write_tiles(const Acc (&acc)[N], const int (&rows)[N], const int (&cols)[N], float* stage,
-                                           const Rows<T>& dst, int b, int h, int64_t t0, int valid) {
-  for (int half = 0; half < D / 64; ++half) {
-    __syncthreads();  // the staging tile is free
-#pragma unroll
-    for (int j = 0; j < N; ++j) {
-      if (cols[j] / 4 == half)
-        store(stage + 16 * rows[j] * kLP + 16 * (cols[j] % 4), kLP, acc[j]);
+    for (int i = lane; i < 16 * BV / 8; i += 32) {
+      const int r = i / (BV / 8), c = (i % (BV / 8)) * 8;
+      *reinterpret_cast<uint4*>(slot + r * D + c) = *reinterpret_cast<const uint4*>(out + r * LY + c);
     }
-    __syncthreads();
-    store_rows<64, kThreads, T>([&](int r) { return dst.row(b, h, t0 + r) + 64 * half; }, valid, stage, kLP);
+    const T* xs = xbuf + (step % kStages) * kC * LX;
+    const T* ys = ybuf + (step % kStages) * kC * LY;
+#pragma unroll
+    for (int kk = 0; kk < kC / 16; ++kk) {
+      FragA<T, ColMajor> fa;
+      load(fa, tile<ColMajor>(xs, LX, warp, kk), LX);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const float2 v = unpack_pair<T>(fa.x[j]);
+        fa.x[j] = pack_pair<T>(v.x * w[4 * kk + 2 * (j / 2)], v.y * w[4 * kk + 2 * (j / 2) + 1]);
+      }
+#pragma unroll
+      for (int c = 0; c < kN; ++c) {
+        FragB<T, RowMajor> fb;
+        load(fb, tile<RowMajor>(ys, LY, kk, c), LY);
+        mma(acc[c], fa, fb);
+      }
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kN; ++j) store(last + static_cast<int64_t>(bh) * D * D + tile_offset + 16 * j, D, acc[j]);
+}
+
+// Writes a [kC][D] result held as accumulator tiles by the warps (tile j of this warp at row
+// tile rows[j], column tile cols[j]), rounded, through the 16-bit staging tile [kC][D + kPad]
+// into the destination rows in 16-byte stores.
+template <int D, int kThreads, int N, typename T>
+__device__ __forceinline__ void write_tiles(const Acc (&acc)[N], const int (&rows)[N], const int (&cols)[N], T* stage,
+                                           const Rows<T>& dst, int b, int h, int64_t t0, int valid) {
+  constexpr int L = D + kPad, kVecs = D / 8;
+  __syncthreads();  // the staging tile is free
+#pragma unroll
+  for (int j = 0; j < N; ++j) store_rounded(stage + 16 * rows[j] * L + 16 * cols[j], L, acc[j]);
+  __syncthreads();
+  for (int i = threadIdx.x; i < valid * kVecs; i += kThreads) {
+    const int r = i / kVecs, c = (i % kVecs) * 8;
+    *reinterpret_cast<uint4*>(dst.row(b, h, t0 + r) + c) = *reinterpret_cast<const uint4*>(stage + r * L + c);
   }
 }
 
 template <int D>
 struct ForwardSmem {
   static constexpr int L = D + kPad;
-  // p: float scores, then the masked 16-bit scores in place, then the output staging
-  static constexpr int q = 0, k = q + kC * L * 2, v = k + kC * L * 2, p = v + kC * L * 2, bytes = p + kC * kLP * 4;
+  // p: the masked scores, then the output staging
+  static constexpr int q = 0, k = q + kC * L * 2, v = k + kC * L * 2, p = v + kC * L * 2, bytes = p + kC * L * 2;
 };
 
 // Warp w owns output columns [w D/4, (w+1) D/4) of all four row tiles, so each element of S_n
@@ -297,7 +294,6 @@ __global__ void __launch_bounds__(128)
   T* qs = reinterpret_cast<T*>(smem + S::q);
   T* ks = reinterpret_cast<T*>(smem + S::k);
   T* vs = reinterpret_cast<T*>(smem + S::v);
-  float* ps = reinterpret_cast<float*>(smem + S::p);
   T* pm = reinterpret_cast<T*>(smem + S::p);
   const int n = blockIdx.x, bh = blockIdx.y, b = bh / heads, h = bh % heads, warp = threadIdx.x / 32;
   const int64_t t0 = static_cast<int64_t>(n) * kC;
@@ -312,9 +308,8 @@ __global__ void __launch_bounds__(128)
   prefetch_state<D, kThreads>(state);
   copy_async_wait<1>();  // q and k; v still on its way
   __syncthreads();
-  chunk_scores<D>(ps, qs, ks, L, warp, 4);
-  __syncthreads();
-  mask_scores_in_place<kThreads, T>(smem + S::p, scale, log2g);
+  masked_scores<D>(pm, qs, ks, L, warp, 4, scale, log2g);
+  __syncthreads();  // q is read unscaled no more
   scale_rows<D, kThreads>(qs, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
   copy_async_wait<0>();
   __syncthreads();
@@ -349,14 +344,14 @@ __global__ void __launch_bounds__(128)
       for (int c = 0; c < kCT; ++c) mma(acc[rt * kCT + c], fa, fb[c]);
     }
   }
-  write_tiles<D, kThreads>(acc, rows, cols, ps, out, b, h, t0, valid);
+  write_tiles<D, kThreads>(acc, rows, cols, pm, out, b, h, t0, valid);
 }
 
 template <int D>
 struct BackwardSmem {
   static constexpr int L = D + kPad, tile = kC * L * 2;
   static constexpr int q = 0, k = q + tile, v = k + tile, dout = v + tile, pm = dout + tile, dpm = pm + kC * kLM * 2,
-                       stage = dpm + kC * kLM * 2, bytes = stage + kC * kLP * 4;
+                       stage = dpm + kC * kLM * 2, bytes = stage + tile;
 };
 
 // acc[j] (row tile r0 + j, column tile ct) += A(row tile, k tiles) x B(k tiles, ct) over the k
@@ -417,7 +412,7 @@ __global__ void __launch_bounds__(256, 2)
   T* dos = reinterpret_cast<T*>(smem + S::dout);
   T* pm = reinterpret_cast<T*>(smem + S::pm);
   T* dpm = reinterpret_cast<T*>(smem + S::dpm);
-  float* stage = reinterpret_cast<float*>(smem + S::stage);
+  T* stage = reinterpret_cast<T*>(smem + S::stage);
   const int n = blockIdx.x, bh = blockIdx.y, b = bh / heads, h = bh % heads, warp = threadIdx.x / 32;
   const int ct = warp % (D / 16), r0 = (warp / (D / 16)) * kR;
   const int64_t t0 = static_cast<int64_t>(n) * kC;
@@ -435,14 +430,10 @@ __global__ void __launch_bounds__(256, 2)
   prefetch_state<D, kThreads>(grad);
   copy_async_wait<1>();  // dout and v; q and k still on their way
   __syncthreads();
-  chunk_scores<D>(stage, dos, vs, L, warp, 8);  // dP = dout v^T
-  __syncthreads();
-  mask_scores<kThreads>(dpm, stage, scale, log2g);
+  masked_scores<D>(dpm, dos, vs, L, warp, 8, scale, log2g);  // dP = dout v^T
   copy_async_wait<0>();
   __syncthreads();
-  chunk_scores<D>(stage, qs, ks, L, warp, 8);  // P = q k^T
-  __syncthreads();
-  mask_scores<kThreads>(pm, stage, scale, log2g);
+  masked_scores<D>(pm, qs, ks, L, warp, 8, scale, log2g);  // P = q k^T
   __syncthreads();
 
   int rows[kR], cols[kR];
@@ -541,12 +532,19 @@ void lightning_chunk_recurrence_cuda(const at::Tensor& a, const at::Tensor& b, c
       const dim3 grid(static_cast<unsigned>(d / bv), static_cast<unsigned>(d / 64), static_cast<unsigned>(bh));
       kernel<<<grid, 128, bytes, stream>>>(rows_of<T>(a), rows_of<T>(b), decay.data_ptr<float>(), edge.data_ptr<float>(),
                                        last.data_ptr<float>(), reinterpret_cast<T*>(states.data_ptr()),
-                                       static_cast<int>(a.size(1)), a.size(2), chunks_of(a), static_cast<float>(scale),
-                                       reverse);
+                                       static_cast<int>(a.size(1)), a.size(2), chunks_of(a), static_cast<float>(scale));
     };
-    constexpr int kNarrow = RecurrenceSmem<32>::bytes, kWide = RecurrenceSmem<64>::bytes;
-    if (d == 128) narrow ? launch(recurrence_kernel<T, 128, 32>, 32, kNarrow) : launch(recurrence_kernel<T, 128, 64>, 64, kWide);
-    else narrow ? launch(recurrence_kernel<T, 64, 32>, 32, kNarrow) : launch(recurrence_kernel<T, 64, 64>, 64, kWide);
+    auto walk = [&](auto direction) {
+      constexpr bool kReverse = decltype(direction)::value;
+      constexpr int kNarrow = RecurrenceSmem<32>::bytes, kWide = RecurrenceSmem<64>::bytes;
+      if (d == 128)
+        narrow ? launch(recurrence_kernel<T, 128, 32, kReverse>, 32, kNarrow)
+               : launch(recurrence_kernel<T, 128, 64, kReverse>, 64, kWide);
+      else
+        narrow ? launch(recurrence_kernel<T, 64, 32, kReverse>, 32, kNarrow)
+               : launch(recurrence_kernel<T, 64, 64, kReverse>, 64, kWide);
+    };
+    reverse ? walk(std::true_type{}) : walk(std::false_type{});
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

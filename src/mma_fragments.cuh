@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda_scalars.cuh"
+
 namespace halo {
 
 struct RowMajor {};
@@ -141,6 +143,14 @@ __device__ __forceinline__ void zero(Acc (&acc)[N]) {
   }
 }
 
+// acc value <- f(row, col, value) for each of this lane's values, row and col within the tile.
+template <typename F>
+__device__ __forceinline__ void transform(Acc& acc, F f) {
+  const int l = lane_id();
+#pragma unroll
+  for (int e = 0; e < 8; ++e) acc.x[e] = f(l / 4 + 8 * ((e / 2) % 2), 8 * (e / 4) + 2 * (l % 4) + e % 2, acc.x[e]);
+}
+
 // A float accumulator tile to or from row-major float memory (shared or global) of pitch `ld`
 // (even), two values per access.
 __device__ __forceinline__ void store(float* p, int ld, const Acc& acc) {
@@ -150,6 +160,17 @@ __device__ __forceinline__ void store(float* p, int ld, const Acc& acc) {
   for (int h = 0; h < 2; ++h) {
     *reinterpret_cast<float2*>(base + 8 * h) = make_float2(acc.x[4 * h], acc.x[4 * h + 1]);
     *reinterpret_cast<float2*>(base + 8 * ld + 8 * h) = make_float2(acc.x[4 * h + 2], acc.x[4 * h + 3]);
+  }
+}
+// The accumulator tile rounded to 16 bits into row-major memory of pitch `ld`, two values per store.
+template <typename T>
+__device__ __forceinline__ void store_rounded(T* p, int ld, const Acc& acc) {
+  const int l = lane_id();
+  T* base = p + (l / 4) * ld + 2 * (l % 4);
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    *reinterpret_cast<uint32_t*>(base + 8 * h) = pack_pair<T>(acc.x[4 * h], acc.x[4 * h + 1]);
+    *reinterpret_cast<uint32_t*>(base + 8 * ld + 8 * h) = pack_pair<T>(acc.x[4 * h + 2], acc.x[4 * h + 3]);
   }
 }
 __device__ __forceinline__ void load(Acc& acc, const float* p, int ld) {
