@@ -41,17 +41,19 @@ struct Acc {
 
 __device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x % 32); }
 
+// Four 8x8 16-bit matrices from shared memory (transposed with kTrans), lane l giving the
+// address of row l%8 of matrix l/8.
+template <bool kTrans>
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&x)[4], const void* shared) {
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&x)[4], const void* shared) {
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(shared));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
-               : "r"(addr));
+  if constexpr (kTrans)
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+                 : "r"(addr));
+  else
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(x[0]), "=r"(x[1]), "=r"(x[2]), "=r"(x[3])
+                 : "r"(addr));
 }
 __device__ __forceinline__ uint32_t transpose_8x8(uint32_t x) {
   uint32_t y;
@@ -59,47 +61,45 @@ __device__ __forceinline__ uint32_t transpose_8x8(uint32_t x) {
   return y;
 }
 
+// Offset of the 8x8 block m (0..3) of a 16x16 tile of row pitch ld, the blocks taken down the
+// rows first (top left, bottom left, top right, bottom right) or across the columns first.
+__device__ __forceinline__ int block_offset(int m, int ld, bool down_first) {
+  return down_first ? 8 * (m & 1) * ld + 8 * (m >> 1) : 8 * (m >> 1) * ld + 8 * (m & 1);
+}
+
 // Tiles from shared memory; `p` is the tile's first element, `ld` its row pitch in elements
-// (rows 16-byte aligned). Lane l addresses row l%8 of the 8x8 matrix l/8.
+// (rows 16-byte aligned). Lane l hands ldmatrix row l%8 of the 8x8 block l/8.
 template <typename T>
-__device__ __forceinline__ void load(FragA<T, RowMajor>& a, const T* p, int ld) {
-  const int l = lane_id(), i = l / 8;
-  ldmatrix_x4(a.x, p + (l % 8 + 8 * (i & 1)) * ld + 8 * (i >> 1));
+__device__ __forceinline__ const T* ldmatrix_row(const T* p, int ld, bool down_first) {
+  const int l = lane_id();
+  return p + (l % 8) * ld + block_offset(l / 8, ld, down_first);
 }
-template <typename T>
-__device__ __forceinline__ void load(FragA<T, ColMajor>& a, const T* p, int ld) {
-  const int l = lane_id(), i = l / 8;
-  ldmatrix_x4_trans(a.x, p + (l % 8 + 8 * (i >> 1)) * ld + 8 * (i & 1));
+
+// A RowMajor tile's 8x8 blocks are those of its storage, a ColMajor one's their transposes;
+// for B the other way round.
+template <typename T, typename Layout>
+__device__ __forceinline__ void load(FragA<T, Layout>& a, const T* p, int ld) {
+  constexpr bool kRow = std::is_same_v<Layout, RowMajor>;
+  ldmatrix_x4<!kRow>(a.x, ldmatrix_row(p, ld, kRow));
 }
-template <typename T>
-__device__ __forceinline__ void load(FragB<T, ColMajor>& b, const T* p, int ld) {
-  const int l = lane_id(), i = l / 8;
-  ldmatrix_x4(b.x, p + (l % 8 + 8 * (i >> 1)) * ld + 8 * (i & 1));
-}
-template <typename T>
-__device__ __forceinline__ void load(FragB<T, RowMajor>& b, const T* p, int ld) {
-  const int l = lane_id(), i = l / 8;
-  ldmatrix_x4_trans(b.x, p + (l % 8 + 8 * (i & 1)) * ld + 8 * (i >> 1));
+template <typename T, typename Layout>
+__device__ __forceinline__ void load(FragB<T, Layout>& b, const T* p, int ld) {
+  constexpr bool kRow = std::is_same_v<Layout, RowMajor>;
+  ldmatrix_x4<kRow>(b.x, ldmatrix_row(p, ld, kRow));
 }
 
 // B tiles from global memory (read once, through L2): a 32-bit load per register, transposed
-// in registers where the pairs a register holds are not adjacent in memory.
-template <typename T>
-__device__ __forceinline__ void load_global(FragB<T, ColMajor>& b, const T* p, int ld) {
+// in registers where the pairs a register holds are not adjacent in memory (RowMajor: the lane
+// loads its pair from the block's transpose position).
+template <typename T, typename Layout>
+__device__ __forceinline__ void load_global(FragB<T, Layout>& b, const T* p, int ld) {
   const int l = lane_id();
   const T* base = p + (l / 4) * ld + 2 * (l % 4);
 #pragma unroll
   for (int j = 0; j < 4; ++j)
-    b.x[j] = __ldg(reinterpret_cast<const unsigned*>(base + 8 * (j >> 1) * ld + 8 * (j & 1)));
+    b.x[j] = __ldg(reinterpret_cast<const unsigned*>(base + block_offset(j, ld, std::is_same_v<Layout, RowMajor>)));
 }
-template <typename T>
-__device__ __forceinline__ void load_global(FragB<T, RowMajor>& b, const T* p, int ld) {
-  const int l = lane_id();
-  const T* base = p + (l / 4) * ld + 2 * (l % 4);
-#pragma unroll
-  for (int j = 0; j < 4; ++j)
-    b.x[j] = __ldg(reinterpret_cast<const unsigned*>(base + 8 * (j & 1) * ld + 8 * (j >> 1)));
-}
+
 // The transposes of load_global(FragB<T, RowMajor>), kept apart so that the loads of several
 // tiles can be in flight before the first transpose waits on them.
 template <typename T>
