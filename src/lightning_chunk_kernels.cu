@@ -4,7 +4,7 @@
 // - recurrence: one block per (b,h, 64-row x BV-column tile of the state) walks the chunks in
 //   order with its state tile in registers, writing the state entering each chunk (16-bit,
 //   straight from the accumulators) and adding (x_n . w)^T y_n, the weights w applied to the
-//   A fragments in registers; the next chunks' rows (3, or 5 for narrow tiles) arrive by
+//   A fragments in registers; the next chunks' rows (3, or 8 for narrow tiles) arrive by
 //   cp.async during this one's product, one barrier per chunk. Run forward over (k, v) for S_n
 //   and in reverse over (q, dout) for G_{n+1}.
 // - forward: one block per (chunk, b,h): q, k, v arrive by cp.async (v last, while q k^T runs)
@@ -144,9 +144,9 @@ __device__ __forceinline__ void masked_scores(T* dst, const T* x, const T* y, in
 template <int BV>
 struct RecurrenceSmem {
   // The narrow tiles serve grids of at most two blocks per SM, each walking its chunks alone:
-  // five chunks in flight there; three for the wide tiles (two blocks per SM; 8x512 fwd+bwd
-  // 0.30 against 0.33 ms with two).
-  static constexpr int kStages = BV == 32 ? 6 : 4, BK = 64, LX = BK + kPad, LY = BV + kPad;
+  // eight chunks in flight there (2x8K fwd+bwd 0.98 against 1.12 ms with five); three for the
+  // wide tiles (two blocks per SM; 8x512 0.30 against 0.33 ms with two).
+  static constexpr int kStages = BV == 32 ? 9 : 4, BK = 64, LX = BK + kPad, LY = BV + kPad;
   // out: each warp's 16 rows of the state tile, rounded, on their way to memory
   static constexpr int x = 0, y = x + kStages * kC * LX * 2, out = y + kStages * kC * LY * 2,
                        bytes = out + BK * LY * 2;
