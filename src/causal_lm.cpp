@@ -123,14 +123,9 @@ void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_
   const at::Tensor positions = token_positions.unsqueeze(1);  // [B|1, 1, T]
   bool attn_rope = false;
   for (MixerType m : config_.mixer_types) attn_rope |= m == MixerType::attention && config_.attn_use_rope;
-  // transformers keeps inv_freq in the checkpoint's dtype (bf16 for real Qwen3 weights).
-  const c10::ScalarType inv_freq_dtype = config_.dtype == "bfloat16" ? at::kBFloat16
-                                         : config_.dtype == "float16" ? at::kHalf
-                                         : config_.dtype == "float64" ? at::kDouble
-                                                                      : at::kFloat;
   if (attn_rope) {
     std::tie(ctx.attn_cos, ctx.attn_sin) =
-        rope_tables(positions, config_.head_dim, config_.rope_theta, dtype(), inv_freq_dtype);
+        rope_tables(positions, config_.head_dim, config_.rope_theta, dtype());
   }
   if (config_.has_lightning_layers() && config_.lightning_use_rope) {
     if (attn_rope && config_.lightning_head_dim == config_.head_dim) {
@@ -138,7 +133,7 @@ void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_
       ctx.light_sin = ctx.attn_sin;
     } else {
       std::tie(ctx.light_cos, ctx.light_sin) =
-          rope_tables(positions, config_.lightning_head_dim, config_.rope_theta, dtype(), inv_freq_dtype);
+          rope_tables(positions, config_.lightning_head_dim, config_.rope_theta, dtype());
     }
   }
   if (config_.attn_logits_scaling_a) {

@@ -39,12 +39,11 @@ struct FusedRope : public torch::autograd::Function<FusedRope> {
 }  // namespace
 
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype, c10::ScalarType inv_freq_dtype) {
+                                              c10::ScalarType dtype) {
   // float32 as transformers computes it; float64 models compute in float64 throughout.
   const c10::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
   auto opts = positions.options().dtype(compute);
   at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, opts) / static_cast<double>(head_dim));
-  inv_freq = inv_freq.to(inv_freq_dtype).to(compute);
   at::Tensor freqs = positions.to(compute).unsqueeze(-1) * inv_freq;
   at::Tensor emb = at::cat({freqs, freqs}, -1);
   return {emb.cos().to(dtype), emb.sin().to(dtype)};

@@ -275,7 +275,6 @@ class LightningOptions : public ::testing::TestWithParam<int> {};
 TEST_P(LightningOptions, MixerMatchesTheMethodTokenByToken) {
   CausalLM teacher = load_causal_lm(test::fixture("qwen3-tiny"), at::kDouble, at::kCPU);
   ModelConfig c = hypenet_config(teacher.config(), {});
-  c.dtype = "float64";  // stored dtype: RoPE frequencies follow it (see rope_tables)
   switch (GetParam()) {
     case 1:  // GQA kept, no norms, no gate, 1/d scale
       c.expand_kv_proj = false;
@@ -296,7 +295,7 @@ TEST_P(LightningOptions, MixerMatchesTheMethodTokenByToken) {
   ForwardContext ctx;
   ctx.length = 6;
   at::Tensor pos = at::arange(6, at::kDouble).view({1, 1, 6});
-  std::tie(ctx.light_cos, ctx.light_sin) = rope_tables(pos, 32, c.rope_theta, at::kDouble, at::kDouble);
+  std::tie(ctx.light_cos, ctx.light_sin) = rope_tables(pos, 32, c.rope_theta, at::kDouble);
   at::Tensor got = lightning_mixer(c, model.layer(0).mixer, x, alibi_decays(4, at::kDouble), ctx, nullptr, 0);
   at::Tensor want = lightning_layer_by_the_book(c, model.layer(0).mixer, x);
   EXPECT_LE((got - want).abs().max().item<double>(), 1e-10 * want.abs().max().item<double>());

@@ -33,7 +33,7 @@ void check(int64_t b, int64_t h, int64_t t, int64_t d, bool per_sequence, bool t
   const at::Device gpu(at::kCUDA, 0);
   for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
     SCOPED_TRACE(std::string(c10::toString(dtype)) + " D " + std::to_string(d) + (token_major ? " token-major" : ""));
-    auto [cos, sin] = rope_tables(positions.to(gpu, at::kFloat), d, 1e6, dtype, dtype);
+    auto [cos, sin] = rope_tables(positions.to(gpu, at::kFloat), d, 1e6, dtype);
     Rotated want = rotate(x.to(dtype).to(at::kDouble), cos.cpu().to(at::kDouble), sin.cpu().to(at::kDouble),
                           weight.to(dtype).to(at::kDouble));
     at::Tensor input = x.to(gpu, dtype);

@@ -163,10 +163,10 @@ class CausalLM {
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 // cos/sin tables [.., T, D] of rotate-half RoPE for float positions [.., T], in `dtype`. The
-// inverse frequencies theta^(-2i/d) are rounded to `inv_freq_dtype` first, as transformers
-// does for a checkpoint loaded in that dtype (its inv_freq buffer takes the model's dtype).
+// inverse frequencies theta^(-2i/d) stay in float32 whatever the checkpoint's dtype, as in
+// transformers' from_pretrained (float64 models compute in float64 throughout).
 std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype, c10::ScalarType inv_freq_dtype);
+                                              c10::ScalarType dtype);
 // x [B, H, T, D] rotated by tables [B|1, 1, T, D].
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
 
