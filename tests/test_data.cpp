@@ -21,7 +21,7 @@
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/token_corpus.h"
-#include "halo/token_dataset.h"
+#include "data/token_dataset.h"
 #include "halo/tokenizer.h"
 #include "test_support.h"
 

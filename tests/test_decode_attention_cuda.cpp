@@ -1,4 +1,4 @@
-// The flash-decoding kernel (src/decode_attention.cu; label "cuda", built with HALO_CUDA only,
+// The flash-decoding kernel (src/decode_attention_cuda.cu; label "cuda", built with HALO_CUDA only,
 // skipped without a GPU) against a float64 CPU reference on the same rounded inputs: softmax over
 // each row's valid keys padding[b] <= j < length, the query heads of a KV head sharing its keys.
 // Every cache slot outside the valid range holds NaN, so a single read of one would show in the
@@ -11,8 +11,9 @@
 #include <tuple>
 #include <vector>
 
-#include "decode_attention.h"
+#include "ops/decode_attention_cuda.h"
 #include "halo/causal_lm.h"
+#include "ops/decode_attention.h"
 
 namespace halo {
 namespace {
@@ -70,7 +71,7 @@ void check(const Case& c, at::ScalarType dtype) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
   const at::Tensor want = reference(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), c.length, c.padding, scale);
 
-  ASSERT_TRUE(decode_attention_cuda_supports(q_gpu, k_gpu, v_gpu));
+  ASSERT_TRUE(decode_attention_cuda_supported(q_gpu, k_gpu, v_gpu));
   at::Tensor length = at::full({1}, c.length, at::TensorOptions().dtype(at::kLong).device(gpu));
   at::Tensor padding = c.padding.empty() ? at::Tensor() : at::tensor(c.padding, at::kLong).to(gpu);
   at::Tensor got = decode_attention_cuda(q_gpu, k_gpu, v_gpu, length, padding, scale).cpu();
@@ -115,7 +116,7 @@ TEST(DecodeAttentionCuda, UnsupportedShapesFallBackToAten) {
   for (auto [heads, kv, d] : {std::tuple<int64_t, int64_t, int64_t>{6, 2, 32}, {4, 2, 80}}) {
     at::Tensor q = at::randn({2, heads, d}, options);
     at::Tensor k = at::randn({2, kv, 50, d}, options), v = at::randn({2, kv, 50, d}, options);
-    EXPECT_FALSE(decode_attention_cuda_supports(q, k, v));
+    EXPECT_FALSE(decode_attention_cuda_supported(q, k, v));
     at::Tensor length = at::full({1}, 30, options.dtype(at::kLong));
     at::Tensor got = decode_attention(q, k, v, length, {}, 0.1);
     at::Tensor want = reference(q.cpu().to(at::kDouble), k.cpu().to(at::kDouble), v.cpu().to(at::kDouble), 30, {}, 0.1);

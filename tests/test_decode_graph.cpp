@@ -24,6 +24,8 @@
 #include "halo/inference_cache.h"
 #include "halo/tensor_io.h"
 #include "test_support.h"
+#include "halo/model_directory.h"
+#include "ops/decode_attention.h"
 
 namespace halo {
 namespace {

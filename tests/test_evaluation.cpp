@@ -14,10 +14,11 @@
 #include "halo/evaluation.h"
 #include "halo/file_system.h"
 #include "halo/generation.h"
-#include "halo/layer_selection.h"
+#include "pipeline/layer_selection.h"
 #include "halo/png_image.h"
 #include "halo/tokenizer.h"
 #include "test_support.h"
+#include "halo/model_directory.h"
 
 namespace halo {
 namespace {

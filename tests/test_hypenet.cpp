@@ -1,5 +1,5 @@
 // HypeNet invariants: an all-attention HypeNet with RoPE and no gate is the Qwen3 teacher;
-// stage 0 transfers weights exactly as METHOD.md §3 says; convert -> save -> load is
+// stage 0 transfers weights exactly as ../shared/docs/METHOD.md §3 says; convert -> save -> load is
 // bit-identical; prefill-then-decode equals one forward for mixed models; left-padded batched
 // generation equals generating each prompt alone; invalid configs give clear errors.
 #include <ATen/ATen.h>
@@ -17,6 +17,8 @@
 #include "halo/model_directory.h"
 #include "halo/tensor_io.h"
 #include "test_support.h"
+#include "model/mixers.h"
+#include "ops/rope.h"
 
 namespace halo {
 namespace {
@@ -224,7 +226,7 @@ TEST(HypeNet, ScalingStringsParse) {
 namespace halo {
 namespace {
 
-// METHOD.md §2.3 written out token by token in float64: the lightning layer's wiring (norms,
+// ../shared/docs/METHOD.md §2.3 written out token by token in float64: the lightning layer's wiring (norms,
 // RoPE, GQA repeat, decay, one RMSNorm over heads, gate) checked against the model's mixer.
 at::Tensor lightning_layer_by_the_book(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x) {
   const int64_t t_len = x.size(1), nh = c.lightning_nh, nkv = c.lightning_nkv, d = c.lightning_head_dim;

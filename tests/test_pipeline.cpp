@@ -14,10 +14,11 @@
 #include "halo/file_system.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/token_corpus.h"
-#include "halo/token_dataset.h"
+#include "data/token_dataset.h"
 #include "halo/tokenizer.h"
-#include "halo/training_tasks.h"
+#include "train/training_tasks.h"
 #include "test_support.h"
+#include "halo/model_directory.h"
 
 namespace halo {
 namespace {

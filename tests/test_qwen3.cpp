@@ -16,6 +16,7 @@
 #include "halo/file_system.h"
 #include "halo/tensor_io.h"
 #include "test_support.h"
+#include "halo/model_directory.h"
 
 namespace halo {
 namespace {

@@ -9,6 +9,7 @@
 
 #include "halo/causal_lm.h"
 #include "tensor_error.h"
+#include "ops/rope.h"
 
 namespace halo {
 namespace {

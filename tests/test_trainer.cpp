@@ -28,11 +28,11 @@
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
-#include "halo/optimizer.h"
+#include "train/optimizer.h"
 #include "halo/token_corpus.h"
-#include "halo/token_dataset.h"
+#include "data/token_dataset.h"
 #include "halo/trainer.h"
-#include "halo/training_checkpoint.h"
+#include "train/training_checkpoint.h"
 #include "test_support.h"
 
 extern char** environ;

@@ -8,8 +8,9 @@
 #include "halo/causal_lm.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/lm_losses.h"
-#include "halo/training_tasks.h"
+#include "train/training_tasks.h"
 #include "test_support.h"
+#include "halo/model_directory.h"
 
 namespace halo {
 namespace {

@@ -59,22 +59,6 @@ struct ForwardContext {
   at::Tensor cache_position, cache_length;
 };
 
-// Softmax attention of one layer (x already normalized): [B, T, hidden] -> [B, T, hidden].
-at::Tensor attention_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
-                           const ForwardContext& ctx, InferenceCache* cache, int64_t layer);
-// Attention of one new token per row over a whole K/V cache whose valid length is device data:
-// q [B, H, D], k_cache, v_cache [B, KV, capacity, D], length int64 [1] on q's device (keys
-// 0..length-1 are valid), padding int64 [B] on q's device or undefined (keys j < padding[b] are
-// masked). Returns [B, H, D]. A flash-decoding kernel on CUDA when halo is built with HALO_CUDA
-// and it supports the shape (decode_attention.cu, which reads the valid keys only); otherwise
-// masked SDPA over the whole capacity, so the slots past `length` must hold finite values.
-at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k_cache, const at::Tensor& v_cache,
-                            const at::Tensor& length, const at::Tensor& padding, double scale);
-// Lightning attention of one layer; `decay` [nh] gamma values on x's device.
-at::Tensor lightning_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
-                           const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
-                           int64_t layer);
-
 class CausalLM {
  public:
   explicit CausalLM(ModelConfig config);
@@ -158,23 +142,7 @@ class CausalLM {
   MixerObserver mixer_observer_;
 };
 
-// RMSNorm as Qwen3 computes it: w * (x_f32 * rsqrt(mean(x_f32^2) + eps)).to(dtype)
-// (float64 inputs stay float64).
-at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
-
-// cos/sin tables [.., T, D] of rotate-half RoPE for float positions [.., T], in `dtype`. The
-// inverse frequencies theta^(-2i/d) stay in float32 whatever the checkpoint's dtype, as in
-// transformers' from_pretrained (float64 models compute in float64 throughout).
-std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype);
-// x [B, H, T, D] rotated by tables [B|1, 1, T, D].
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
-
 // The expected shape of a named parameter under `config` (fails for unknown names).
 std::vector<int64_t> parameter_shape(const ModelConfig& config, const std::string& name);
-
-// Reads config.json and the weights of a Qwen3 or HypeNet directory, checks every tensor's
-// name and shape, and returns the model in `dtype` on `device`.
-CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, const c10::Device& device);
 
 }  // namespace halo

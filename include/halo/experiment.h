@@ -1,5 +1,5 @@
 // A HALO experiment: every hyperparameter of every stage in one YAML file, run stage by stage
-// into one run directory (METHOD.md §3):
+// into one run directory (../shared/docs/METHOD.md §3):
 //   pretrain (optional: a small Qwen3 teacher from scratch) -> align (stage 1) -> select ->
 //   distill (stage 2) -> finetune (stage 3) -> report.
 // Each stage writes RUN/<stage>/ (model/ in Hugging Face format, checkpoints/, metrics.jsonl)

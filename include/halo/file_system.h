@@ -26,6 +26,14 @@ std::string join_path(const std::string& dir, const std::string& name);
 std::string parent_directory(const std::string& path);
 std::string base_name(const std::string& path);
 
+// The absolute path of an existing file with symbolic links resolved; empty when it does not exist.
+std::string canonical_path(const std::string& path);
+
+// The files that `inputs` name, in order: a file as is; a directory's regular files, recursively,
+// sorted by path; anything else as a glob(3) pattern whose matches are sorted (directories among
+// them recursed). A file reached twice is kept once. Fails naming an input that matches nothing.
+std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
+
 // Reads a whole file into a string, or fails naming the path.
 std::string read_file(const std::string& path);
 // Writes `bytes` to `path` atomically: a temporary file beside it, fsync, then rename.

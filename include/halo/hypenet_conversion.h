@@ -1,4 +1,4 @@
-// Stage 0 of HALO (METHOD.md §3): a HypeNet built from a Qwen3 teacher without training.
+// Stage 0 of HALO (../shared/docs/METHOD.md §3): a HypeNet built from a Qwen3 teacher without training.
 // Attention layers keep the teacher's weights, lose RoPE and gain an output gate (normal(0,
 // 0.02)); every other layer becomes lightning attention initialized from the teacher's
 // attention: q_proj, o_proj, q_norm, k_norm copied, k_proj/v_proj expanded from KV heads to all

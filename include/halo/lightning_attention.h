@@ -1,4 +1,4 @@
-// Lightning attention: the linear-attention RNN of HypeNet's converted layers (METHOD.md §2.3).
+// Lightning attention: the linear-attention RNN of HypeNet's converted layers (../shared/docs/METHOD.md §2.3).
 // Per head h with a fixed decay gamma_h, the state S (Dk x Dv) follows
 //   S_t = gamma_h * S_{t-1} + k_t^T v_t ,   o_t = scale * q_t S_t   (token t included).
 // Three implementations compute the same function, all differentiable: `naive` (the quadratic

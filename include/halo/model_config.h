@@ -37,7 +37,7 @@ struct ModelConfig {
   std::optional<double> attn_logits_scaling_a;  // HyPE: s_t = log(t + a) / log(a)
   std::optional<double> attn_logits_scaling_const;
 
-  // Lightning-attention layer options (HypeNet, METHOD.md §2.3); defaults are the reference's.
+  // Lightning-attention layer options (HypeNet, ../shared/docs/METHOD.md §2.3); defaults are the reference's.
   int64_t lightning_nh = 0, lightning_nkv = 0, lightning_head_dim = 0;
   bool expand_kv_proj = true;
   bool lightning_use_rope = true;

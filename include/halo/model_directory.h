@@ -1,8 +1,10 @@
-// Writing a Hugging Face-format model directory that Python users can load: config.json,
+// Loading and writing a Hugging Face-format model directory. Loading checks every tensor's name
+// and shape against config.json. Writing gives a directory that Python users can load: config.json,
 // model.safetensors (sharded with model.safetensors.index.json above a size), the tokenizer
 // files and generation_config.json copied from a source directory. Weights are written first
 // and config.json last, each file atomically, so a directory with a config.json is complete.
 #pragma once
+#include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
 #include <cstdint>
@@ -17,6 +19,10 @@ struct SaveOptions {
   uint64_t max_shard_bytes = 5'000'000'000; // 0: never shard
   std::string tokenizer_source;              // directory whose tokenizer files are copied ("" = none)
 };
+
+// Reads config.json and the weights of a Qwen3 or HypeNet directory, checks every tensor's
+// name and shape, and returns the model in `dtype` on `device`.
+CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, const c10::Device& device);
 
 void save_model_directory(CausalLM& model, const std::string& dir, const SaveOptions& options);
 

@@ -60,13 +60,8 @@ enum class TextSplit { file, blank_line };          // a document per file, or p
 InputFormat parse_input_format(const std::string& name);  // "auto" | "text" | "jsonl"
 TextSplit parse_text_split(const std::string& name);      // "file" | "blank-line"
 
-// The files that `inputs` name, in order: a file as is; a directory's regular files, recursively,
-// sorted by path; anything else as a glob(3) pattern whose matches are sorted (directories among
-// them recursed). A file reached twice is kept once. Fails naming an input that matches nothing.
-std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
-
 struct TokenizeCorpusOptions {
-  std::vector<std::string> inputs;  // files, directories, glob patterns (see expand_inputs)
+  std::vector<std::string> inputs;  // files, directories, glob patterns (expand_inputs, file_system.h)
   std::string out_dir;
   InputFormat format = InputFormat::automatic;
   TextSplit split = TextSplit::file;

@@ -9,7 +9,7 @@
 // (`all_reduce_gradients`), where a data-parallel backend plugs in.
 // Pieces: optimizer.h (AdamW, clipping), training_checkpoint.h (the checkpoint layout),
 // metrics_log.h (run_dir/metrics.jsonl); the step loop and its policies are described at the top
-// of src/trainer.cpp, the schedules at the top of src/lr_schedule.cpp.
+// of src/trainer.cpp, the schedules at the top of src/trainer_lr_schedule.cpp.
 #pragma once
 #include <ATen/core/Tensor.h>
 

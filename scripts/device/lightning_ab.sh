@@ -3,7 +3,7 @@
 # fwd+bwd at LIGHTNING_SHAPES; H=16, D=128, bf16, median of 20) against earlier versions of some
 # source files on the same card, in the order current, earlier, current. The argument is a
 # carried folder holding the earlier files at their paths in the repository, e.g. made with
-#   for f in src/lightning_chunk_kernels.cu src/lightning_chunk_kernels.h src/lightning_attention.cpp; do
+#   for f in src/ops/lightning_chunk_cuda.cu src/ops/lightning_chunk_cuda.h src/ops/lightning_attention.cpp; do
 #     mkdir -p build-ab/$(dirname $f); git show REV:$f > build-ab/$f; done
 # The current sources are put back at the end. Tables go to stdout.
 set -euo pipefail

@@ -11,6 +11,7 @@
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
+#include "halo/model_directory.h"
 
 namespace halo::cli {
 

@@ -1,0 +1,353 @@
+// halo bench inference / training: real model dimensions with random weights (no checkpoint
+// needed). Inference: prefill time and time per output token against context length, batch
+// 1 or more, peak GPU memory; an out-of-memory point is reported as such and the sweep goes
+// on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
+// shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
+// (config only). JSON lines on stdout with --json, else a table; --out PREFIX also writes the
+// rows as JSON, a markdown table and a chart; --profile FILE records one more decode step (at the
+// last context) or training step with the Kineto profiler. Decode steps replay a CUDA graph
+// (DecodeGraph) on CUDA unless --no-cuda-graph; the first timed step includes its capture (the
+// median ignores it).
+#include <ATen/ATen.h>
+#include <c10/core/CachingDeviceAllocator.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/bench/bench_commands.h"
+#include "cli/bench/bench_output.h"
+#include "cli/options.h"
+#include "cli/bench/step_profile.h"
+#include "halo/chart.h"
+#include "halo/causal_lm.h"
+#include "halo/decode_graph.h"
+#include "halo/device.h"
+#include "halo/error.h"
+#include "halo/file_system.h"
+#include "halo/hypenet_conversion.h"
+#include "halo/inference_cache.h"
+#include "halo/lm_losses.h"
+#include "halo/logging.h"
+#include "halo/model_config.h"
+
+namespace halo::cli {
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+ModelConfig qwen3_1_7b() {
+  ModelConfig c;
+  c.vocab_size = 151936;
+  c.hidden_size = 2048;
+  c.intermediate_size = 6144;
+  c.num_hidden_layers = 28;
+  c.num_attention_heads = 16;
+  c.num_key_value_heads = 8;
+  c.head_dim = 128;
+  c.max_position_embeddings = 1048576;
+  c.rope_theta = 1000000.0;
+  c.tie_word_embeddings = true;
+  c.dtype = "bfloat16";
+  c.mixer_types.assign(28, MixerType::attention);
+  return c;
+}
+
+ModelConfig architecture(const std::string& name, const std::string& model_dir) {
+  if (!model_dir.empty()) return load_model_config(model_dir);
+  const ModelConfig qwen = qwen3_1_7b();
+  if (name == "qwen3-1.7b") return qwen;
+  if (name == "hypenet-2b") return hypenet_config(qwen, preset_attention_layers("hypenet-2b", qwen));
+  usage_fail("--arch: '", name, "' is not qwen3-1.7b or hypenet-2b (or give --model DIR)");
+}
+
+// Random weights made directly on the device (normal(0, 0.02), norms ones): fast at 2B scale.
+CausalLM random_model(const ModelConfig& config, const c10::Device& device, c10::ScalarType dtype) {
+  CausalLM model(config);
+  auto options = at::TensorOptions().device(device).dtype(dtype);
+  for (auto& [name, tensor] : model.named_parameters()) {
+    const std::vector<int64_t> shape = parameter_shape(config, name);
+    *tensor = shape.size() == 1 ? at::ones(shape, options) : at::empty(shape, options).normal_(0.0, 0.02);
+  }
+  model.to(device, dtype);
+  return model;
+}
+
+void reset_peak(const c10::Device& device) {
+  if (device.is_cuda()) {
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)->emptyCache();
+    c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(device.index());
+  }
+}
+
+double peak_gb(const c10::Device& device) {
+  if (!device.is_cuda()) return 0;
+  const auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(device.index());
+  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak / 1e9;
+}
+
+double seconds_since(clock_type::time_point start, const c10::Device& device) {
+  synchronize(device);
+  return std::chrono::duration<double>(clock_type::now() - start).count();
+}
+
+// One series per (arch, batch): ms per token (linear) and prefill seconds (log) against context.
+RgbImage inference_chart(const nlohmann::json& rows) {
+  LineChart per_token, prefill;
+  per_token.title = "decode ms per token";
+  prefill.title = "prefill s";
+  prefill.log_y = true;
+  for (LineChart* chart : {&per_token, &prefill}) {
+    chart->x_label = "context (tokens)";
+    chart->log_x = true;
+  }
+  for (const auto& row : rows) {
+    if (!row.contains("ms_per_token")) continue;
+    const int64_t batch = row.value("batch", int64_t{1});
+    const std::string name = base_name(row.value("arch", "")) + (batch > 1 ? cat(" b", batch) : "");
+    for (auto [chart, key] : {std::pair{&per_token, "ms_per_token"}, std::pair{&prefill, "prefill_s"}}) {
+      auto it = std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
+      if (it == chart->series.end()) it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
+      it->points.emplace_back(row["context"].get<double>(), row[key].get<double>());
+    }
+  }
+  return side_by_side({draw_line_chart(per_token), draw_line_chart(prefill)});
+}
+
+// One bar per row (stage and shape): tokens/s and MFU.
+RgbImage training_chart(const nlohmann::json& rows) {
+  BarChart tokens, mfu;
+  tokens.title = "tokens/s";
+  mfu.title = "MFU %";
+  for (BarChart* chart : {&tokens, &mfu}) chart->slot = 96, chart->bar_width = 40;
+  for (const auto& row : rows) {
+    const int stage = row.value("stage", 0);
+    const std::string label = cat("S", stage, " ", row.value("batch", int64_t{0}), "x", row.value("seq_len", int64_t{0}));
+    const Rgb color = series_color(static_cast<size_t>(std::max(stage - 1, 0)));
+    tokens.bars.push_back({label, row.value("tokens_per_s", 0.0), color});
+    mfu.bars.push_back({label, row.value("mfu_percent", 0.0), color});
+  }
+  return side_by_side({draw_bar_chart(tokens), draw_bar_chart(mfu)});
+}
+
+// The profile summary goes to stdout, or to stderr when stdout carries JSON lines.
+void print_profile(const std::string& summary, bool json) { std::fprintf(json ? stderr : stdout, "%s", summary.c_str()); }
+
+}  // namespace
+
+int bench_inference(int argc, char** argv) {
+  cxxopts::Options options("halo bench inference",
+                           "Prefill time and time per output token against context length, random weights.\n"
+                           "Example: halo bench inference --arch hypenet-2b --contexts 4K,32K,128K,1M");
+  options.add_options()
+      ("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))
+      ("model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())
+      ("contexts", "Context lengths (K = 1024, M = 1048576)", cxxopts::value<std::string>()->default_value("4K,32K,128K"))
+      ("batch", "Sequences decoded together", cxxopts::value<int64_t>()->default_value("1"))
+      ("decode-tokens", "Timed decode steps per context (median reported)", cxxopts::value<int64_t>()->default_value("16"))
+      ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
+      ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
+      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")
+      ("json", "JSON lines");
+  add_output_options(options);
+  add_profile_option(options);
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const c10::Device device = parse_device(result["device"].as<std::string>());
+  const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), "bfloat16", device);
+  const bool use_graph = result.count("no-cuda-graph") == 0 && DecodeGraph::replays_on(device);
+  const ModelConfig config = architecture(result["arch"].as<std::string>(),
+                                          result.count("model") ? result["model"].as<std::string>() : "");
+  const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
+  const int64_t chunk = result["prefill-chunk"].as<int64_t>();
+  const std::string profile = result.count("profile") ? result["profile"].as<std::string>() : "";
+  const std::vector<int64_t> contexts = parse_count_list(result["contexts"].as<std::string>(), "--contexts");
+  BenchReport report;
+  report.title = "halo bench inference";
+  report.columns = {{"arch", "model"}, {"batch", "batch"}, {"context", "context tokens"}, {"prefill_s", "prefill s", 2},
+                    {"ms_per_token", "decode ms/token", 2}, {"cache_gb", "cache GB", 2}, {"peak_gb", "peak GB", 1}};
+  report.notes = cat("Random weights at the model's real dimensions, ", scalar_type_name(dtype), ". Prefill in chunks of ",
+                     chunk, " tokens; decode ms/token is the median of ", steps, " greedy steps after the prefill.");
+  BenchOutput output(result, device, argc, argv, report, inference_chart);
+  c10::InferenceMode guard;
+  CausalLM model = random_model(config, device, dtype);
+  const std::string arch = result.count("model") ? result["model"].as<std::string>() : result["arch"].as<std::string>();
+  const bool json = result.count("json") > 0;
+  if (!json) {
+    std::printf("%s, %lld parameters, %s on %s, batch %lld, decode %s\n", arch.c_str(),
+                static_cast<long long>(model.parameter_count()), scalar_type_name(dtype), device.str().c_str(),
+                static_cast<long long>(batch), use_graph ? "CUDA graph" : "eager");
+    std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
+  }
+  for (int64_t context : contexts) {
+    nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
+                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk},
+                          {"cuda_graph", use_graph}};
+    reset_peak(device);
+    try {
+      InferenceCache cache(config.num_hidden_layers);
+      cache.reserve(context + steps + 1);  // + 1: the --profile step
+      auto start = clock_type::now();
+      at::Tensor hidden;
+      for (int64_t begin = 0; begin < context; begin += chunk) {
+        const int64_t len = std::min(chunk, context - begin);
+        at::Tensor ids = at::randint(0, config.vocab_size, {batch, len}, at::TensorOptions().dtype(at::kLong).device(device));
+        hidden = model.forward_hidden(ids, &cache).select(1, len - 1);
+      }
+      at::Tensor next = model.logits(hidden).argmax(-1);
+      row["prefill_s"] = seconds_since(start, device);
+      std::vector<double> ms;
+      std::unique_ptr<DecodeGraph> graph;
+      if (use_graph) graph = std::make_unique<DecodeGraph>(model, cache);
+      auto decode_one = [&] {
+        at::Tensor logits = graph != nullptr
+                                ? graph->step(next)
+                                : model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0));
+        next = logits.argmax(-1);
+      };
+      for (int64_t s = 0; s < steps; ++s) {
+        auto t0 = clock_type::now();
+        decode_one();
+        ms.push_back(1000 * seconds_since(t0, device));
+      }
+      std::sort(ms.begin(), ms.end());
+      row["ms_per_token"] = ms.empty() ? 0.0 : ms[ms.size() / 2];
+      row["cache_gb"] = cache.bytes() / 1e9;
+      row["peak_gb"] = peak_gb(device);
+      if (!profile.empty() && context == contexts.back()) {
+        print_profile(profile_step(decode_one, device, profile), json);
+      }
+    } catch (const c10::OutOfMemoryError&) {
+      row["oom"] = true;
+    }
+    output.add(row);
+    if (json) {
+      std::printf("%s\n", row.dump().c_str());
+    } else if (row.contains("oom")) {
+      std::printf("%10lld %12s %16s %14s\n", static_cast<long long>(context), "out of memory", "", "");
+    } else {
+      std::printf("%10lld %12.2f %16.2f %14.1f\n", static_cast<long long>(context), row["prefill_s"].get<double>(),
+                  row["ms_per_token"].get<double>(), row["peak_gb"].get<double>());
+    }
+    std::fflush(stdout);
+  }
+  return kExitOk;
+}
+
+int bench_training(int argc, char** argv) {
+  cxxopts::Options options("halo bench training",
+                           "Throughput of training steps at real dimensions (random weights, random tokens): stage 1\n"
+                           "(align: teacher forward + student mixers), 2 (distill: teacher + student, KL) or 3 (student\n"
+                           "cross-entropy). Reports tokens/s, MFU and peak memory (no optimizer state).\n"
+                           "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
+  options.add_options()
+      ("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))
+      ("batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))
+      ("seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))
+      ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
+      ("checkpointing", "Activation checkpointing")
+      ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
+      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("json", "JSON line");
+  add_output_options(options);
+  add_profile_option(options);
+  add_common_options(options);
+  auto result = parse_command_line(options, argc, argv);
+  const c10::Device device = parse_device(result["device"].as<std::string>());
+  const c10::ScalarType dtype = device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+  const int stage = result["stage"].as<int>();
+  if (stage < 1 || stage > 3) usage_fail("--stage must be 1, 2 or 3");
+  const int64_t batch = result["batch"].as<int64_t>(), t = result["seq-len"].as<int64_t>();
+  BenchReport report;
+  report.title = "halo bench training";
+  report.columns = {{"stage", "stage"}, {"batch", "batch"}, {"seq_len", "seq len"}, {"checkpointing", "checkpointing"},
+                    {"step_s", "step s", 3}, {"tokens_per_s", "tokens/s", 0}, {"mfu_percent", "MFU %", 1},
+                    {"peak_gb", "peak GB", 1}};
+  report.notes = cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; forward + backward without the "
+                     "optimizer step. MFU against ", result["peak-tflops"].as<double>(),
+                     " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
+                     "counted).");
+  BenchOutput output(result, device, argc, argv, report, training_chart);
+  const ModelConfig teacher_config = qwen3_1_7b();
+  const ModelConfig student_config = hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
+  CausalLM student = random_model(stage == 1 ? hypenet_config(teacher_config, {}) : student_config, device, dtype);
+  CausalLM teacher = random_model(teacher_config, device, dtype);
+  student.set_activation_checkpointing(result.count("checkpointing") > 0);
+  teacher.set_requires_grad(false);
+  if (stage == 1) {
+    for (auto& [name, tensor] : student.named_parameters()) tensor->requires_grad_(name.find(".self_attn.") != std::string::npos);
+  } else {
+    student.set_requires_grad(true);
+  }
+  int64_t trainable = 0;
+  for (auto& [name, tensor] : student.named_parameters()) trainable += tensor->requires_grad() ? tensor->numel() : 0;
+  auto step = [&] {
+    at::Tensor ids = at::randint(0, teacher_config.vocab_size, {batch, t + 1}, at::TensorOptions().dtype(at::kLong).device(device));
+    at::Tensor inputs = ids.narrow(1, 0, t);
+    at::Tensor loss;
+    if (stage == 3) {
+      at::Tensor h = student.forward_hidden(inputs);
+      loss = chunked_cross_entropy(h.reshape({-1, h.size(-1)}), student.lm_head_weight(), ids.narrow(1, 1, t).reshape({-1}));
+    } else if (stage == 2) {
+      at::Tensor th;
+      {
+        c10::NoGradGuard no_grad;
+        th = teacher.forward_hidden(inputs);
+      }
+      at::Tensor sh = student.forward_hidden(inputs);
+      loss = chunked_kl_divergence(sh.reshape({-1, sh.size(-1)}), student.lm_head_weight(), th.reshape({-1, th.size(-1)}),
+                                   teacher.lm_head_weight());
+    } else {
+      const ForwardContext ctx = student.forward_context(inputs, nullptr);
+      std::vector<at::Tensor> errors;
+      teacher.set_mixer_observer([&](int64_t layer, const at::Tensor& in, const at::Tensor& out) {
+        c10::AutoGradMode enable(true);
+        errors.push_back((student.mixer_forward(layer, in.detach(), ctx).to(at::kFloat) - out.to(at::kFloat)).pow(2).mean());
+      });
+      {
+        c10::NoGradGuard no_grad;
+        teacher.forward_hidden(inputs);
+      }
+      teacher.set_mixer_observer({});
+      loss = at::stack(errors).mean();
+    }
+    loss.backward();
+    for (auto& [name, tensor] : student.named_parameters()) tensor->mutable_grad().reset();
+  };
+  step();
+  reset_peak(device);
+  const int64_t steps = result["steps"].as<int64_t>();
+  auto start = clock_type::now();
+  for (int64_t s = 0; s < steps; ++s) step();
+  const double seconds = seconds_since(start, device) / steps;
+  const double tokens = static_cast<double>(batch * t);
+  // Model FLOPs per token: 6 x trainable (forward + backward) + 2 x frozen forward
+  // (teacher, and the student's frozen parts), attention scores ignored.
+  const double frozen = static_cast<double>(teacher.parameter_count()) * (stage == 2 || stage == 1 ? 1 : 0) +
+                        static_cast<double>(student.parameter_count() - trainable) * (stage == 1 ? 0 : 1);
+  const double flops = tokens * (6.0 * trainable + 2.0 * frozen);
+  const double mfu = flops / seconds / (result["peak-tflops"].as<double>() * 1e12);
+  nlohmann::json row = {{"bench", "training"}, {"stage", stage}, {"batch", batch}, {"seq_len", t},
+                        {"device", device.str()}, {"step_s", seconds}, {"tokens_per_s", tokens / seconds},
+                        {"mfu", mfu}, {"peak_gb", peak_gb(device)}, {"trainable_parameters", trainable},
+                        {"checkpointing", result.count("checkpointing") > 0}, {"mfu_percent", 100 * mfu}};
+  output.add(row);
+  if (result.count("json")) std::printf("%s\n", row.dump().c_str());
+  else std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
+                   static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
+                   peak_gb(device));
+  std::fflush(stdout);
+  if (result.count("profile")) print_profile(profile_step(step, device, result["profile"].as<std::string>()), result.count("json") > 0);
+  return kExitOk;
+}
+
+}  // namespace halo::cli

@@ -1,0 +1,54 @@
+// Lightning attention of one HypeNet layer (../shared/docs/METHOD.md §2.3): per-head q/k RMSNorm, RoPE, the
+// fixed-decay linear recurrence in float32 (lightning_attention.h), ONE RMSNorm over all heads,
+// the sigmoid output gate z_proj, then o_proj. K/V heads are repeated when lightning_nkv <
+// lightning_nh. Padded positions get k = 0, so they add nothing to the recurrent state. A decode
+// step at a device-held position (CausalLM::decode_step) updates the cached state in place.
+#include <ATen/ATen.h>
+
+#include "halo/causal_lm.h"
+#include "halo/inference_cache.h"
+#include "model/mixers.h"
+#include "ops/rms_norm.h"
+#include "ops/rope.h"
+
+namespace halo {
+
+at::Tensor lightning_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x,
+                           const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
+                           int64_t layer) {
+  const int64_t b = x.size(0), t = x.size(1);
+  const int64_t nh = c.lightning_nh, nkv = c.lightning_nkv, d = c.lightning_head_dim;
+  at::Tensor q = at::linear(x, w.q_proj).view({b, t, nh, d});
+  at::Tensor k = at::linear(x, w.k_proj).view({b, t, nkv, d});
+  at::Tensor v = at::linear(x, w.v_proj).view({b, t, nkv, d}).transpose(1, 2);
+  if (c.lightning_use_qk_norm) {
+    q = rms_norm(q, w.q_norm, c.rms_norm_eps);
+    k = rms_norm(k, w.k_norm, c.rms_norm_eps);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
+  if (c.lightning_use_rope) {
+    q = apply_rope(q, ctx.light_cos, ctx.light_sin);
+    k = apply_rope(k, ctx.light_cos, ctx.light_sin);
+  }
+  if (ctx.token_valid.defined()) k = at::where(ctx.token_valid.to(at::kBool), k, at::zeros({}, k.options()));
+  if (nkv != nh) {
+    k = k.repeat_interleave(nh / nkv, 1);
+    v = v.repeat_interleave(nh / nkv, 1);
+  }
+  c10::optional<at::Tensor> state;
+  if (cache != nullptr && cache->lightning_state(layer).defined()) state = cache->lightning_state(layer);
+  LightningImpl impl = t == 1 ? LightningImpl::recurrent : ctx.lightning_impl;
+  LightningOutput r = lightning_attention(q, k, v, decay, c.lightning_scale_value(), impl, state, ctx.lightning_chunk);
+  if (cache != nullptr && ctx.cache_position.defined()) {
+    cache->lightning_state(layer).copy_(r.state);  // in place: a CUDA graph replays on fixed addresses
+  } else if (cache != nullptr) {
+    cache->lightning_state(layer) = r.state;
+  }
+  at::Tensor o = r.out.transpose(1, 2).reshape({b, t, nh * d});
+  if (c.lightning_use_output_norm) o = rms_norm(o, w.o_norm, c.rms_norm_eps);
+  if (c.lightning_use_output_gate) o = o * at::sigmoid(at::linear(x, w.z_proj));
+  return at::linear(o, w.o_proj);
+}
+
+}  // namespace halo

@@ -1,0 +1,481 @@
+// Runs an Experiment stage by stage. Every stage reads its inputs from earlier stages' model/
+// directories (or the given teacher), trains through the one Trainer, and writes RUN/<stage>/
+// model/ and then DONE (a JSON summary, wall time included). describe_plan() prints what would
+// happen without loading any weights.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+#include "halo/causal_lm.h"
+#include "halo/device.h"
+#include "halo/error.h"
+#include "halo/evaluation.h"
+#include "halo/experiment.h"
+#include "halo/file_system.h"
+#include "halo/generation.h"
+#include "halo/hypenet_conversion.h"
+#include "pipeline/layer_selection.h"
+#include "halo/lm_losses.h"
+#include "halo/logging.h"
+#include "halo/model_directory.h"
+#include "halo/perplexity.h"
+#include "halo/progress.h"
+#include "data/token_dataset.h"
+#include "halo/tokenizer.h"
+#include "halo/trainer.h"
+#include "train/training_tasks.h"
+
+namespace halo {
+namespace {
+
+using nlohmann::json;
+using clock_type = std::chrono::steady_clock;
+
+const char* const kStages[] = {"pretrain", "align", "select", "distill", "finetune", "report"};
+
+struct Runtime {
+  c10::Device device = c10::kCPU;
+  c10::ScalarType dtype = c10::kFloat;
+};
+
+Runtime runtime_of(const Experiment& x) {
+  Runtime r;
+  r.device = parse_device(x.device);
+  r.dtype = x.dtype == "auto" ? (r.device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
+                              : parse_compute_dtype(x.dtype, "float32", r.device);
+  return r;
+}
+
+std::string stage_dir(const Experiment& x, const std::string& stage) { return join_path(x.run_dir, stage); }
+std::string model_dir(const Experiment& x, const std::string& stage) { return join_path(stage_dir(x, stage), "model"); }
+bool stage_done(const Experiment& x, const std::string& stage) { return path_exists(join_path(stage_dir(x, stage), "DONE")); }
+
+std::string teacher_dir(const Experiment& x) { return x.teacher.empty() ? model_dir(x, "pretrain") : x.teacher; }
+// The directory whose tokenizer files model directories get (a tokenizer file's directory).
+std::string tokenizer_source(const Experiment& x) {
+  if (x.tokenizer.empty()) return teacher_dir(x);
+  return is_regular_file(x.tokenizer) ? parent_directory(x.tokenizer) : x.tokenizer;
+}
+
+void require_done(const Experiment& x, const std::string& stage, const std::string& by) {
+  if (!stage_done(x, stage)) {
+    fail(x.path, ": stage '", by, "' needs stage '", stage, "' to have finished (", stage_dir(x, stage),
+         "/DONE is missing); run `halo run ", x.path, "`");
+  }
+}
+
+void mark_done(const Experiment& x, const std::string& stage, json summary, double seconds) {
+  summary["stage"] = stage;
+  summary["wall_seconds"] = seconds;
+  write_file_atomic(join_path(stage_dir(x, stage), "DONE"), summary.dump(2) + "\n");
+}
+
+CausalLM load_model(const std::string& dir, const Runtime& rt) { return load_causal_lm(dir, rt.dtype, rt.device); }
+
+SaveOptions save_options(const Experiment& x, const Runtime& rt) {
+  SaveOptions s;
+  s.dtype = rt.dtype;
+  s.tokenizer_source = tokenizer_source(x);
+  return s;
+}
+
+// Trains `task` on the stage's data; false when interrupted by a signal.
+bool train(const Experiment& x, const std::string& stage, const TrainingStageConfig& config, TrainingTask& task,
+           int64_t model_vocab) {
+  TokenDataset dataset(config.data.tokens);
+  if (dataset.manifest().vocab_size > model_vocab) {
+    fail(config.data.tokens, ": tokenized with a vocabulary of ", dataset.manifest().vocab_size,
+         " but the model has ", model_vocab, " entries; prepare the data with the model's tokenizer");
+  }
+  TokenBatcherOptions data_options;
+  data_options.batch_size = config.data.batch_size;
+  data_options.seq_len = config.data.seq_len;
+  data_options.seed = x.seed;
+  TokenBatcher batcher(dataset, data_options);
+  TrainerConfig trainer_config = config.train;
+  trainer_config.run_dir = stage_dir(x, stage);
+  trainer_config.label = stage;
+  Trainer trainer(trainer_config, task, batcher);
+  const TrainingResult result = trainer.run();
+  return !result.interrupted;
+}
+
+bool run_pretrain(const Experiment& x, const Runtime& rt) {
+  auto tokenizer = load_tokenizer(x.tokenizer);
+  ModelConfig config = x.pretrain.model;
+  if (config.vocab_size == 0) config.vocab_size = tokenizer->vocab_size();
+  if (tokenizer->eos_id()) config.eos_token_ids = {*tokenizer->eos_id()};
+  config.dtype = scalar_type_name(rt.dtype);
+  validate_model_config(config, x.path + " (pretrain.model)");
+  CausalLM model(config);
+  model.init_random(x.seed, x.pretrain.init_std);
+  model.to(rt.device, rt.dtype);
+  model.set_activation_checkpointing(x.pretrain.activation_checkpointing);
+  LanguageModelingTask task(model, x.pretrain.loss_chunk);
+  if (!train(x, "pretrain", x.pretrain, task, config.vocab_size)) return false;
+  model.set_requires_grad(false);
+  save_model_directory(model, model_dir(x, "pretrain"), save_options(x, rt));
+  return true;
+}
+
+bool run_align(const Experiment& x, const Runtime& rt) {
+  CausalLM teacher = load_model(teacher_dir(x), rt);
+  CausalLM student = convert_to_hypenet(teacher, hypenet_config(teacher.config(), {}), x.seed);
+  AlignmentTask task(teacher, student);
+  if (!train(x, "align", x.align, task, teacher.config().vocab_size)) return false;
+  student.set_requires_grad(false);
+  save_model_directory(student, model_dir(x, "align"), save_options(x, rt));
+  return true;
+}
+
+// The teacher with only `layer` replaced by its stage-1 lightning mixer (tensors shared).
+CausalLM teacher_with_one_lightning_layer(CausalLM& teacher, CausalLM& stage1, int64_t layer) {
+  ModelConfig config = stage1.config();
+  config.mixer_types.assign(config.num_hidden_layers, MixerType::attention);
+  config.mixer_types[layer] = MixerType::lightning;
+  config.attn_use_rope = teacher.config().attn_use_rope;
+  config.attn_use_output_gate = false;
+  config.attn_logits_scaling_a.reset();
+  config.attn_logits_scaling_const.reset();
+  CausalLM hybrid(config);
+  hybrid.embed_tokens() = teacher.embed_tokens();
+  hybrid.final_norm() = teacher.final_norm();
+  hybrid.lm_head() = teacher.lm_head();
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    hybrid.layer(i) = teacher.layer(i);
+    if (i == layer) hybrid.layer(i).mixer = stage1.layer(i).mixer;
+  }
+  hybrid.to(teacher.device(), teacher.dtype());
+  return hybrid;
+}
+
+struct LayerProbe {
+  std::vector<NeedleSample> needles;
+  std::vector<ChoiceItem> choices;
+  std::vector<int32_t> heldout;
+};
+
+double recall_of(CausalLM& model, const Tokenizer& tokenizer, const LayerProbe& probe, const SelectConfig& c,
+                 const std::vector<int64_t>& stop_ids) {
+  NeedleOptions options;
+  options.lengths = {c.niah_length};
+  options.depths = c.niah_depths;
+  options.samples = c.niah_samples;
+  return evaluate_needle(model, tokenizer, probe.needles, options, stop_ids).accuracy();
+}
+
+double commonsense_of(CausalLM& model, const Tokenizer& tokenizer, const LayerProbe& probe, const SelectConfig& c) {
+  if (!probe.choices.empty()) return evaluate_multiple_choice(model, tokenizer, probe.choices).acc_norm();
+  return -perplexity(model, probe.heldout, c.niah_length, c.niah_length).mean_nll();
+}
+
+double kl_to_teacher(CausalLM& model, CausalLM& teacher, const LayerProbe& probe, int64_t length) {
+  c10::InferenceMode guard;
+  const int64_t n = std::min<int64_t>(static_cast<int64_t>(probe.heldout.size()), length);
+  at::Tensor ids = at::tensor(at::ArrayRef<int32_t>(probe.heldout.data(), n), at::kInt).to(at::kLong).to(model.device());
+  at::Tensor s = model.forward_hidden(ids.unsqueeze(0)).squeeze(0);
+  at::Tensor t = teacher.forward_hidden(ids.unsqueeze(0)).squeeze(0);
+  return chunked_kl_divergence(s, model.lm_head_weight(), t, teacher.lm_head_weight()).item<double>();
+}
+
+bool run_select(const Experiment& x, const Runtime& rt) {
+  const SelectConfig& c = x.select;
+  const std::string dir = stage_dir(x, "select");
+  create_directories(dir);
+  const ModelConfig teacher_config = load_model_config(teacher_dir(x));
+  const int64_t layers = teacher_config.num_hidden_layers;
+  LayerSelectionOptions options;
+  options.keep = c.keep;
+  LayerMeasurements m;
+  m.layers = layers;
+  if (!c.attention_layers.empty()) {
+    for (int64_t l : c.attention_layers) {
+      if (l < 0 || l >= layers) fail(x.path, ": select.attention_layers: layer ", l, " is outside 0..", layers - 1);
+    }
+    json given = {{"criterion", "given"}, {"attention_layers", c.attention_layers}};
+    write_file_atomic(join_path(dir, "selection.json"), given.dump(2) + "\n");
+    log::info(cat("select: attention layers given in ", x.path));
+    return true;
+  }
+  options.criterion = parse_selection_criterion(c.criterion);
+  if (options.criterion != SelectionCriterion::even) {
+    require_done(x, "align", "select");
+    CausalLM teacher = load_model(teacher_dir(x), rt);
+    CausalLM stage1 = load_model(model_dir(x, "align"), rt);
+    auto tokenizer = load_tokenizer(tokenizer_source(x));
+    LayerProbe probe;
+    if (!c.filler.empty()) {
+      NeedleOptions needle;
+      needle.lengths = {c.niah_length};
+      needle.depths = c.niah_depths;
+      needle.samples = c.niah_samples;
+      needle.seed = x.seed;
+      probe.needles = build_needle_samples(*tokenizer, read_file(c.filler), needle);
+    }
+    if (!c.mc_task.empty()) probe.choices = load_multiple_choice(c.mc_task, c.mc_labels, c.mc_limit);
+    if (!c.heldout_text.empty()) {
+      probe.heldout = held_out_tokens(*tokenizer, read_file(c.heldout_text), c.heldout_tokens, teacher_config.vocab_size);
+    }
+    if (options.criterion == SelectionCriterion::kl && probe.heldout.empty()) {
+      fail(x.path, ": criterion kl needs select.commonsense.text (held-out text to compare on)");
+    }
+    const std::vector<int64_t>& stop_ids = teacher_config.eos_token_ids;
+    ProgressBar bar("select", layers, "layer");
+    for (int64_t i = 0; i < layers; ++i) {
+      CausalLM hybrid = teacher_with_one_lightning_layer(teacher, stage1, i);
+      if (options.criterion == SelectionCriterion::kl) {
+        m.kl.push_back(kl_to_teacher(hybrid, teacher, probe, c.heldout_tokens));
+      } else {
+        m.recall.push_back(recall_of(hybrid, *tokenizer, probe, c, stop_ids));
+        if (options.criterion == SelectionCriterion::halo) m.commonsense.push_back(commonsense_of(hybrid, *tokenizer, probe, c));
+      }
+      bar.set_postfix(cat("layer ", i, m.recall.empty() ? "" : cat(" R ", fixed(m.recall.back(), 3))));
+      bar.advance();
+    }
+    bar.finish();
+  }
+  const LayerSelection selection = select_attention_layers(m, options);
+  write_selection_report(dir, selection);
+  std::string kept;
+  for (int64_t l : selection.attention_layers) kept += (kept.empty() ? "" : ",") + std::to_string(l);
+  log::info(cat("select: attention layers ", kept, " (", selection_criterion_name(options.criterion), ")"));
+  return true;
+}
+
+std::vector<int64_t> selected_layers(const Experiment& x) {
+  const std::string path = join_path(stage_dir(x, "select"), "selection.json");
+  json j = json::parse(read_file(path));
+  if (!j.contains("attention_layers")) fail(path, ": no attention_layers");
+  return j["attention_layers"].get<std::vector<int64_t>>();
+}
+
+bool run_distill(const Experiment& x, const Runtime& rt) {
+  require_done(x, "align", "distill");
+  require_done(x, "select", "distill");
+  CausalLM teacher = load_model(teacher_dir(x), rt);
+  CausalLM stage1 = load_model(model_dir(x, "align"), rt);
+  ModelConfig config = hypenet_config(teacher.config(), selected_layers(x));
+  config.attn_use_output_gate = x.distill.attn_output_gate;
+  CausalLM student = convert_to_hypenet(teacher, config, x.seed);
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    if (config.mixer_types[i] != MixerType::lightning) continue;
+    const MixerWeights& from = stage1.layer(i).mixer;
+    student.layer(i).mixer = {from.q_proj.clone(), from.k_proj.clone(), from.v_proj.clone(), from.o_proj.clone(),
+                              from.q_norm.clone(), from.k_norm.clone(), {}, from.z_proj.clone(), from.o_norm.clone()};
+  }
+  student.set_activation_checkpointing(x.distill.activation_checkpointing);
+  DistillationTask task(teacher, student, x.distill.loss_chunk);
+  if (!train(x, "distill", x.distill, task, teacher.config().vocab_size)) return false;
+  student.set_requires_grad(false);
+  save_model_directory(student, model_dir(x, "distill"), save_options(x, rt));
+  return true;
+}
+
+bool run_finetune(const Experiment& x, const Runtime& rt) {
+  require_done(x, "distill", "finetune");
+  CausalLM model = load_model(model_dir(x, "distill"), rt);
+  model.set_activation_checkpointing(x.finetune.activation_checkpointing);
+  LanguageModelingTask task(model, x.finetune.loss_chunk);
+  if (!train(x, "finetune", x.finetune, task, model.config().vocab_size)) return false;
+  model.set_requires_grad(false);
+  save_model_directory(model, model_dir(x, "finetune"), save_options(x, rt));
+  return true;
+}
+
+// The student the pipeline ends with: the last training stage that ran.
+std::string final_student(const Experiment& x) {
+  for (const char* stage : {"finetune", "distill"}) {
+    if (stage_done(x, stage)) return model_dir(x, stage);
+  }
+  fail(x.path, ": report needs a finished distill (or finetune) stage");
+}
+
+int64_t training_length(const Experiment& x) {
+  if (x.distill.enabled) return x.distill.data.seq_len;
+  if (x.pretrain.enabled) return x.pretrain.data.seq_len;
+  return 512;
+}
+
+double decode_tokens_per_second(CausalLM& model, int64_t tokens) {
+  GenerationOptions options;
+  options.max_new_tokens = tokens;
+  GenerationStats stats;
+  std::vector<int64_t> prompt(64, 1);
+  generate(model, prompt, options, {}, &stats);
+  return stats.steps_per_second();
+}
+
+bool run_report(const Experiment& x, const Runtime& rt) {
+  const ReportConfig& r = x.report;
+  auto tokenizer = load_tokenizer(tokenizer_source(x));
+  const std::string student_dir = final_student(x);
+  const int64_t base = training_length(x);
+  struct Column {
+    std::string name, dir;
+  };
+  const std::vector<Column> models = {{"teacher", teacher_dir(x)}, {"student", student_dir}};
+  json results = json::object();
+  std::ostringstream md;
+  md << "# HALO run report\n\nExperiment `" << x.path << "`, run directory `" << x.run_dir << "`.\n\n";
+  md << "| metric | teacher | student |\n|---|---|---|\n";
+  std::map<std::string, std::vector<std::string>> rows;
+  std::vector<std::string> order;
+  auto add = [&](const std::string& metric, const std::string& value) {
+    if (!rows.count(metric)) order.push_back(metric);
+    rows[metric].push_back(value);
+  };
+  const std::vector<int32_t> ids = held_out_tokens(*tokenizer, read_file(r.text), r.ppl_tokens,
+                                                   load_model_config(teacher_dir(x)).vocab_size);
+  const std::string filler = read_file(r.filler);
+  for (const auto& column : models) {
+    CausalLM model = load_model(column.dir, rt);
+    json entry;
+    entry["parameters"] = model.parameter_count();
+    add("parameters", cat(fixed(model.parameter_count() / 1e6, 2), " M"));
+    for (int64_t factor : r.lengths_factors) {
+      const int64_t context = base * factor;
+      if (static_cast<int64_t>(ids.size()) < context + 1) {
+        add(cat("ppl @ ", context), "text too short");
+        continue;
+      }
+      const double ppl = perplexity(model, ids, context, context).perplexity();
+      entry["ppl"][std::to_string(context)] = ppl;
+      add(cat("ppl @ ", context), fixed(ppl, 2));
+    }
+    NeedleOptions needle;
+    needle.samples = r.niah_samples;
+    needle.depths = {0.1, 0.3, 0.5, 0.7, 0.9};
+    needle.seed = x.seed + 1;
+    for (int64_t factor : r.lengths_factors) {
+      needle.lengths = {base * factor};
+      const auto samples = build_needle_samples(*tokenizer, filler, needle);
+      const double acc = evaluate_needle(model, *tokenizer, samples, needle, model.config().eos_token_ids).accuracy();
+      entry["niah"][std::to_string(base * factor)] = acc;
+      add(cat("NIAH @ ", base * factor), fixed(100 * acc, 1) + "%");
+    }
+    const double tps = decode_tokens_per_second(model, r.decode_tokens);
+    entry["decode_tokens_per_s"] = tps;
+    add("decode tokens/s (batch 1)", fixed(tps, 1));
+    results[column.name] = entry;
+  }
+  for (const auto& metric : order) {
+    md << "| " << metric << " | " << rows[metric][0] << " | " << (rows[metric].size() > 1 ? rows[metric][1] : "") << " |\n";
+  }
+  md << "\n| stage | wall time |\n|---|---|\n";
+  for (const char* stage : kStages) {
+    const std::string done = join_path(stage_dir(x, stage), "DONE");
+    if (!path_exists(done)) continue;
+    const double seconds = json::parse(read_file(done)).value("wall_seconds", 0.0);
+    md << "| " << stage << " | " << format_duration(seconds) << " |\n";
+    results["wall_seconds"][stage] = seconds;
+  }
+  const std::string dir = stage_dir(x, "report");
+  create_directories(dir);
+  write_file_atomic(join_path(dir, "report.md"), md.str());
+  write_file_atomic(join_path(dir, "report.json"), results.dump(2) + "\n");
+  std::fputs(md.str().c_str(), stdout);
+  return true;
+}
+
+bool enabled(const Experiment& x, const std::string& stage) {
+  if (stage == "pretrain") return x.pretrain.enabled;
+  if (stage == "align") return x.align.enabled;
+  if (stage == "select") return x.select.enabled;
+  if (stage == "distill") return x.distill.enabled;
+  if (stage == "finetune") return x.finetune.enabled;
+  return x.report.enabled;
+}
+
+bool run_stage(const Experiment& x, const std::string& stage, const Runtime& rt) {
+  if (stage == "pretrain") return run_pretrain(x, rt);
+  if (stage == "align") return run_align(x, rt);
+  if (stage == "select") return run_select(x, rt);
+  if (stage == "distill") return run_distill(x, rt);
+  if (stage == "finetune") return run_finetune(x, rt);
+  return run_report(x, rt);
+}
+
+int64_t tokens_of(const TrainingStageConfig& s) {
+  return s.train.steps * s.train.grad_accum * s.data.batch_size * s.data.seq_len;
+}
+
+}  // namespace
+
+std::string describe_plan(const Experiment& x) {
+  std::ostringstream out;
+  out << "experiment " << x.path << " -> " << x.run_dir << " (device " << x.device << ", dtype " << x.dtype
+      << ", seed " << x.seed << ")\n";
+  int64_t params = 0;
+  ModelConfig teacher;
+  if (x.pretrain.enabled) {
+    teacher = x.pretrain.model;
+    if (teacher.vocab_size == 0) teacher.vocab_size = load_tokenizer(x.tokenizer)->vocab_size();
+  } else {
+    teacher = load_model_config(x.teacher);
+  }
+  CausalLM shape_only(teacher);
+  for (auto& [name, tensor] : shape_only.named_parameters()) {
+    int64_t n = 1;
+    for (int64_t d : parameter_shape(teacher, name)) n *= d;
+    params += n;
+  }
+  out << "teacher: " << teacher.num_hidden_layers << " layers, hidden " << teacher.hidden_size << ", vocab "
+      << teacher.vocab_size << ", " << fixed(params / 1e6, 1) << " M parameters\n";
+  const double bytes_per_param = x.dtype == "float32" || (x.dtype == "auto" && x.device == "cpu") ? 4 : 2;
+  for (const char* stage : kStages) {
+    if (!enabled(x, stage)) continue;
+    out << "  " << stage << (stage_done(x, stage) ? " [done, skipped]" : "");
+    const TrainingStageConfig* s = std::string(stage) == "pretrain" ? &x.pretrain
+                                   : std::string(stage) == "align"  ? &x.align
+                                   : std::string(stage) == "distill" ? static_cast<const TrainingStageConfig*>(&x.distill)
+                                   : std::string(stage) == "finetune" ? &x.finetune
+                                                                      : nullptr;
+    if (s != nullptr) {
+      const double models = std::string(stage) == "pretrain" || std::string(stage) == "finetune" ? 1 : 2;
+      // weights of every model held + float32 AdamW moments + gradients of what trains (upper bound)
+      const double memory = params * (models * bytes_per_param + 8 + bytes_per_param) +
+                            static_cast<double>(s->data.batch_size) * s->data.seq_len * teacher.hidden_size *
+                                teacher.num_hidden_layers * 16 * (s->activation_checkpointing ? 0.1 : 1.0);
+      out << ": " << s->train.steps << " steps x " << s->train.grad_accum << " x [" << s->data.batch_size << ", "
+          << s->data.seq_len << "] = " << fixed(tokens_of(*s) / 1e6, 2) << " M tokens from " << s->data.tokens
+          << ", lr " << s->train.lr << " (" << s->train.schedule << "), ~" << fixed(memory / 1e9, 2) << " GB";
+    }
+    out << "\n";
+  }
+  return out.str();
+}
+
+bool run_experiment(const Experiment& x, const std::string& stage) {
+  bool known = stage == "all";
+  for (const char* s : kStages) known |= stage == s;
+  if (!known) usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, report or all)");
+  const Runtime rt = runtime_of(x);
+  create_directories(x.run_dir);
+  for (const char* s : kStages) {
+    if (stage != "all" && stage != s) continue;
+    if (!enabled(x, s)) {
+      if (stage != "all") fail(x.path, ": the experiment has no '", s, "' section");
+      continue;
+    }
+    if (stage_done(x, s) && stage == "all") {
+      log::info(cat(s, ": done earlier, skipped (", stage_dir(x, s), "/DONE)"));
+      continue;
+    }
+    log::info(cat("== stage ", s));
+    auto start = clock_type::now();
+    create_directories(stage_dir(x, s));
+    if (!run_stage(x, s, rt)) {
+      log::warn(cat(s, ": interrupted; run the same command again to resume"));
+      return false;
+    }
+    mark_done(x, s, json::object(), std::chrono::duration<double>(clock_type::now() - start).count());
+  }
+  return true;
+}
+
+}  // namespace halo

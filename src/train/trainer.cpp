@@ -1,0 +1,410 @@
+// Trainer::run: the step loop around a TrainingTask (see trainer.h for the contract).
+//
+// Setup: remove leftovers of cut-short checkpoint writes; resume from the newest complete
+// checkpoint when there is one (weights copied into the task's own tensors, optimizer moments,
+// step, data cursor, RNG states; a changed trajectory setting is named in a warning), else seed
+// the global generators with config.seed. The metrics file is cut back to the resumed step.
+//
+// One step (0-based index s, reported as step s + 1): grad_accum micro-batches, each backward of
+// loss / grad_accum; the all_reduce_gradients hook (when set every parameter gets a gradient,
+// zeros if unused, so that all ranks hand over the same list); global norm clipping; then the
+// AdamW update at learning_rate(config, s). A step whose mean loss or gradient norm is NaN/Inf
+// is not applied: nan_policy "stop" saves the state before that step (cursor and RNG included,
+// so that resuming with "skip" drops exactly that batch) and fails naming the step; "skip" drops
+// the gradients with a warning and still counts the step (the step counter, data cursor and
+// schedule advance, so a run stays bounded; the AdamW step count does not).
+//
+// After each step: a metrics line, the progress bar, a checkpoint every checkpoint_every steps
+// and at the end (keeping the newest keep_checkpoints). SIGINT/SIGTERM set a flag during run();
+// after the current step a checkpoint is saved and run() returns interrupted; a second signal
+// ends the process at once through the default action. The handlers in place before run() are
+// restored when it returns. One run() at a time per process (the flag is process-wide).
+#include "halo/trainer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/CachingDeviceAllocator.h>
+#include <c10/core/GradMode.h>
+#include <sys/resource.h>
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+#include <optional>
+#include <set>
+
+#include "halo/error.h"
+#include "halo/file_system.h"
+#include "halo/logging.h"
+#include "train/metrics_log.h"
+#include "train/optimizer.h"
+#include "halo/progress.h"
+#include "data/token_dataset.h"
+#include "train/training_checkpoint.h"
+
+namespace halo {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using TensorMap = std::map<std::string, at::Tensor>;
+
+std::atomic<int> stop_signal{0};
+
+void request_stop(int signal) {
+  if (stop_signal.exchange(signal) != 0) {
+    std::signal(signal, SIG_DFL);
+    std::raise(signal);
+  }
+}
+
+// Installs request_stop for SIGINT and SIGTERM for its lifetime.
+class StopSignalHandlers {
+ public:
+  StopSignalHandlers() {
+    stop_signal = 0;
+    struct sigaction action {};
+    action.sa_handler = request_stop;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    ::sigaction(SIGINT, &action, &previous_int_);
+    ::sigaction(SIGTERM, &action, &previous_term_);
+  }
+  ~StopSignalHandlers() {
+    ::sigaction(SIGINT, &previous_int_, nullptr);
+    ::sigaction(SIGTERM, &previous_term_, nullptr);
+  }
+  StopSignalHandlers(const StopSignalHandlers&) = delete;
+  StopSignalHandlers& operator=(const StopSignalHandlers&) = delete;
+
+ private:
+  struct sigaction previous_int_ {}, previous_term_ {};
+};
+
+void check_config(const TrainerConfig& c) {
+  if (c.steps < 0) usage_fail("training steps must be >= 0, not ", c.steps);
+  if (c.grad_accum < 1) usage_fail("gradient accumulation must be >= 1, not ", c.grad_accum);
+  if (!(c.lr >= 0) || !(c.min_lr >= 0)) usage_fail("learning rates must be >= 0 (lr ", c.lr, ", min_lr ", c.min_lr, ")");
+  if (c.schedule != "cosine" && c.schedule != "wsd" && c.schedule != "constant") {
+    usage_fail("learning-rate schedule '", c.schedule, "' is unknown; use cosine, wsd or constant");
+  }
+  if (c.warmup_steps < 0) usage_fail("warmup steps must be >= 0, not ", c.warmup_steps);
+  if (!(c.wsd_decay_fraction >= 0 && c.wsd_decay_fraction <= 1)) {
+    usage_fail("WSD decay fraction must be in [0, 1], not ", c.wsd_decay_fraction);
+  }
+  if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) {
+    usage_fail("AdamW betas must be in [0, 1), not (", c.beta1, ", ", c.beta2, ")");
+  }
+  if (!(c.eps > 0)) usage_fail("AdamW eps must be > 0, not ", c.eps);
+  if (!(c.weight_decay >= 0)) usage_fail("weight decay must be >= 0, not ", c.weight_decay);
+  if (!(c.grad_clip >= 0)) usage_fail("gradient clipping norm must be >= 0 (0 disables), not ", c.grad_clip);
+  if (c.nan_policy != "stop" && c.nan_policy != "skip") {
+    usage_fail("NaN policy '", c.nan_policy, "' is unknown; use stop or skip");
+  }
+  if (c.checkpoint_every < 0) usage_fail("checkpoint interval must be >= 0 (0: only at the end), not ", c.checkpoint_every);
+  if (c.keep_checkpoints < 1) usage_fail("checkpoints to keep must be >= 1, not ", c.keep_checkpoints);
+  if (c.run_dir.empty()) usage_fail("the trainer needs a run directory");
+}
+
+// The settings that shape the trajectory, stored in each checkpoint and compared on resume.
+nlohmann::json trajectory_config(const TrainerConfig& c) {
+  return {{"steps", c.steps},
+          {"grad_accum", c.grad_accum},
+          {"lr", c.lr},
+          {"min_lr", c.min_lr},
+          {"schedule", c.schedule},
+          {"warmup_steps", c.warmup_steps},
+          {"wsd_decay_fraction", c.wsd_decay_fraction},
+          {"beta1", c.beta1},
+          {"beta2", c.beta2},
+          {"eps", c.eps},
+          {"weight_decay", c.weight_decay},
+          {"grad_clip", c.grad_clip},
+          {"fp32_master", c.fp32_master},
+          {"seed", c.seed}};
+}
+
+void warn_config_changes(const TrainerConfig& config, const nlohmann::json& saved, const std::string& origin) {
+  const nlohmann::json now = trajectory_config(config);
+  for (const auto& [key, value] : now.items()) {
+    const std::string before = saved.contains(key) ? saved[key].dump() : "absent";
+    if (!saved.contains(key) || saved[key] != value) {
+      log::warn(cat(config.label, ": ", key, " is ", value.dump(), " now but was ", before, " in ", origin,
+                    "; the run continues with the new value"));
+    }
+  }
+}
+
+NamedTensors checked_parameters(TrainingTask& task) {
+  NamedTensors parameters = task.trainable_parameters();
+  if (parameters.empty()) fail("the training task has no trainable parameters");
+  std::set<std::string> names;
+  for (const auto& [name, p] : parameters) {
+    if (!names.insert(name).second) fail("trainable parameter '", name, "' is listed twice");
+    if (!p.defined() || !p.requires_grad() || !p.is_leaf()) {
+      fail("trainable parameter '", name, "' must be a defined leaf tensor with requires_grad set");
+    }
+  }
+  return parameters;
+}
+
+std::vector<c10::DeviceIndex> cuda_devices_of(const NamedTensors& parameters) {
+  std::set<c10::DeviceIndex> devices;
+  for (const auto& [name, p] : parameters) {
+    if (p.is_cuda()) devices.insert(p.device().index());
+  }
+  return {devices.begin(), devices.end()};
+}
+
+// Copies the checkpoint's trainable tensors into the task's parameters, which must match it
+// name for name, shape for shape and dtype for dtype.
+void load_trainable(const NamedTensors& parameters, const TensorMap& saved, const std::string& origin) {
+  c10::NoGradGuard no_grad;
+  if (saved.size() != parameters.size()) {
+    fail(origin, ": holds ", saved.size(), " trainable tensors but the task trains ", parameters.size(),
+         "; the checkpoint belongs to another stage or model");
+  }
+  for (const auto& [name, p] : parameters) {
+    const auto found = saved.find(name);
+    if (found == saved.end()) fail(origin, ": has no trainable tensor '", name, "'; the checkpoint belongs to another stage or model");
+    const at::Tensor& t = found->second;
+    if (!t.sizes().equals(p.sizes()) || t.scalar_type() != p.scalar_type()) {
+      fail(origin, ": trainable tensor '", name, "' is ", t.scalar_type(), " ", t.sizes(), " but the task's is ",
+           p.scalar_type(), " ", p.sizes());
+    }
+    p.detach().copy_(t);
+  }
+}
+
+TensorMap trainable_state(const NamedTensors& parameters) {
+  TensorMap state;
+  for (const auto& [name, p] : parameters) state.emplace(name, p.detach());
+  return state;
+}
+
+at::Tensor generator_state(at::Generator generator) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  return generator.get_state();
+}
+
+void set_generator_state(at::Generator generator, const at::Tensor& state) {
+  std::lock_guard<std::mutex> lock(generator.mutex());
+  generator.set_state(state);
+}
+
+at::Generator cuda_generator(c10::DeviceIndex index) {
+  return at::globalContext().defaultGenerator(c10::Device(c10::kCUDA, index));
+}
+
+// The CPU generator's state and those of the CUDA devices that hold parameters.
+TensorMap capture_rng(const std::vector<c10::DeviceIndex>& cuda_devices) {
+  TensorMap states;
+  states.emplace("cpu", generator_state(at::detail::getDefaultCPUGenerator()));
+  for (c10::DeviceIndex index : cuda_devices) states.emplace(cat("cuda:", static_cast<int>(index)), generator_state(cuda_generator(index)));
+  return states;
+}
+
+void restore_rng(const TensorMap& states, const std::vector<c10::DeviceIndex>& cuda_devices, const std::string& origin) {
+  for (const auto& [name, state] : states) {
+    if (name == "cpu") {
+      set_generator_state(at::detail::getDefaultCPUGenerator(), state);
+      continue;
+    }
+    bool restored = false;
+    for (c10::DeviceIndex index : cuda_devices) {
+      if (name == cat("cuda:", static_cast<int>(index))) {
+        set_generator_state(cuda_generator(index), state);
+        restored = true;
+      }
+    }
+    if (!restored) log::warn(cat(origin, ": generator state '", name, "' is for a device that holds no parameters now; not restored"));
+  }
+}
+
+// The highest per-GPU peak of allocated bytes when parameters are on CUDA, else the process's
+// peak resident set size.
+int64_t peak_memory_bytes(const std::vector<c10::DeviceIndex>& cuda_devices) {
+  if (cuda_devices.empty()) {
+    struct rusage usage {};
+    ::getrusage(RUSAGE_SELF, &usage);
+    return static_cast<int64_t>(usage.ru_maxrss) * 1024;  // Linux reports kilobytes
+  }
+  int64_t peak = 0;
+  for (c10::DeviceIndex index : cuda_devices) {
+    const auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(index);
+    peak = std::max(peak, stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak);
+  }
+  return peak;
+}
+
+std::string describe(double value) {
+  if (std::isnan(value)) return "nan";
+  return value > 0 ? "inf" : "-inf";
+}
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string progress_postfix(double loss, double lr) {
+  char text[64];
+  std::snprintf(text, sizeof text, "loss %.4f lr %.2e", loss, lr);
+  return text;
+}
+
+}  // namespace
+
+Trainer::Trainer(TrainerConfig config, TrainingTask& task, TokenBatcher& data)
+    : config_(std::move(config)), task_(task), data_(data) {
+  check_config(config_);
+}
+
+TrainingResult Trainer::run() {
+  const std::string checkpoints_dir = join_path(config_.run_dir, "checkpoints");
+  create_directories(checkpoints_dir);
+  remove_stale_checkpoint_dirs(checkpoints_dir);
+
+  const NamedTensors parameters = checked_parameters(task_);
+  const std::vector<c10::DeviceIndex> cuda_devices = cuda_devices_of(parameters);
+  const std::string config_json = trajectory_config(config_).dump();
+
+  TrainingState state;
+  std::optional<TrainingCheckpoint> resumed;
+  std::string resumed_from;
+  if (const auto checkpoints = list_checkpoints(checkpoints_dir); !checkpoints.empty()) {
+    resumed_from = checkpoints.back().path;
+    resumed = load_training_checkpoint(resumed_from);
+    warn_config_changes(config_, nlohmann::json::parse(resumed->state.config_json), resumed_from);
+    load_trainable(parameters, resumed->trainable, join_path(resumed_from, "trainable.safetensors"));
+  }
+  AdamW optimizer(parameters, {config_.beta1, config_.beta2, config_.eps, config_.weight_decay, config_.fp32_master});
+  if (resumed) {
+    state = resumed->state;
+    optimizer.load_state(resumed->optimizer, state.optimizer_steps, join_path(resumed_from, "optimizer.safetensors"));
+    restore_rng(resumed->rng, cuda_devices, join_path(resumed_from, "rng.safetensors"));
+    data_.restore(state.data_cursor);
+    resumed.reset();  // releases the mapped checkpoint files
+    log::info(cat(config_.label, ": resuming from ", resumed_from, " (step ", state.step, " of ", config_.steps, ")"));
+  } else {
+    at::manual_seed(config_.seed);
+  }
+  state.config_json = config_json;
+
+  MetricsLog metrics(join_path(config_.run_dir, "metrics.jsonl"), state.step);
+  auto save = [&](TrainingState saved, TensorMap rng) {
+    saved.config_json = config_json;
+    TrainingCheckpoint checkpoint{std::move(saved), trainable_state(parameters), {}, std::move(rng)};
+    for (const auto& [key, tensor] : optimizer.state()) checkpoint.optimizer.emplace(key, tensor);
+    const std::string path = save_training_checkpoint(checkpoints_dir, checkpoint);
+    prune_checkpoints(checkpoints_dir, config_.keep_checkpoints);
+    log::debug(cat(config_.label, ": checkpoint ", path));
+    return path;
+  };
+
+  TrainingResult result;
+  result.final_loss = state.loss;
+  StopSignalHandlers signals;
+  ProgressBar bar(config_.label, std::max<int64_t>(config_.steps - state.step, 0), "step");
+  const Clock::time_point session_start = Clock::now();
+  const double elapsed_before = state.elapsed_s;
+  while (state.step < config_.steps) {
+    const int64_t number = state.step + 1;  // the step being taken, 1-based
+    const TokenCursor cursor_before = data_.cursor();
+    TensorMap rng_before = capture_rng(cuda_devices);
+    const Clock::time_point step_start = Clock::now();
+    const double lr = learning_rate(config_, state.step);
+
+    at::Tensor loss_sum;
+    int64_t tokens = 0;
+    for (int64_t micro = 0; micro < config_.grad_accum; ++micro) {
+      const at::Tensor batch = data_.next();
+      int64_t batch_tokens = batch.size(0) * (batch.size(1) - 1);
+      const at::Tensor loss = task_.loss(batch, &batch_tokens);
+      if (!loss.defined() || loss.numel() != 1) fail(config_.label, ": step ", number, ": the task's loss is not a scalar");
+      (loss / static_cast<double>(config_.grad_accum)).backward();
+      const at::Tensor value = loss.detach().to(at::kDouble).reshape({});
+      loss_sum = loss_sum.defined() ? loss_sum + value : value;
+      tokens += batch_tokens;
+    }
+
+    std::vector<at::Tensor> grads;
+    for (const auto& [name, p] : parameters) {
+      if (all_reduce_gradients && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    if (all_reduce_gradients) {
+      all_reduce_gradients(grads);
+      for (size_t i = 0; i < grads.size(); ++i) {
+        if (!grads[i].is_same(parameters[i].second.grad())) parameters[i].second.mutable_grad() = grads[i];
+      }
+    }
+    const double loss_value = loss_sum.item<double>() / static_cast<double>(config_.grad_accum);
+    const double grad_norm = clip_grad_norm(grads, config_.grad_clip);
+    grads.clear();
+    const bool skipped = !std::isfinite(loss_value) || !std::isfinite(grad_norm);
+    if (skipped) {
+      optimizer.zero_grad();
+      const std::string what = !std::isfinite(loss_value) ? cat("loss is ", describe(loss_value))
+                                                          : cat("gradient norm is ", describe(grad_norm));
+      if (config_.nan_policy == "stop") {
+        std::string saved;
+        if (state.step > 0) {
+          TrainingState before = state;
+          before.data_cursor = cursor_before;
+          before.elapsed_s = elapsed_before + seconds_since(session_start);
+          saved = cat("; the state after step ", state.step, " is in ", save(before, std::move(rng_before)),
+                      " (resume with nan_policy skip to drop this step's batches)");
+        }
+        fail("step ", number, ": ", what, saved, "; nan_policy stop ended training");
+      }
+      log::warn(cat(config_.label, ": step ", number, ": ", what, "; its batches are skipped (nan_policy skip)"));
+      ++state.skipped_steps;
+    } else {
+      optimizer.step(lr);
+      optimizer.zero_grad();
+      ++state.optimizer_steps;
+    }
+
+    const double step_seconds = seconds_since(step_start);
+    state.step = number;
+    state.tokens_seen += tokens;
+    state.loss = loss_value;
+    state.lr = lr;
+    state.elapsed_s = elapsed_before + seconds_since(session_start);
+    metrics.append({{"step", number},
+                    {"loss", loss_value},
+                    {"lr", lr},
+                    {"grad_norm", grad_norm},
+                    {"tokens_per_s", step_seconds > 0 ? static_cast<double>(tokens) / step_seconds : 0.0},
+                    {"tokens_seen", state.tokens_seen},
+                    {"peak_memory_bytes", peak_memory_bytes(cuda_devices)},
+                    {"elapsed_s", state.elapsed_s},
+                    {"skipped", skipped}});
+    bar.set_postfix(progress_postfix(loss_value, lr));
+    bar.advance();
+    result.final_loss = loss_value;
+
+    const bool stop_requested = stop_signal != 0 && state.step < config_.steps;
+    if (stop_requested || state.step == config_.steps ||
+        (config_.checkpoint_every > 0 && state.step % config_.checkpoint_every == 0)) {
+      state.data_cursor = data_.cursor();
+      const std::string path = save(state, capture_rng(cuda_devices));
+      if (stop_requested) {
+        bar.finish();
+        log::warn(cat(config_.label, ": stopped by signal ", stop_signal.load(), " after step ", state.step,
+                      "; checkpoint ", path));
+        result.interrupted = true;
+        break;
+      }
+    }
+  }
+  bar.finish();
+  result.steps_done = state.step;
+  return result;
+}
+
+}  // namespace halo
