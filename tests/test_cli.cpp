@@ -52,6 +52,19 @@ TEST(Cli, InfoDescribesTheFixture) {
   EXPECT_NE(bf16.out.find("stored dtype   BF16"), std::string::npos) << bf16.out;
 }
 
+TEST(Cli, InfoRejectsWeightsThatDoNotMatchTheConfig) {
+  // A config naming more layers than the weights hold: the missing tensors are named, exit 1.
+  const std::string dir = test::make_temp_dir();
+  copy_file_atomic(test::fixture("qwen3-tiny") + "/model.safetensors", dir + "/model.safetensors");
+  auto config = nlohmann::json::parse(read_file(test::fixture("qwen3-tiny") + "/config.json"));
+  config["num_hidden_layers"] = 6;
+  test::write_text(dir + "/config.json", config.dump());
+  expect_one_line_error(run_halo("info --model " + dir), 1, "missing tensors model.layers.4.");
+  config["num_hidden_layers"] = 3;  // fewer: layer 3's tensors are unexpected
+  test::write_text(dir + "/config.json", config.dump());
+  expect_one_line_error(run_halo("info --model " + dir), 1, "unexpected tensors model.layers.3.");
+}
+
 TEST(Cli, ForwardWritesReferenceLogitsAndHiddenStates) {
   const std::string dir = test::make_temp_dir();
   auto ref = load_tensors(test::fixture("qwen3-tiny") + "/reference.safetensors");

@@ -16,7 +16,7 @@
 #include "halo/token_corpus.h"
 #include "data/token_dataset.h"
 #include "halo/tokenizer.h"
-#include "train/training_tasks.h"
+#include "halo/training_tasks.h"
 #include "test_support.h"
 #include "halo/model_directory.h"
 
@@ -82,7 +82,7 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
       "  commonsense: {text: " + d.text + ", tokens: 256}\n"
       "distill:\n" + data + "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2}\n"
       "finetune:\n  data: {tokens: " + d.tokens + ", seq_len: 64, batch_size: 2}\n"
-      "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  activation_checkpointing: true\n"
+      "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  recompute_activations: true\n"
       "report: {text: " + d.text + ", context_factors: [16], ppl_tokens: 600, filler: " + d.text +
       ", niah_samples: 1, decode_tokens: 4}\n");
   const Experiment x = load_experiment(path);

@@ -226,7 +226,7 @@ TEST_F(SafetensorsTest, WritesTheLayoutPythonExpects) {
 
 TEST_F(SafetensorsTest, LoadsAlignedDataWithoutCopying) {
   save_tensors(path("all.safetensors"), every_dtype());
-  const CheckpointFiles files(path("all.safetensors"));
+  const WeightFiles files(path("all.safetensors"));
   ASSERT_EQ(files.entries().size(), 10u);
   for (const auto& [name, entry] : files.entries()) {
     const at::Tensor tensor = entry_to_tensor(entry);
@@ -245,8 +245,8 @@ TEST_F(SafetensorsTest, CopiesMisalignedData) {
   write_bytes(path("odd.safetensors"),
               crafted(header, std::string("\x07", 1) +
                                   std::string(reinterpret_cast<const char*>(values), 8)));
-  const CheckpointFiles files(path("odd.safetensors"));
-  const CheckpointEntry* b = files.find("b");
+  const WeightFiles files(path("odd.safetensors"));
+  const WeightEntry* b = files.find("b");
   ASSERT_NE(b, nullptr);
   ASSERT_NE(reinterpret_cast<uintptr_t>(b->tensor->data) % 4, 0u);
   const at::Tensor tensor = entry_to_tensor(*b);
@@ -289,7 +289,7 @@ void expect_loads_as(const std::string& dir, const NamedTensors& tensors) {
 TEST_F(SafetensorsTest, ShardsBySizeAndLoadsTheShards) {
   const NamedTensors tensors = ten_kilobyte_tensors();  // 10 x 1024 bytes + 24
   const std::string out = path("model");
-  save_checkpoint(out, tensors, 2500, {{"format", "pt"}});
+  save_weights(out, tensors, 2500, {{"format", "pt"}});
   EXPECT_EQ(
       files_in(out),
       (std::set<std::string>{"model-00001-of-00005.safetensors", "model-00002-of-00005.safetensors",
@@ -305,7 +305,7 @@ TEST_F(SafetensorsTest, ShardsBySizeAndLoadsTheShards) {
             "pt");
   expect_loads_as(out, tensors);
 
-  const CheckpointFiles files(out);
+  const WeightFiles files(out);
   EXPECT_EQ(files.source(), out + "/model.safetensors.index.json");
   EXPECT_EQ(files.find("layer.9.weight")->file->path(), out + "/model-00005-of-00005.safetensors");
   EXPECT_EQ(files.find("missing"), nullptr);
@@ -315,7 +315,7 @@ TEST_F(SafetensorsTest, GivesATensorLargerThanTheLimitAShardOfItsOwn) {
   const at::Tensor big = at::randn({64, 64}, at::kFloat);
   const NamedTensors tensors = {
       {"a", at::arange(0, 4, at::kFloat)}, {"big", big}, {"c", at::arange(0, 4, at::kFloat)}};
-  save_checkpoint(path("model"), tensors, 1000);
+  save_weights(path("model"), tensors, 1000);
   const json index = json::parse(read_file(path("model/model.safetensors.index.json")));
   EXPECT_EQ(index["weight_map"]["a"], "model-00001-of-00003.safetensors");
   EXPECT_EQ(index["weight_map"]["big"], "model-00002-of-00003.safetensors");
@@ -329,18 +329,18 @@ TEST_F(SafetensorsTest, ResavingRemovesStaleWeightFilesOnly) {
   ASSERT_EQ(::mkdir(out.c_str(), 0755), 0);
   write_bytes(out + "/config.json", "{}");
 
-  save_checkpoint(out, tensors, 2500);  // 5 shards
-  save_checkpoint(out, tensors, 0);     // one file: shards and index must go
+  save_weights(out, tensors, 2500);  // 5 shards
+  save_weights(out, tensors, 0);     // one file: shards and index must go
   EXPECT_EQ(files_in(out), (std::set<std::string>{"config.json", "model.safetensors"}));
   expect_loads_as(out, tensors);
 
-  save_checkpoint(out, tensors, 6000);  // sharded again: the single file must go
+  save_weights(out, tensors, 6000);  // sharded again: the single file must go
   EXPECT_EQ(files_in(out), (std::set<std::string>{"config.json", "model-00001-of-00002.safetensors",
                                                   "model-00002-of-00002.safetensors",
                                                   "model.safetensors.index.json"}));
   expect_loads_as(out, tensors);
 
-  save_checkpoint(out, tensors, 1 << 20);  // fits under the limit: one file
+  save_weights(out, tensors, 1 << 20);  // fits under the limit: one file
   EXPECT_EQ(files_in(out), (std::set<std::string>{"config.json", "model.safetensors"}));
   expect_loads_as(out, tensors);
 }
@@ -350,15 +350,15 @@ TEST_F(SafetensorsTest, ReadsTheQwen3Fixtures) {
     SCOPED_TRACE(name);
     const bool bf16 = name == "qwen3-tiny-bf16";
     const std::string dir = kFixtures + "/" + name;
-    const CheckpointFiles files(dir);
+    const WeightFiles files(dir);
     EXPECT_EQ(files.source(), dir + "/model.safetensors");
     EXPECT_EQ(files.entries().size(), 46u);  // embeddings, 4 x 11 per layer, final norm; tied head
-    const CheckpointEntry* embed = files.find("model.embed_tokens.weight");
+    const WeightEntry* embed = files.find("model.embed_tokens.weight");
     ASSERT_NE(embed, nullptr);
     EXPECT_EQ(embed->tensor->dtype, bf16 ? DType::BF16 : DType::F32);
     EXPECT_EQ(embed->tensor->shape, (std::vector<int64_t>{1024, 64}));
     EXPECT_EQ(embed->file->metadata().at("format"), "pt");
-    const CheckpointEntry* o_proj = files.find("model.layers.3.self_attn.o_proj.weight");
+    const WeightEntry* o_proj = files.find("model.layers.3.self_attn.o_proj.weight");
     ASSERT_NE(o_proj, nullptr);
     EXPECT_EQ(o_proj->tensor->shape, (std::vector<int64_t>{64, 128}));
     EXPECT_NE(files.find("model.norm.weight"), nullptr);
@@ -506,7 +506,7 @@ class ShardedIndexTest : public SafetensorsTest {
  protected:
   void SetUp() override {
     SafetensorsTest::SetUp();
-    save_checkpoint(dir_,
+    save_weights(dir_,
                     {{"a", at::arange(0, 4, at::kFloat)}, {"b", at::arange(0, 4, at::kFloat)}}, 16);
     index_ = path("model.safetensors.index.json");
   }

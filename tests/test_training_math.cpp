@@ -1,5 +1,5 @@
 // The math under training: chunked cross-entropy and KL equal their whole-logits definitions
-// (values and gradients, float64), activation checkpointing leaves gradients unchanged, and the
+// (values and gradients, float64), activation recomputation leaves gradients unchanged, and the
 // stage losses have the right structure (stage-1 MSE is zero for a student equal to the
 // teacher's attention; stage-2 KL is zero for a student equal to the teacher).
 #include <ATen/ATen.h>
@@ -8,7 +8,7 @@
 #include "halo/causal_lm.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/lm_losses.h"
-#include "train/training_tasks.h"
+#include "halo/training_tasks.h"
 #include "test_support.h"
 #include "halo/model_directory.h"
 
@@ -72,13 +72,13 @@ std::vector<at::Tensor> gradients_of(CausalLM& model, const at::Tensor& ids) {
   return grads;
 }
 
-TEST(ActivationCheckpointing, GradientsAreUnchanged) {
+TEST(ActivationRecompute, GradientsAreUnchanged) {
   CausalLM teacher = load_causal_lm(test::fixture("qwen3-tiny"), at::kDouble, at::kCPU);
   CausalLM model = convert_to_hypenet(teacher, hypenet_config(teacher.config(), {1}), 0);
   model.set_requires_grad(true);
   at::Tensor ids = at::randint(0, 1024, {2, 21}, at::kLong);
   std::vector<at::Tensor> plain = gradients_of(model, ids);
-  model.set_activation_checkpointing(true);
+  model.set_recompute_activations(true);
   std::vector<at::Tensor> recomputed = gradients_of(model, ids);
   ASSERT_EQ(plain.size(), recomputed.size());
   for (size_t i = 0; i < plain.size(); ++i) {

@@ -65,8 +65,7 @@ class CausalLM {
 
   const ModelConfig& config() const { return config_; }
 
-  // Every parameter with its Hugging Face name, in a fixed order. lm_head is listed only when
-  // the embeddings are not tied.
+  // Every parameter with its Hugging Face name, in the order of parameter_specs(config()).
   std::vector<std::pair<std::string, at::Tensor*>> named_parameters();
   int64_t parameter_count() const;
   LayerWeights& layer(int64_t i) { return layers_.at(i); }
@@ -104,7 +103,7 @@ class CausalLM {
 
   // Training: recompute each layer in the backward pass instead of storing its activations
   // (only where autograd records and no cache is used).
-  void set_activation_checkpointing(bool on) { activation_checkpointing_ = on; }
+  void set_recompute_activations(bool on) { recompute_activations_ = on; }
 
   // Sees every layer's mixer input (after input_layernorm) and output during forward_hidden;
   // stage 1 trains its student mixers on these. Empty: none.
@@ -132,17 +131,17 @@ class CausalLM {
   // RoPE tables and HyPE scales of ctx for positions [B|1, T] (float; padding already removed).
   void set_position_tables(ForwardContext& ctx, const at::Tensor& positions) const;
 
+  // Where the parameter of this Hugging Face name lives (fails for names the model lacks).
+  at::Tensor* parameter_slot(const std::string& name);
+
   ModelConfig config_;
   at::Tensor embed_tokens_, norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   at::Tensor decay_;  // lightning gamma per head, float32 on the model's device
   LightningImpl lightning_impl_ = LightningImpl::chunked;
   int64_t lightning_chunk_ = 64;
-  bool activation_checkpointing_ = false;
+  bool recompute_activations_ = false;
   MixerObserver mixer_observer_;
 };
-
-// The expected shape of a named parameter under `config` (fails for unknown names).
-std::vector<int64_t> parameter_shape(const ModelConfig& config, const std::string& name);
 
 }  // namespace halo

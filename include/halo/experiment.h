@@ -26,7 +26,7 @@ struct TrainingStageConfig {
   bool enabled = false;
   DataConfig data;
   TrainerConfig train;
-  bool activation_checkpointing = false;
+  bool recompute_activations = false;
   int64_t loss_chunk = 1024;  // tokens per slice of the chunked lm-head losses
 };
 

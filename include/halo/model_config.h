@@ -71,4 +71,20 @@ void validate_model_config(const ModelConfig& config, const std::string& path);
 
 const char* mixer_type_name(MixerType type);  // "attn" | "lightning-attn"
 
+// One weight tensor of a model: its Hugging Face name and shape.
+struct ParameterSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+// Every weight a model with this config has, in a fixed order (embeddings, each layer's mixer,
+// norms and MLP, final norm, then lm_head only when the embeddings are not tied). The one list
+// that loading, saving, `halo info` and the parameter counts all follow.
+std::vector<ParameterSpec> parameter_specs(const ModelConfig& config);
+
+class WeightFiles;
+// Checks that `files` hold exactly the weights of parameter_specs(config), with those shapes
+// (a stored lm_head.weight is ignored when the embeddings are tied); fails naming the weights'
+// source and the missing, unexpected or misshapen tensors.
+void check_weights_match_config(const WeightFiles& files, const ModelConfig& config);
+
 }  // namespace halo

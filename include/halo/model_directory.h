@@ -9,10 +9,13 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace halo {
 
 class CausalLM;
+class Tokenizer;
+struct ModelConfig;
 
 struct SaveOptions {
   c10::ScalarType dtype = c10::kBFloat16;   // dtype of the stored weights
@@ -23,6 +26,11 @@ struct SaveOptions {
 // Reads config.json and the weights of a Qwen3 or HypeNet directory, checks every tensor's
 // name and shape, and returns the model in `dtype` on `device`.
 CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, const c10::Device& device);
+
+// The token ids that end a generation from this model, one rule for every command and stage:
+// config.json's eos ids, generation_config.json's (when the directory has one) and the
+// tokenizer's EOS (when given and defined), sorted, without duplicates.
+std::vector<int64_t> stop_token_ids(const std::string& model_dir, const ModelConfig& config, const Tokenizer* tokenizer);
 
 void save_model_directory(CausalLM& model, const std::string& dir, const SaveOptions& options);
 

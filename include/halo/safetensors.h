@@ -2,7 +2,7 @@
 // JSON ({name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}), then raw
 // little-endian data with offsets relative to the end of the header.
 // SafetensorsFile maps a file read-only (copy-on-write) and validates every entry before any
-// tensor is handed out; CheckpointFiles opens a model directory (one file or the shards listed
+// tensor is handed out; WeightFiles opens a model directory (one file or the shards listed
 // in model.safetensors.index.json). Writers are atomic (temp file + rename).
 #pragma once
 #include <cstddef>
@@ -56,25 +56,25 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// Where one tensor of a checkpoint lives.
-struct CheckpointEntry {
+// Where one tensor of a model's weight files lives.
+struct WeightEntry {
   std::shared_ptr<const SafetensorsFile> file;
   const TensorEntry* tensor;
 };
 
 // A model directory's weights: model.safetensors, or model.safetensors.index.json and its
 // shards; a path to a single .safetensors file works too. Names are unique across shards.
-class CheckpointFiles {
+class WeightFiles {
  public:
-  explicit CheckpointFiles(const std::string& dir_or_file);
-  const std::map<std::string, CheckpointEntry>& entries() const { return entries_; }
-  const CheckpointEntry* find(const std::string& name) const;
+  explicit WeightFiles(const std::string& dir_or_file);
+  const std::map<std::string, WeightEntry>& entries() const { return entries_; }
+  const WeightEntry* find(const std::string& name) const;
   // Where the weights were found, for messages.
   const std::string& source() const { return source_; }
 
  private:
   std::string source_;
-  std::map<std::string, CheckpointEntry> entries_;
+  std::map<std::string, WeightEntry> entries_;
 };
 
 struct TensorToWrite {
@@ -96,7 +96,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 // `max_shard_bytes` (0 = never shard), else model-0000i-of-0000n.safetensors shards plus
 // model.safetensors.index.json ({"metadata": {"total_size": ...}, "weight_map": {...}}).
 // Stale weight files from an earlier save in `dir` are removed after the new ones are in place.
-void write_checkpoint(const std::string& dir, const std::vector<TensorToWrite>& tensors,
+void write_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors,
                       uint64_t max_shard_bytes,
                       const std::map<std::string, std::string>& metadata = {});
 

@@ -17,8 +17,8 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 at::ScalarType to_scalar_type(DType dtype);
 DType to_dtype(at::ScalarType type);  // fails for types safetensors cannot hold
 
-// A CPU tensor viewing (or copying) one checkpoint entry.
-at::Tensor entry_to_tensor(const CheckpointEntry& entry);
+// A CPU tensor viewing (or copying) one entry of a model's weight files.
+at::Tensor entry_to_tensor(const WeightEntry& entry);
 
 // Every tensor of a file or model directory, by name.
 std::map<std::string, at::Tensor> load_tensors(const std::string& dir_or_file);
@@ -27,8 +27,8 @@ std::map<std::string, at::Tensor> load_tensors(const std::string& dir_or_file);
 void save_tensors(const std::string& path, const NamedTensors& tensors,
                   const std::map<std::string, std::string>& metadata = {});
 
-// Saves a model directory's weights, sharded above max_shard_bytes (see write_checkpoint).
-void save_checkpoint(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes,
+// Saves a model directory's weights, sharded above max_shard_bytes (see write_weights).
+void save_weights(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes,
                      const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace halo

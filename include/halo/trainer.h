@@ -15,12 +15,14 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace halo {
 
+class AdamW;
 class TokenBatcher;
 
 struct TrainerConfig {
@@ -57,6 +59,43 @@ class TrainingTask {
   virtual at::Tensor loss(const at::Tensor& batch, int64_t* tokens) = 0;
 };
 
+// What one optimizer step did.
+struct StepOutcome {
+  double loss = 0;       // mean loss over the micro-batches
+  double grad_norm = 0;  // global L2 norm before clipping
+  int64_t tokens = 0;    // tokens the losses averaged over
+  bool applied = false;  // false: the loss or the gradient norm was NaN/Inf, nothing was updated
+};
+
+// One optimizer step of a task (torchtitan's train_step): forward and backward of each
+// micro-batch (loss / micro-batches), the gradient reduction hook, global-norm clipping, then the
+// AdamW update, or, when the loss or the gradient norm is not finite, no update and the
+// gradients dropped. Trainer::run drives it over the data with its checkpoints and policies;
+// `halo bench training` times it, so that the bench measures exactly the steps of `halo run`.
+class TrainStep {
+ public:
+  TrainStep(const TrainerConfig& config, TrainingTask& task);
+  ~TrainStep();
+
+  StepOutcome run(const std::vector<at::Tensor>& micro_batches, double lr);
+
+  // The task's trainable parameters, checked (requires_grad, unique names), in its order.
+  const std::vector<std::pair<std::string, at::Tensor>>& parameters() const { return parameters_; }
+  AdamW& optimizer() { return *optimizer_; }
+
+  // Called after backward of the last micro-batch, before clipping; the default does nothing
+  // (one process). A data-parallel backend averages gradients here. It gets one gradient per
+  // trainable parameter, in parameters() order (zeros for a parameter the loss did not reach),
+  // and may change them in place or replace them in the vector.
+  std::function<void(std::vector<at::Tensor>& grads)> all_reduce_gradients;
+
+ private:
+  TrainerConfig config_;
+  TrainingTask& task_;
+  std::vector<std::pair<std::string, at::Tensor>> parameters_;
+  std::unique_ptr<AdamW> optimizer_;
+};
+
 struct TrainingResult {
   int64_t steps_done = 0;     // total optimizer steps completed (including before a resume)
   bool interrupted = false;   // stopped by SIGINT/SIGTERM after saving a checkpoint
@@ -73,10 +112,7 @@ class Trainer {
   // a time per process (the signal flag is process-wide).
   TrainingResult run();
 
-  // Called after backward of the last micro-batch of each step, before clipping; the default
-  // does nothing (one process). A data-parallel backend averages gradients here. It gets one
-  // gradient per trainable parameter, in trainable_parameters() order (zeros for a parameter
-  // the loss did not reach), and may change them in place or replace them in the vector.
+  // Handed to the TrainStep (see there).
   std::function<void(std::vector<at::Tensor>& grads)> all_reduce_gradients;
 
  private:

@@ -18,6 +18,7 @@
 #include "halo/evaluation.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
+#include "halo/model_directory.h"
 #include "halo/perplexity.h"
 #include "halo/progress.h"
 #include "halo/tokenizer.h"
@@ -195,8 +196,7 @@ int run_eval(int argc, char** argv) {
                       model.config().max_position_embeddings, ")"));
       }
     }
-    std::vector<int64_t> stop_ids = model_stop_ids(model_dir, model);
-    if (tokenizer->eos_id()) stop_ids.push_back(*tokenizer->eos_id());
+    const std::vector<int64_t> stop_ids = stop_token_ids(model_dir, model.config(), tokenizer.get());
     auto start = std::chrono::steady_clock::now();
     ProgressBar bar("niah", static_cast<int64_t>(needle_samples.size()), "prompt");
     int64_t shown = 0;

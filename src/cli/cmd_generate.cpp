@@ -13,6 +13,7 @@
 #include "halo/file_system.h"
 #include "halo/generation.h"
 #include "halo/logging.h"
+#include "halo/model_directory.h"
 #include "halo/tokenizer.h"
 
 namespace halo::cli {
@@ -112,8 +113,7 @@ int run_generate(int argc, char** argv) {
   gen.sampling.seed = result["seed"].as<uint64_t>();
   gen.cuda_graph = result.count("no-cuda-graph") == 0;
   if (!result.count("ignore-eos")) {
-    gen.stop_ids = model_stop_ids(model_dir, model);
-    if (tokenizer && tokenizer->eos_id()) gen.stop_ids.push_back(*tokenizer->eos_id());
+    gen.stop_ids = stop_token_ids(model_dir, model.config(), tokenizer.get());
   }
 
   if (!batch.empty()) {

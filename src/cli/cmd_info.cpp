@@ -1,5 +1,6 @@
 // halo info: what a model directory holds, read from config.json and the safetensors headers
-// only (no weights are loaded, so it is instant even for 8B checkpoints).
+// only (no weights are loaded, so it is instant even for 8B checkpoints). Weights that do not
+// match config.json (missing, unexpected, misshapen) are an error, as when loading.
 #include <cstdio>
 #include <map>
 #include <set>
@@ -20,7 +21,8 @@ int run_info(int argc, char** argv) {
   auto result = parse_command_line(options, argc, argv);
   const std::string dir = require_string(result, "model", "halo info");
   const ModelConfig c = load_model_config(dir);
-  const CheckpointFiles files(dir);
+  const WeightFiles files(dir);
+  check_weights_match_config(files, c);
 
   std::map<int64_t, int64_t> layer_params;
   std::set<std::string> stored_dtypes;

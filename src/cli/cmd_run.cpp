@@ -18,7 +18,7 @@ const char* stage_summary(const std::string& stage) {
   if (stage == "align") return "Stage 1: align every layer's lightning mixer to the teacher attention output (MSE).";
   if (stage == "select") return "Choose the layers that stay attention: per-layer recall and commonsense drop scores.";
   if (stage == "distill") return "Stage 2: distill the HypeNet from the teacher (forward KL), every weight training.";
-  if (stage == "finetune") return "Stage 3: long-context finetuning (cross-entropy, activation checkpointing).";
+  if (stage == "finetune") return "Stage 3: long-context finetuning (cross-entropy, activation recomputation).";
   return "Compare teacher and student: perplexity and NIAH at 1x/4x/16x the training length, decode speed.";
 }
 

@@ -1,9 +1,6 @@
 // Loading a model for a subcommand, with timing and a summary line in the log.
 #include "cli/model_options.h"
 
-#include <nlohmann/json.hpp>
-
-#include <algorithm>
 #include <chrono>
 
 #include "cli/options.h"
@@ -36,29 +33,6 @@ CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::
                 " layers, ", model.parameter_count(), " parameters, ", scalar_type_name(dtype), " on ",
                 device.str(), " in ", fixed(seconds, 2), " s"));
   return model;
-}
-
-std::vector<int64_t> model_stop_ids(const std::string& model_dir, const CausalLM& model) {
-  std::vector<int64_t> ids = model.config().eos_token_ids;
-  const std::string path = model_dir + "/generation_config.json";
-  if (path_exists(path)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_file(path));
-    } catch (const nlohmann::json::exception& e) {
-      fail(path, ": not valid JSON (", e.what(), ")");
-    }
-    auto it = j.find("eos_token_id");
-    if (it != j.end() && it->is_number_integer()) ids.push_back(it->get<int64_t>());
-    if (it != j.end() && it->is_array()) {
-      for (const auto& v : *it) {
-        if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
-      }
-    }
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
 }
 
 }  // namespace halo::cli

@@ -15,7 +15,5 @@ void add_model_options(cxxopts::Options& options);
 // Loads the model that --model/--dtype/--device name, logging what was loaded.
 CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::string& command);
 
-// eos ids from config.json and generation_config.json (when present), without duplicates.
-std::vector<int64_t> model_stop_ids(const std::string& model_dir, const CausalLM& model);
 
 }  // namespace halo::cli

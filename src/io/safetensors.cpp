@@ -309,7 +309,7 @@ const TensorEntry* SafetensorsFile::find(const std::string& name) const {
   return found == by_name_.end() ? nullptr : &tensors_[found->second];
 }
 
-CheckpointFiles::CheckpointFiles(const std::string& dir_or_file) {
+WeightFiles::WeightFiles(const std::string& dir_or_file) {
   struct stat status {};
   if (::stat(dir_or_file.c_str(), &status) != 0) {
     fail(dir_or_file, ": cannot access (", std::strerror(errno), ")");
@@ -372,7 +372,7 @@ CheckpointFiles::CheckpointFiles(const std::string& dir_or_file) {
   }
   for (const auto& [shard, file] : shards) {
     for (const TensorEntry& tensor : file->tensors()) {
-      auto [where, inserted] = entries_.emplace(tensor.name, CheckpointEntry{file, &tensor});
+      auto [where, inserted] = entries_.emplace(tensor.name, WeightEntry{file, &tensor});
       if (!inserted) {
         fail(index_path, ": tensor '", tensor.name, "' appears in both ",
              where->second.file->path(), " and ", file->path());
@@ -381,7 +381,7 @@ CheckpointFiles::CheckpointFiles(const std::string& dir_or_file) {
   }
 }
 
-const CheckpointEntry* CheckpointFiles::find(const std::string& name) const {
+const WeightEntry* WeightFiles::find(const std::string& name) const {
   auto found = entries_.find(name);
   return found == entries_.end() ? nullptr : &found->second;
 }
@@ -426,7 +426,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   out.commit();
 }
 
-void write_checkpoint(const std::string& dir, const std::vector<TensorToWrite>& tensors,
+void write_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors,
                       uint64_t max_shard_bytes,
                       const std::map<std::string, std::string>& metadata) {
   create_directories(dir);

@@ -92,7 +92,7 @@ DType to_dtype(at::ScalarType type) {
   }
 }
 
-at::Tensor entry_to_tensor(const CheckpointEntry& entry) {
+at::Tensor entry_to_tensor(const WeightEntry& entry) {
   const TensorEntry& tensor = *entry.tensor;
   const auto options = at::TensorOptions().dtype(to_scalar_type(tensor.dtype)).device(at::kCPU);
   const size_t element_size = dtype_size(tensor.dtype);
@@ -110,7 +110,7 @@ at::Tensor entry_to_tensor(const CheckpointEntry& entry) {
 }
 
 std::map<std::string, at::Tensor> load_tensors(const std::string& dir_or_file) {
-  CheckpointFiles files(dir_or_file);
+  WeightFiles files(dir_or_file);
   std::map<std::string, at::Tensor> tensors;
   for (const auto& [name, entry] : files.entries()) tensors.emplace(name, entry_to_tensor(entry));
   return tensors;
@@ -122,10 +122,10 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
   write_safetensors(path, to_write(path, tensors, &storage), metadata);
 }
 
-void save_checkpoint(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes,
+void save_weights(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes,
                      const std::map<std::string, std::string>& metadata) {
   std::vector<at::Tensor> storage;
-  write_checkpoint(dir, to_write(dir, tensors, &storage), max_shard_bytes, metadata);
+  write_weights(dir, to_write(dir, tensors, &storage), max_shard_bytes, metadata);
 }
 
 }  // namespace halo

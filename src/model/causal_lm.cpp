@@ -12,7 +12,7 @@
 #include <cmath>
 #include <set>
 
-#include "model/activation_checkpoint.h"
+#include "model/activation_recompute.h"
 #include "halo/error.h"
 #include "halo/inference_cache.h"
 #include "halo/logging.h"
@@ -28,36 +28,45 @@ CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)), layers_(con
 
 std::vector<std::pair<std::string, at::Tensor*>> CausalLM::named_parameters() {
   std::vector<std::pair<std::string, at::Tensor*>> out;
-  out.emplace_back("model.embed_tokens.weight", &embed_tokens_);
-  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
-    const std::string p = cat("model.layers.", i, ".");
-    LayerWeights& l = layers_[i];
-    MixerWeights& m = l.mixer;
-    out.emplace_back(p + "input_layernorm.weight", &l.input_layernorm);
-    out.emplace_back(p + "self_attn.q_proj.weight", &m.q_proj);
-    out.emplace_back(p + "self_attn.k_proj.weight", &m.k_proj);
-    out.emplace_back(p + "self_attn.v_proj.weight", &m.v_proj);
-    out.emplace_back(p + "self_attn.o_proj.weight", &m.o_proj);
-    if (config_.mixer_types[i] == MixerType::attention) {
-      out.emplace_back(p + "self_attn.q_norm.weight", &m.q_norm);
-      out.emplace_back(p + "self_attn.k_norm.weight", &m.k_norm);
-      if (config_.attn_use_output_gate) out.emplace_back(p + "self_attn.o_gate.weight", &m.o_gate);
-    } else {
-      if (config_.lightning_use_output_gate) out.emplace_back(p + "self_attn.z_proj.weight", &m.z_proj);
-      if (config_.lightning_use_qk_norm) {
-        out.emplace_back(p + "self_attn.q_norm.weight", &m.q_norm);
-        out.emplace_back(p + "self_attn.k_norm.weight", &m.k_norm);
-      }
-      if (config_.lightning_use_output_norm) out.emplace_back(p + "self_attn.o_norm.weight", &m.o_norm);
-    }
-    out.emplace_back(p + "post_attention_layernorm.weight", &l.post_attention_layernorm);
-    out.emplace_back(p + "mlp.gate_proj.weight", &l.mlp.gate_proj);
-    out.emplace_back(p + "mlp.up_proj.weight", &l.mlp.up_proj);
-    out.emplace_back(p + "mlp.down_proj.weight", &l.mlp.down_proj);
+  for (ParameterSpec& spec : parameter_specs(config_)) {
+    at::Tensor* slot = parameter_slot(spec.name);
+    out.emplace_back(std::move(spec.name), slot);
   }
-  out.emplace_back("model.norm.weight", &norm_);
-  if (!config_.tie_word_embeddings) out.emplace_back("lm_head.weight", &lm_head_);
   return out;
+}
+
+at::Tensor* CausalLM::parameter_slot(const std::string& name) {
+  if (name == "model.embed_tokens.weight") return &embed_tokens_;
+  if (name == "model.norm.weight") return &norm_;
+  if (name == "lm_head.weight") return &lm_head_;
+  const std::string prefix = "model.layers.";
+  const size_t dot = name.find('.', prefix.size());
+  if (name.rfind(prefix, 0) == 0 && dot != std::string::npos) {
+    const int64_t i = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
+    const std::string part = name.substr(dot + 1);
+    LayerWeights& l = layers_.at(i);
+    MixerWeights& m = l.mixer;
+    const std::pair<const char*, at::Tensor*> slots[] = {
+        {"input_layernorm.weight", &l.input_layernorm},
+        {"post_attention_layernorm.weight", &l.post_attention_layernorm},
+        {"self_attn.q_proj.weight", &m.q_proj},
+        {"self_attn.k_proj.weight", &m.k_proj},
+        {"self_attn.v_proj.weight", &m.v_proj},
+        {"self_attn.o_proj.weight", &m.o_proj},
+        {"self_attn.q_norm.weight", &m.q_norm},
+        {"self_attn.k_norm.weight", &m.k_norm},
+        {"self_attn.o_gate.weight", &m.o_gate},
+        {"self_attn.z_proj.weight", &m.z_proj},
+        {"self_attn.o_norm.weight", &m.o_norm},
+        {"mlp.gate_proj.weight", &l.mlp.gate_proj},
+        {"mlp.up_proj.weight", &l.mlp.up_proj},
+        {"mlp.down_proj.weight", &l.mlp.down_proj},
+    };
+    for (const auto& [slot_name, slot] : slots) {
+      if (part == slot_name) return slot;
+    }
+  }
+  fail("no parameter named ", name);
 }
 
 int64_t CausalLM::parameter_count() const {
@@ -153,7 +162,7 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache*
   if (input_ids.dim() != 2) fail("input_ids must be [batch, time], got ", input_ids.dim(), " dimensions");
   const ForwardContext ctx = forward_context(input_ids, cache);
   at::Tensor x = at::embedding(embed_tokens_, input_ids.to(embed_tokens_.device()));
-  const bool recompute = activation_checkpointing_ && cache == nullptr && c10::GradMode::is_enabled();
+  const bool recompute = recompute_activations_ && cache == nullptr && c10::GradMode::is_enabled();
   for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
     if (hidden_states != nullptr) hidden_states->push_back(x);
     if (recompute) {
@@ -165,7 +174,7 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache*
                                   &l.mlp.up_proj, &l.mlp.down_proj}) {
         if (t->defined() && t->requires_grad()) params.push_back(*t);
       }
-      x = checkpointed([this, i, ctx](const at::Tensor& in) { return layer_forward(i, in, ctx, nullptr); }, x, params);
+      x = recomputed([this, i, ctx](const at::Tensor& in) { return layer_forward(i, in, ctx, nullptr); }, x, params);
     } else {
       x = layer_forward(i, x, ctx, cache);
     }
@@ -201,10 +210,10 @@ void CausalLM::set_requires_grad(bool on) {
 
 void CausalLM::init_random(uint64_t seed, double std) {
   at::Generator generator = at::detail::createCPUGenerator(seed);
-  for (auto& [name, tensor] : named_parameters()) {
-    const std::vector<int64_t> shape = parameter_shape(config_, name);
-    at::Tensor value = shape.size() == 1 ? at::ones(shape, at::kFloat)
-                                         : at::empty(shape, at::kFloat).normal_(0.0, std, generator);
+  for (const ParameterSpec& spec : parameter_specs(config_)) {
+    at::Tensor* tensor = parameter_slot(spec.name);
+    at::Tensor value = spec.shape.size() == 1 ? at::ones(spec.shape, at::kFloat)
+                                              : at::empty(spec.shape, at::kFloat).normal_(0.0, std, generator);
     *tensor = tensor->defined() ? value.to(tensor->options()) : value;
   }
   if (decay_.defined()) decay_ = decay_.to(embed_tokens_.device());
@@ -212,32 +221,6 @@ void CausalLM::init_random(uint64_t seed, double std) {
 
 at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
   return at::linear(hidden, config_.tie_word_embeddings ? embed_tokens_ : lm_head_);
-}
-
-std::vector<int64_t> parameter_shape(const ModelConfig& c, const std::string& name) {
-  const int64_t hidden = c.hidden_size;
-  auto ends_with = [&](const char* suffix) {
-    const std::string s(suffix);
-    return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
-  };
-  if (name == "model.embed_tokens.weight" || name == "lm_head.weight") return {c.vocab_size, hidden};
-  if (ends_with("layernorm.weight") || name == "model.norm.weight") return {hidden};
-  if (ends_with("gate_proj.weight") || ends_with("up_proj.weight")) return {c.intermediate_size, hidden};
-  if (ends_with("down_proj.weight")) return {hidden, c.intermediate_size};
-  const std::string prefix = "model.layers.";
-  if (name.rfind(prefix, 0) != 0) fail("no parameter named ", name);
-  const int64_t layer = std::stoll(name.substr(prefix.size()));
-  if (layer < 0 || layer >= c.num_hidden_layers) fail("no parameter named ", name);
-  const bool attn = c.mixer_types[layer] == MixerType::attention;
-  const int64_t heads = attn ? c.num_attention_heads : c.lightning_nh;
-  const int64_t kv = attn ? c.num_key_value_heads : c.lightning_nkv;
-  const int64_t d = attn ? c.head_dim : c.lightning_head_dim;
-  if (ends_with("q_norm.weight") || ends_with("k_norm.weight")) return {d};
-  if (ends_with("o_norm.weight")) return {heads * d};
-  if (ends_with("q_proj.weight") || ends_with("o_gate.weight") || ends_with("z_proj.weight")) return {heads * d, hidden};
-  if (ends_with("k_proj.weight") || ends_with("v_proj.weight")) return {kv * d, hidden};
-  if (ends_with("o_proj.weight")) return {hidden, heads * d};
-  fail("no parameter named ", name);
 }
 
 }  // namespace halo

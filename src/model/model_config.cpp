@@ -5,9 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <set>
 
 #include "halo/error.h"
 #include "halo/file_system.h"
+#include "halo/safetensors.h"
 
 namespace halo {
 namespace {
@@ -323,6 +325,85 @@ void validate_model_config(const ModelConfig& c, const std::string& path) {
   }
   for (int64_t id : c.eos_token_ids) {
     if (id < 0 || id >= c.vocab_size) fail(path, ": eos_token_id ", id, " is outside the vocabulary");
+  }
+}
+
+std::vector<ParameterSpec> parameter_specs(const ModelConfig& c) {
+  const int64_t hidden = c.hidden_size;
+  std::vector<ParameterSpec> out;
+  out.push_back({"model.embed_tokens.weight", {c.vocab_size, hidden}});
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+    const std::string p = cat("model.layers.", i, ".");
+    const bool attention = c.mixer_types.at(i) == MixerType::attention;
+    const int64_t heads = attention ? c.num_attention_heads : c.lightning_nh;
+    const int64_t kv = attention ? c.num_key_value_heads : c.lightning_nkv;
+    const int64_t d = attention ? c.head_dim : c.lightning_head_dim;
+    out.push_back({p + "input_layernorm.weight", {hidden}});
+    out.push_back({p + "self_attn.q_proj.weight", {heads * d, hidden}});
+    out.push_back({p + "self_attn.k_proj.weight", {kv * d, hidden}});
+    out.push_back({p + "self_attn.v_proj.weight", {kv * d, hidden}});
+    out.push_back({p + "self_attn.o_proj.weight", {hidden, heads * d}});
+    if (attention) {
+      out.push_back({p + "self_attn.q_norm.weight", {d}});
+      out.push_back({p + "self_attn.k_norm.weight", {d}});
+      if (c.attn_use_output_gate) out.push_back({p + "self_attn.o_gate.weight", {heads * d, hidden}});
+    } else {
+      if (c.lightning_use_output_gate) out.push_back({p + "self_attn.z_proj.weight", {heads * d, hidden}});
+      if (c.lightning_use_qk_norm) {
+        out.push_back({p + "self_attn.q_norm.weight", {d}});
+        out.push_back({p + "self_attn.k_norm.weight", {d}});
+      }
+      if (c.lightning_use_output_norm) out.push_back({p + "self_attn.o_norm.weight", {heads * d}});
+    }
+    out.push_back({p + "post_attention_layernorm.weight", {hidden}});
+    out.push_back({p + "mlp.gate_proj.weight", {c.intermediate_size, hidden}});
+    out.push_back({p + "mlp.up_proj.weight", {c.intermediate_size, hidden}});
+    out.push_back({p + "mlp.down_proj.weight", {hidden, c.intermediate_size}});
+  }
+  out.push_back({"model.norm.weight", {hidden}});
+  if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, hidden}});
+  return out;
+}
+
+namespace {
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string list_names(const std::vector<std::string>& names) {
+  std::string s;
+  for (size_t i = 0; i < names.size() && i < 5; ++i) s += (i ? ", " : "") + names[i];
+  if (names.size() > 5) s += cat(", ... (", names.size(), " in all)");
+  return s;
+}
+
+}  // namespace
+
+void check_weights_match_config(const WeightFiles& files, const ModelConfig& config) {
+  std::set<std::string> wanted;
+  std::vector<std::string> missing;
+  for (const ParameterSpec& spec : parameter_specs(config)) {
+    wanted.insert(spec.name);
+    const WeightEntry* entry = files.find(spec.name);
+    if (entry == nullptr) {
+      missing.push_back(spec.name);
+    } else if (entry->tensor->shape != spec.shape) {
+      fail(entry->file->path(), ": tensor ", spec.name, " has shape ", shape_string(entry->tensor->shape),
+           " but config.json implies ", shape_string(spec.shape));
+    }
+  }
+  if (!missing.empty()) {
+    fail(files.source(), ": missing tensors ", list_names(missing), " (does config.json match these weights?)");
+  }
+  std::vector<std::string> unexpected;
+  for (const auto& [name, entry] : files.entries()) {
+    if (!wanted.count(name) && !(name == "lm_head.weight" && config.tie_word_embeddings)) unexpected.push_back(name);
+  }
+  if (!unexpected.empty()) {
+    fail(files.source(), ": unexpected tensors ", list_names(unexpected), " (does config.json match these weights?)");
   }
 }
 

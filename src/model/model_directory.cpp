@@ -1,5 +1,5 @@
-// load_causal_lm: config.json, then every tensor checked by name and shape against it.
-// save_model_directory: weights via save_checkpoint (atomic, sharded), side files copied
+// load_causal_lm: config.json, every tensor checked by name and shape against it, then loaded.
+// save_model_directory: weights via save_weights (atomic, sharded), side files copied
 // atomically, config.json last with the stored dtype recorded.
 #include "halo/model_directory.h"
 
@@ -7,67 +7,25 @@
 #include <sys/stat.h>
 #include <nlohmann/json.hpp>
 
-#include <set>
+#include <algorithm>
 
 #include "halo/causal_lm.h"
 #include "halo/device.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
-#include "halo/logging.h"
 #include "halo/safetensors.h"
 #include "halo/tensor_io.h"
+#include "halo/tokenizer.h"
 
 namespace halo {
 
-namespace {
-
-std::string shape_string(at::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-std::string list_names(const std::vector<std::string>& names) {
-  std::string s;
-  for (size_t i = 0; i < names.size() && i < 5; ++i) s += (i ? ", " : "") + names[i];
-  if (names.size() > 5) s += cat(", ... (", names.size(), " in all)");
-  return s;
-}
-
-}  // namespace
-
 CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, const c10::Device& device) {
-  CausalLM model(load_model_config(model_dir));
-  CheckpointFiles files(model_dir);
-  std::set<std::string> wanted;
-  std::vector<std::string> missing;
+  const ModelConfig config = load_model_config(model_dir);
+  const WeightFiles files(model_dir);
+  check_weights_match_config(files, config);  // before anything is allocated
+  CausalLM model(config);
   for (auto& [name, tensor] : model.named_parameters()) {
-    wanted.insert(name);
-    const CheckpointEntry* entry = files.find(name);
-    if (entry == nullptr) {
-      missing.push_back(name);
-      continue;
-    }
-    const std::vector<int64_t> shape = parameter_shape(model.config(), name);
-    if (entry->tensor->shape != shape) {
-      fail(entry->file->path(), ": tensor ", name, " has shape ", shape_string(entry->tensor->shape),
-           " but config.json implies ", shape_string(shape));
-    }
-    *tensor = entry_to_tensor(*entry).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
-  }
-  if (!missing.empty()) fail(files.source(), ": missing tensors ", list_names(missing));
-  std::vector<std::string> unexpected;
-  for (const auto& [name, entry] : files.entries()) {
-    if (wanted.count(name)) continue;
-    if (name == "lm_head.weight" && model.config().tie_word_embeddings) {
-      log::debug("ignoring lm_head.weight: the embeddings are tied");
-      continue;
-    }
-    unexpected.push_back(name);
-  }
-  if (!unexpected.empty()) {
-    fail(files.source(), ": unexpected tensors ", list_names(unexpected),
-         " (does config.json match these weights?)");
+    *tensor = entry_to_tensor(*files.find(name)).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
   }
   model.to(device, dtype);
   return model;
@@ -82,6 +40,30 @@ bool same_directory(const std::string& a, const std::string& b) {
 }
 
 }  // namespace
+
+std::vector<int64_t> stop_token_ids(const std::string& model_dir, const ModelConfig& config, const Tokenizer* tokenizer) {
+  std::vector<int64_t> ids = config.eos_token_ids;
+  const std::string path = join_path(model_dir, "generation_config.json");
+  if (is_regular_file(path)) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+      fail(path, ": not valid JSON (", e.what(), ")");
+    }
+    const auto it = j.find("eos_token_id");
+    if (it != j.end() && it->is_number_integer()) ids.push_back(it->get<int64_t>());
+    if (it != j.end() && it->is_array()) {
+      for (const auto& v : *it) {
+        if (v.is_number_integer()) ids.push_back(v.get<int64_t>());
+      }
+    }
+  }
+  if (tokenizer != nullptr && tokenizer->eos_id()) ids.push_back(*tokenizer->eos_id());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
 
 uint64_t parse_byte_size(const std::string& text, const std::string& option) {
   size_t used = 0;
@@ -101,7 +83,7 @@ void save_model_directory(CausalLM& model, const std::string& dir, const SaveOpt
   create_directories(dir);
   NamedTensors tensors;
   for (auto& [name, tensor] : model.named_parameters()) tensors.emplace_back(name, tensor->to(options.dtype));
-  save_checkpoint(dir, tensors, options.max_shard_bytes);
+  save_weights(dir, tensors, options.max_shard_bytes);
 
   bool has_generation_config = false;
   if (!options.tokenizer_source.empty()) {

@@ -44,6 +44,9 @@ class YamlSection {
   void finish() const {
     for (const auto& entry : node_) {
       const std::string key = entry.first.as<std::string>();
+      if (key == "activation_checkpointing") {
+        fail(file_, ": key '", name(key), "' is now called 'recompute_activations' (same meaning); rename it");
+      }
       if (!used_.count(key)) {
         std::string allowed;
         for (const auto& k : used_) allowed += (allowed.empty() ? "" : ", ") + k;
@@ -117,7 +120,7 @@ void read_training_stage(YamlSection& s, TrainingStageConfig& stage, uint64_t se
   stage.enabled = true;
   stage.data = read_data(s.section("data"));
   stage.train = read_train(s.section("train"), seed);
-  stage.activation_checkpointing = s.get<bool>("activation_checkpointing", stage.activation_checkpointing);
+  stage.recompute_activations = s.get<bool>("recompute_activations", stage.recompute_activations);
   stage.loss_chunk = s.get<int64_t>("loss_chunk", stage.loss_chunk);
 }
 

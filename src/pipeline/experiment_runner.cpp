@@ -28,7 +28,7 @@
 #include "data/token_dataset.h"
 #include "halo/tokenizer.h"
 #include "halo/trainer.h"
-#include "train/training_tasks.h"
+#include "halo/training_tasks.h"
 
 namespace halo {
 namespace {
@@ -115,7 +115,7 @@ bool run_pretrain(const Experiment& x, const Runtime& rt) {
   CausalLM model(config);
   model.init_random(x.seed, x.pretrain.init_std);
   model.to(rt.device, rt.dtype);
-  model.set_activation_checkpointing(x.pretrain.activation_checkpointing);
+  model.set_recompute_activations(x.pretrain.recompute_activations);
   LanguageModelingTask task(model, x.pretrain.loss_chunk);
   if (!train(x, "pretrain", x.pretrain, task, config.vocab_size)) return false;
   model.set_requires_grad(false);
@@ -224,7 +224,7 @@ bool run_select(const Experiment& x, const Runtime& rt) {
     if (options.criterion == SelectionCriterion::kl && probe.heldout.empty()) {
       fail(x.path, ": criterion kl needs select.commonsense.text (held-out text to compare on)");
     }
-    const std::vector<int64_t>& stop_ids = teacher_config.eos_token_ids;
+    const std::vector<int64_t> stop_ids = stop_token_ids(teacher_dir(x), teacher_config, tokenizer.get());
     ProgressBar bar("select", layers, "layer");
     for (int64_t i = 0; i < layers; ++i) {
       CausalLM hybrid = teacher_with_one_lightning_layer(teacher, stage1, i);
@@ -268,7 +268,7 @@ bool run_distill(const Experiment& x, const Runtime& rt) {
     student.layer(i).mixer = {from.q_proj.clone(), from.k_proj.clone(), from.v_proj.clone(), from.o_proj.clone(),
                               from.q_norm.clone(), from.k_norm.clone(), {}, from.z_proj.clone(), from.o_norm.clone()};
   }
-  student.set_activation_checkpointing(x.distill.activation_checkpointing);
+  student.set_recompute_activations(x.distill.recompute_activations);
   DistillationTask task(teacher, student, x.distill.loss_chunk);
   if (!train(x, "distill", x.distill, task, teacher.config().vocab_size)) return false;
   student.set_requires_grad(false);
@@ -279,7 +279,7 @@ bool run_distill(const Experiment& x, const Runtime& rt) {
 bool run_finetune(const Experiment& x, const Runtime& rt) {
   require_done(x, "distill", "finetune");
   CausalLM model = load_model(model_dir(x, "distill"), rt);
-  model.set_activation_checkpointing(x.finetune.activation_checkpointing);
+  model.set_recompute_activations(x.finetune.recompute_activations);
   LanguageModelingTask task(model, x.finetune.loss_chunk);
   if (!train(x, "finetune", x.finetune, task, model.config().vocab_size)) return false;
   model.set_requires_grad(false);
@@ -354,7 +354,8 @@ bool run_report(const Experiment& x, const Runtime& rt) {
     for (int64_t factor : r.lengths_factors) {
       needle.lengths = {base * factor};
       const auto samples = build_needle_samples(*tokenizer, filler, needle);
-      const double acc = evaluate_needle(model, *tokenizer, samples, needle, model.config().eos_token_ids).accuracy();
+      const double acc = evaluate_needle(model, *tokenizer, samples, needle, stop_token_ids(column.dir, model.config(), tokenizer.get()))
+              .accuracy();
       entry["niah"][std::to_string(base * factor)] = acc;
       add(cat("NIAH @ ", base * factor), fixed(100 * acc, 1) + "%");
     }
@@ -418,10 +419,9 @@ std::string describe_plan(const Experiment& x) {
   } else {
     teacher = load_model_config(x.teacher);
   }
-  CausalLM shape_only(teacher);
-  for (auto& [name, tensor] : shape_only.named_parameters()) {
+  for (const ParameterSpec& spec : parameter_specs(teacher)) {
     int64_t n = 1;
-    for (int64_t d : parameter_shape(teacher, name)) n *= d;
+    for (int64_t d : spec.shape) n *= d;
     params += n;
   }
   out << "teacher: " << teacher.num_hidden_layers << " layers, hidden " << teacher.hidden_size << ", vocab "
@@ -440,7 +440,7 @@ std::string describe_plan(const Experiment& x) {
       // weights of every model held + float32 AdamW moments + gradients of what trains (upper bound)
       const double memory = params * (models * bytes_per_param + 8 + bytes_per_param) +
                             static_cast<double>(s->data.batch_size) * s->data.seq_len * teacher.hidden_size *
-                                teacher.num_hidden_layers * 16 * (s->activation_checkpointing ? 0.1 : 1.0);
+                                teacher.num_hidden_layers * 16 * (s->recompute_activations ? 0.1 : 1.0);
       out << ": " << s->train.steps << " steps x " << s->train.grad_accum << " x [" << s->data.batch_size << ", "
           << s->data.seq_len << "] = " << fixed(tokens_of(*s) / 1e6, 2) << " M tokens from " << s->data.tokens
           << ", lr " << s->train.lr << " (" << s->train.schedule << "), ~" << fixed(memory / 1e9, 2) << " GB";

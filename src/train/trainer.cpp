@@ -5,11 +5,11 @@
 // step, data cursor, RNG states; a changed trajectory setting is named in a warning), else seed
 // the global generators with config.seed. The metrics file is cut back to the resumed step.
 //
-// One step (0-based index s, reported as step s + 1): grad_accum micro-batches, each backward of
-// loss / grad_accum; the all_reduce_gradients hook (when set every parameter gets a gradient,
-// zeros if unused, so that all ranks hand over the same list); global norm clipping; then the
-// AdamW update at learning_rate(config, s). A step whose mean loss or gradient norm is NaN/Inf
-// is not applied: nan_policy "stop" saves the state before that step (cursor and RNG included,
+// One step (0-based index s, reported as step s + 1) is a TrainStep over grad_accum
+// micro-batches: each backward of loss / grad_accum; the all_reduce_gradients hook (when set
+// every parameter gets a gradient, zeros if unused, so that all ranks hand over the same list);
+// global norm clipping; then the AdamW update at learning_rate(config, s). A step whose mean
+// loss or gradient norm is NaN/Inf is not applied: nan_policy "stop" saves the state before that step (cursor and RNG included,
 // so that resuming with "skip" drops exactly that batch) and fails naming the step; "skip" drops
 // the gradients with a warning and still counts the step (the step counter, data cursor and
 // schedule advance, so a run stays bounded; the AdamW step count does not).
@@ -258,6 +258,48 @@ std::string progress_postfix(double loss, double lr) {
 
 }  // namespace
 
+TrainStep::TrainStep(const TrainerConfig& config, TrainingTask& task)
+    : config_(config),
+      task_(task),
+      parameters_(checked_parameters(task)),
+      optimizer_(std::make_unique<AdamW>(
+          parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master})) {}
+
+TrainStep::~TrainStep() = default;
+
+StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double lr) {
+  StepOutcome outcome;
+  at::Tensor loss_sum;
+  const double count = static_cast<double>(micro_batches.size());
+  for (const at::Tensor& batch : micro_batches) {
+    int64_t batch_tokens = batch.size(0) * (batch.size(1) - 1);
+    const at::Tensor loss = task_.loss(batch, &batch_tokens);
+    if (!loss.defined() || loss.numel() != 1) fail(config_.label, ": the task's loss is not a scalar");
+    (loss / count).backward();
+    const at::Tensor value = loss.detach().to(at::kDouble).reshape({});
+    loss_sum = loss_sum.defined() ? loss_sum + value : value;
+    outcome.tokens += batch_tokens;
+  }
+  std::vector<at::Tensor> grads;
+  for (const auto& [name, p] : parameters_) {
+    if (all_reduce_gradients && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  if (all_reduce_gradients) {
+    all_reduce_gradients(grads);
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].is_same(parameters_[i].second.grad())) parameters_[i].second.mutable_grad() = grads[i];
+    }
+  }
+  outcome.loss = loss_sum.item<double>() / count;
+  outcome.grad_norm = clip_grad_norm(grads, config_.grad_clip);
+  grads.clear();
+  outcome.applied = std::isfinite(outcome.loss) && std::isfinite(outcome.grad_norm);
+  if (outcome.applied) optimizer_->step(lr);
+  optimizer_->zero_grad();
+  return outcome;
+}
+
 Trainer::Trainer(TrainerConfig config, TrainingTask& task, TokenBatcher& data)
     : config_(std::move(config)), task_(task), data_(data) {
   check_config(config_);
@@ -268,7 +310,10 @@ TrainingResult Trainer::run() {
   create_directories(checkpoints_dir);
   remove_stale_checkpoint_dirs(checkpoints_dir);
 
-  const NamedTensors parameters = checked_parameters(task_);
+  TrainStep train_step(config_, task_);
+  train_step.all_reduce_gradients = all_reduce_gradients;
+  const NamedTensors& parameters = train_step.parameters();
+  AdamW& optimizer = train_step.optimizer();
   const std::vector<c10::DeviceIndex> cuda_devices = cuda_devices_of(parameters);
   const std::string config_json = trajectory_config(config_).dump();
 
@@ -281,7 +326,6 @@ TrainingResult Trainer::run() {
     warn_config_changes(config_, nlohmann::json::parse(resumed->state.config_json), resumed_from);
     load_trainable(parameters, resumed->trainable, join_path(resumed_from, "trainable.safetensors"));
   }
-  AdamW optimizer(parameters, {config_.beta1, config_.beta2, config_.eps, config_.weight_decay, config_.fp32_master});
   if (resumed) {
     state = resumed->state;
     optimizer.load_state(resumed->optimizer, state.optimizer_steps, join_path(resumed_from, "optimizer.safetensors"));
@@ -318,36 +362,13 @@ TrainingResult Trainer::run() {
     const Clock::time_point step_start = Clock::now();
     const double lr = learning_rate(config_, state.step);
 
-    at::Tensor loss_sum;
-    int64_t tokens = 0;
-    for (int64_t micro = 0; micro < config_.grad_accum; ++micro) {
-      const at::Tensor batch = data_.next();
-      int64_t batch_tokens = batch.size(0) * (batch.size(1) - 1);
-      const at::Tensor loss = task_.loss(batch, &batch_tokens);
-      if (!loss.defined() || loss.numel() != 1) fail(config_.label, ": step ", number, ": the task's loss is not a scalar");
-      (loss / static_cast<double>(config_.grad_accum)).backward();
-      const at::Tensor value = loss.detach().to(at::kDouble).reshape({});
-      loss_sum = loss_sum.defined() ? loss_sum + value : value;
-      tokens += batch_tokens;
-    }
-
-    std::vector<at::Tensor> grads;
-    for (const auto& [name, p] : parameters) {
-      if (all_reduce_gradients && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
-      grads.push_back(p.grad());
-    }
-    if (all_reduce_gradients) {
-      all_reduce_gradients(grads);
-      for (size_t i = 0; i < grads.size(); ++i) {
-        if (!grads[i].is_same(parameters[i].second.grad())) parameters[i].second.mutable_grad() = grads[i];
-      }
-    }
-    const double loss_value = loss_sum.item<double>() / static_cast<double>(config_.grad_accum);
-    const double grad_norm = clip_grad_norm(grads, config_.grad_clip);
-    grads.clear();
-    const bool skipped = !std::isfinite(loss_value) || !std::isfinite(grad_norm);
+    std::vector<at::Tensor> micro_batches;
+    for (int64_t micro = 0; micro < config_.grad_accum; ++micro) micro_batches.push_back(data_.next());
+    const StepOutcome outcome = train_step.run(micro_batches, lr);
+    micro_batches.clear();
+    const double loss_value = outcome.loss, grad_norm = outcome.grad_norm;
+    const bool skipped = !outcome.applied;
     if (skipped) {
-      optimizer.zero_grad();
       const std::string what = !std::isfinite(loss_value) ? cat("loss is ", describe(loss_value))
                                                           : cat("gradient norm is ", describe(grad_norm));
       if (config_.nan_policy == "stop") {
@@ -364,14 +385,12 @@ TrainingResult Trainer::run() {
       log::warn(cat(config_.label, ": step ", number, ": ", what, "; its batches are skipped (nan_policy skip)"));
       ++state.skipped_steps;
     } else {
-      optimizer.step(lr);
-      optimizer.zero_grad();
       ++state.optimizer_steps;
     }
 
     const double step_seconds = seconds_since(step_start);
     state.step = number;
-    state.tokens_seen += tokens;
+    state.tokens_seen += outcome.tokens;
     state.loss = loss_value;
     state.lr = lr;
     state.elapsed_s = elapsed_before + seconds_since(session_start);
@@ -379,7 +398,7 @@ TrainingResult Trainer::run() {
                     {"loss", loss_value},
                     {"lr", lr},
                     {"grad_norm", grad_norm},
-                    {"tokens_per_s", step_seconds > 0 ? static_cast<double>(tokens) / step_seconds : 0.0},
+                    {"tokens_per_s", step_seconds > 0 ? static_cast<double>(outcome.tokens) / step_seconds : 0.0},
                     {"tokens_seen", state.tokens_seen},
                     {"peak_memory_bytes", peak_memory_bytes(cuda_devices)},
                     {"elapsed_s", state.elapsed_s},

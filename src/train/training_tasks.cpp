@@ -1,5 +1,5 @@
 // LanguageModelingTask, AlignmentTask and DistillationTask (see training_tasks.h).
-#include "train/training_tasks.h"
+#include "halo/training_tasks.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

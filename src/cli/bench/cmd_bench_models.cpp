@@ -1,4 +1,4 @@
-// halo bench inference / training: real model dimensions with random weights (no checkpoint
+// halo bench inference / training: real model dimensions with random weights (no weight files
 // needed). Inference: prefill time and time per output token against context length, batch
 // 1 or more, peak GPU memory; an out-of-memory point is reported as such and the sweep goes
 // on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
@@ -35,9 +35,10 @@
 #include "halo/file_system.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/inference_cache.h"
-#include "halo/lm_losses.h"
 #include "halo/logging.h"
 #include "halo/model_config.h"
+#include "halo/trainer.h"
+#include "halo/training_tasks.h"
 
 namespace halo::cli {
 namespace {
@@ -73,9 +74,11 @@ ModelConfig architecture(const std::string& name, const std::string& model_dir) 
 CausalLM random_model(const ModelConfig& config, const c10::Device& device, c10::ScalarType dtype) {
   CausalLM model(config);
   auto options = at::TensorOptions().device(device).dtype(dtype);
-  for (auto& [name, tensor] : model.named_parameters()) {
-    const std::vector<int64_t> shape = parameter_shape(config, name);
-    *tensor = shape.size() == 1 ? at::ones(shape, options) : at::empty(shape, options).normal_(0.0, 0.02);
+  auto parameters = model.named_parameters();
+  const std::vector<ParameterSpec> specs = parameter_specs(config);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const std::vector<int64_t>& shape = specs[i].shape;
+    *parameters[i].second = shape.size() == 1 ? at::ones(shape, options) : at::empty(shape, options).normal_(0.0, 0.02);
   }
   model.to(device, dtype);
   return model;
@@ -245,16 +248,18 @@ int bench_inference(int argc, char** argv) {
 
 int bench_training(int argc, char** argv) {
   cxxopts::Options options("halo bench training",
-                           "Throughput of training steps at real dimensions (random weights, random tokens): stage 1\n"
-                           "(align: teacher forward + student mixers), 2 (distill: teacher + student, KL) or 3 (student\n"
-                           "cross-entropy). Reports tokens/s, MFU and peak memory (no optimizer state).\n"
+                           "Throughput of the training steps of `halo run` at real dimensions (random weights, random\n"
+                           "tokens): the stage's own task and optimizer step (forward, backward, clipping, AdamW) for\n"
+                           "stage 1 (align: teacher forward + student mixers, MSE), 2 (distill: teacher + student, KL)\n"
+                           "or 3 (finetune: student cross-entropy). Reports tokens/s, MFU and peak memory.\n"
                            "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
   options.add_options()
       ("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))
       ("batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))
       ("seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))
       ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
-      ("checkpointing", "Activation checkpointing")
+      ("recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")
+      ("fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")
       ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
       ("json", "JSON line");
@@ -267,79 +272,56 @@ int bench_training(int argc, char** argv) {
   const int stage = result["stage"].as<int>();
   if (stage < 1 || stage > 3) usage_fail("--stage must be 1, 2 or 3");
   const int64_t batch = result["batch"].as<int64_t>(), t = result["seq-len"].as<int64_t>();
+  const int64_t steps = result["steps"].as<int64_t>();
+  if (batch < 1) usage_fail("--batch must be >= 1");
+  if (t < 1) usage_fail("--seq-len must be >= 1");
+  if (steps < 1) usage_fail("--steps must be >= 1");
   BenchReport report;
   report.title = "halo bench training";
-  report.columns = {{"stage", "stage"}, {"batch", "batch"}, {"seq_len", "seq len"}, {"checkpointing", "checkpointing"},
+  report.columns = {{"stage", "stage"}, {"batch", "batch"}, {"seq_len", "seq len"}, {"recompute", "recompute"},
                     {"step_s", "step s", 3}, {"tokens_per_s", "tokens/s", 0}, {"mfu_percent", "MFU %", 1},
                     {"peak_gb", "peak GB", 1}};
-  report.notes = cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; forward + backward without the "
-                     "optimizer step. MFU against ", result["peak-tflops"].as<double>(),
+  report.notes = cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; the training step of halo run "
+                     "(the stage's task, clipping and the AdamW update). MFU against ", result["peak-tflops"].as<double>(),
                      " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
                      "counted).");
   BenchOutput output(result, device, argc, argv, report, training_chart);
   const ModelConfig teacher_config = qwen3_1_7b();
   const ModelConfig student_config = hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
   CausalLM student = random_model(stage == 1 ? hypenet_config(teacher_config, {}) : student_config, device, dtype);
-  CausalLM teacher = random_model(teacher_config, device, dtype);
-  student.set_activation_checkpointing(result.count("checkpointing") > 0);
-  teacher.set_requires_grad(false);
-  if (stage == 1) {
-    for (auto& [name, tensor] : student.named_parameters()) tensor->requires_grad_(name.find(".self_attn.") != std::string::npos);
-  } else {
-    student.set_requires_grad(true);
-  }
+  student.set_recompute_activations(result.count("recompute-activations") > 0);
+  std::unique_ptr<CausalLM> teacher;  // stage 3 trains the student alone
+  if (stage != 3) teacher = std::make_unique<CausalLM>(random_model(teacher_config, device, dtype));
+  std::unique_ptr<TrainingTask> task;
+  if (stage == 1) task = std::make_unique<AlignmentTask>(*teacher, student);
+  if (stage == 2) task = std::make_unique<DistillationTask>(*teacher, student);
+  if (stage == 3) task = std::make_unique<LanguageModelingTask>(student);
+  TrainerConfig trainer;
+  trainer.fp32_master = result.count("fp32-master") > 0;
+  trainer.label = cat("bench stage ", stage);
+  TrainStep train_step(trainer, *task);
   int64_t trainable = 0;
-  for (auto& [name, tensor] : student.named_parameters()) trainable += tensor->requires_grad() ? tensor->numel() : 0;
+  for (const auto& [name, tensor] : train_step.parameters()) trainable += tensor.numel();
   auto step = [&] {
-    at::Tensor ids = at::randint(0, teacher_config.vocab_size, {batch, t + 1}, at::TensorOptions().dtype(at::kLong).device(device));
-    at::Tensor inputs = ids.narrow(1, 0, t);
-    at::Tensor loss;
-    if (stage == 3) {
-      at::Tensor h = student.forward_hidden(inputs);
-      loss = chunked_cross_entropy(h.reshape({-1, h.size(-1)}), student.lm_head_weight(), ids.narrow(1, 1, t).reshape({-1}));
-    } else if (stage == 2) {
-      at::Tensor th;
-      {
-        c10::NoGradGuard no_grad;
-        th = teacher.forward_hidden(inputs);
-      }
-      at::Tensor sh = student.forward_hidden(inputs);
-      loss = chunked_kl_divergence(sh.reshape({-1, sh.size(-1)}), student.lm_head_weight(), th.reshape({-1, th.size(-1)}),
-                                   teacher.lm_head_weight());
-    } else {
-      const ForwardContext ctx = student.forward_context(inputs, nullptr);
-      std::vector<at::Tensor> errors;
-      teacher.set_mixer_observer([&](int64_t layer, const at::Tensor& in, const at::Tensor& out) {
-        c10::AutoGradMode enable(true);
-        errors.push_back((student.mixer_forward(layer, in.detach(), ctx).to(at::kFloat) - out.to(at::kFloat)).pow(2).mean());
-      });
-      {
-        c10::NoGradGuard no_grad;
-        teacher.forward_hidden(inputs);
-      }
-      teacher.set_mixer_observer({});
-      loss = at::stack(errors).mean();
-    }
-    loss.backward();
-    for (auto& [name, tensor] : student.named_parameters()) tensor->mutable_grad().reset();
+    const at::Tensor ids = at::randint(0, teacher_config.vocab_size, {batch, t + 1}, at::kLong);
+    train_step.run({ids}, 1e-5);
   };
   step();
   reset_peak(device);
-  const int64_t steps = result["steps"].as<int64_t>();
   auto start = clock_type::now();
   for (int64_t s = 0; s < steps; ++s) step();
   const double seconds = seconds_since(start, device) / steps;
   const double tokens = static_cast<double>(batch * t);
   // Model FLOPs per token: 6 x trainable (forward + backward) + 2 x frozen forward
   // (teacher, and the student's frozen parts), attention scores ignored.
-  const double frozen = static_cast<double>(teacher.parameter_count()) * (stage == 2 || stage == 1 ? 1 : 0) +
+  const double frozen = static_cast<double>(teacher ? teacher->parameter_count() : 0) +
                         static_cast<double>(student.parameter_count() - trainable) * (stage == 1 ? 0 : 1);
   const double flops = tokens * (6.0 * trainable + 2.0 * frozen);
   const double mfu = flops / seconds / (result["peak-tflops"].as<double>() * 1e12);
   nlohmann::json row = {{"bench", "training"}, {"stage", stage}, {"batch", batch}, {"seq_len", t},
                         {"device", device.str()}, {"step_s", seconds}, {"tokens_per_s", tokens / seconds},
                         {"mfu", mfu}, {"peak_gb", peak_gb(device)}, {"trainable_parameters", trainable},
-                        {"checkpointing", result.count("checkpointing") > 0}, {"mfu_percent", 100 * mfu}};
+                        {"recompute", result.count("recompute-activations") > 0}, {"mfu_percent", 100 * mfu}};
   output.add(row);
   if (result.count("json")) std::printf("%s\n", row.dump().c_str());
   else std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,

@@ -1,6 +1,6 @@
-// checkpointed(): a torch::autograd::Function whose forward runs the block without a graph and
+// recomputed(): a torch::autograd::Function whose forward runs the block without a graph and
 // whose backward replays it under AutoGradMode(true) and calls autograd::grad on the replay.
-#include "model/activation_checkpoint.h"
+#include "model/activation_recompute.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -49,7 +49,7 @@ struct CheckpointedBlock : public torch::autograd::Function<CheckpointedBlock> {
 
 }  // namespace
 
-at::Tensor checkpointed(const Block& block, const at::Tensor& x, const std::vector<at::Tensor>& parameters) {
+at::Tensor recomputed(const Block& block, const at::Tensor& x, const std::vector<at::Tensor>& parameters) {
   return CheckpointedBlock::apply(block, x, at::TensorList(parameters));
 }
 
