@@ -297,7 +297,8 @@ TEST_P(LightningOptions, MixerMatchesTheMethodTokenByToken) {
   ForwardContext ctx;
   ctx.length = 6;
   at::Tensor pos = at::arange(6, at::kDouble).view({1, 1, 6});
-  std::tie(ctx.light_cos, ctx.light_sin) = rope_tables(pos, 32, c.rope_theta, at::kDouble);
+  std::tie(ctx.light_cos, ctx.light_sin) = rope_tables(
+      pos, rope_inverse_frequency_tensor(rope_inverse_frequencies(c, 32), at::kDouble, at::kCPU), 1.0, at::kDouble);
   at::Tensor got = lightning_mixer(c, model.layer(0).mixer, x, alibi_decays(4, at::kDouble), ctx, nullptr, 0);
   at::Tensor want = lightning_layer_by_the_book(c, model.layer(0).mixer, x);
   EXPECT_LE((got - want).abs().max().item<double>(), 1e-10 * want.abs().max().item<double>());

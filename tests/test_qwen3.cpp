@@ -183,11 +183,11 @@ TEST(ModelConfig, BadConfigsNameTheKey) {
   expect_config_error(replace(kConfig4x, R"("vocab_size": 1024,)", ""), "vocab_size");
   expect_config_error(replace(kConfig4x, R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)"),
                       "num_key_value_heads");
-  expect_config_error(replace(kConfig4x, R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "yarn", "factor": 4})"),
-                      "yarn");
+  expect_config_error(replace(kConfig4x, R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "longrope", "factor": 4})"),
+                      "longrope");
   expect_config_error(replace(kConfig4x, R"("torch_dtype": "bfloat16")", R"("torch_dtype": "int8")"), "torch_dtype");
   expect_config_error(replace(kConfig4x, R"("hidden_size": 64)", R"("hidden_size": "64")"), "hidden_size");
-  expect_config_error(replace(kConfig4x, R"("qwen3")", R"("llama")"), "model_type");
+  expect_config_error(replace(kConfig4x, R"("qwen3")", R"("gpt_neox")"), "model_type");
 }
 
 // Weight loading errors -------------------------------------------------------------------

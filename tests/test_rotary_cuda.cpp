@@ -9,6 +9,7 @@
 
 #include "halo/causal_lm.h"
 #include "tensor_error.h"
+#include "halo/model_config.h"
 #include "ops/rope.h"
 
 namespace halo {
@@ -34,7 +35,10 @@ void check(int64_t b, int64_t h, int64_t t, int64_t d, bool per_sequence, bool t
   const at::Device gpu(at::kCUDA, 0);
   for (at::ScalarType dtype : {at::kBFloat16, at::kHalf}) {
     SCOPED_TRACE(std::string(c10::toString(dtype)) + " D " + std::to_string(d) + (token_major ? " token-major" : ""));
-    auto [cos, sin] = rope_tables(positions.to(gpu, at::kFloat), d, 1e6, dtype);
+    ModelConfig config;
+    config.rope_theta = 1e6;
+    const at::Tensor inv_freq = rope_inverse_frequency_tensor(rope_inverse_frequencies(config, d), at::kFloat, gpu);
+    auto [cos, sin] = rope_tables(positions.to(gpu, at::kFloat), inv_freq, 1.0, dtype);
     Rotated want = rotate(x.to(dtype).to(at::kDouble), cos.cpu().to(at::kDouble), sin.cpu().to(at::kDouble),
                           weight.to(dtype).to(at::kDouble));
     at::Tensor input = x.to(gpu, dtype);

@@ -24,16 +24,22 @@ class InferenceCache;
 
 // One layer's token mixer (`self_attn.*` in checkpoints). Attention uses q/k/v/o_proj,
 // q_norm, k_norm and (with the output gate) o_gate; lightning uses q/k/v/o/z_proj and
-// q_norm, k_norm, o_norm (each only when its option is on). Unused tensors stay undefined.
+// q_norm, k_norm, o_norm (each only when its option is on); the projection biases exist when
+// the config's attention_bias / attention_output_bias say so. Unused tensors stay undefined.
 struct MixerWeights {
   at::Tensor q_proj, k_proj, v_proj, o_proj;  // [out, in] as nn.Linear stores them
   at::Tensor q_norm, k_norm;                  // [head_dim]
   at::Tensor o_gate;                          // attention: [heads*head_dim, hidden]
   at::Tensor z_proj, o_norm;                  // lightning: [nh*hd, hidden], [nh*hd]
+  at::Tensor q_bias, k_bias, v_bias, o_bias;  // [out]
 };
+
+// A deep copy (undefined tensors stay undefined).
+MixerWeights cloned(const MixerWeights& w);
 
 struct MlpWeights {
   at::Tensor gate_proj, up_proj, down_proj;
+  at::Tensor gate_bias, up_bias, down_bias;  // [out]; mlp_bias only
 };
 
 struct LayerWeights {
@@ -131,6 +137,8 @@ class CausalLM {
   // RoPE tables and HyPE scales of ctx for positions [B|1, T] (float; padding already removed).
   void set_position_tables(ForwardContext& ctx, const at::Tensor& positions) const;
 
+  // The RoPE frequency tensors for parameters on `device` in `dtype`.
+  void set_rope_frequencies(const c10::Device& device, c10::ScalarType dtype);
   // Where the parameter of this Hugging Face name lives (fails for names the model lacks).
   at::Tensor* parameter_slot(const std::string& name);
 
@@ -138,6 +146,10 @@ class CausalLM {
   at::Tensor embed_tokens_, norm_, lm_head_;
   std::vector<LayerWeights> layers_;
   at::Tensor decay_;  // lightning gamma per head, float32 on the model's device
+  // RoPE inverse frequencies of attention and lightning layers (rope_inverse_frequencies), float32
+  // (float64 for float64 models) on the model's device, and the cos/sin factor.
+  at::Tensor attn_inv_freq_, light_inv_freq_;
+  double rope_attention_factor_ = 1.0;
   LightningImpl lightning_impl_ = LightningImpl::chunked;
   int64_t lightning_chunk_ = 64;
   bool recompute_activations_ = false;

@@ -1,6 +1,7 @@
 // The architecture of a model directory, read from its config.json (no torch here).
-// One struct describes both the Qwen3 teacher and the HypeNet student: a HypeNet is a Qwen3
-// skeleton whose layers each name their token mixer. Qwen3 configs written by transformers
+// One struct describes the teachers (Qwen3, Llama and Qwen2: the same decoder with or without
+// q/k RMSNorm, projection biases and RoPE scaling) and the HypeNet student: a HypeNet is the
+// teacher's skeleton whose layers each name their token mixer. Configs written by transformers
 // 4.x (rope_theta, rope_scaling, torch_dtype) and 5.x (rope_parameters, dtype) are accepted.
 #pragma once
 #include <cstdint>
@@ -12,8 +13,21 @@ namespace halo {
 
 enum class MixerType { attention, lightning };
 
+// RoPE's frequency scaling, as transformers' rope_scaling / rope_parameters names it.
+struct RopeScaling {
+  std::string type = "default";                    // default | linear | llama3 | yarn
+  double factor = 1.0;                             // linear, llama3, yarn
+  double low_freq_factor = 1.0;                    // llama3
+  double high_freq_factor = 4.0;                   // llama3
+  int64_t original_max_position_embeddings = 0;    // llama3, yarn (yarn: 0 = max_position_embeddings)
+  double beta_fast = 32.0, beta_slow = 1.0;        // yarn
+  std::optional<double> attention_factor;          // yarn: the cos/sin factor (default from factor, mscale)
+  std::optional<double> mscale, mscale_all_dim;    // yarn
+  bool truncate = true;                            // yarn
+};
+
 struct ModelConfig {
-  std::string model_type = "qwen3";  // "qwen3" | "hypenet"
+  std::string model_type = "qwen3";  // "qwen3" | "llama" | "qwen2" | "hypenet"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -24,6 +38,7 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   bool tie_word_embeddings = false;
   std::string dtype = "float32";  // stored weight dtype: float32 | bfloat16 | float16
   std::vector<int64_t> eos_token_ids;
@@ -31,6 +46,14 @@ struct ModelConfig {
 
   // Per-layer token mixer; all attention for Qwen3.
   std::vector<MixerType> mixer_types;
+  // What the teacher family's layers have (Qwen3: q/k norms; Llama: optional biases everywhere;
+  // Qwen2: q/k/v biases). The biases belong to the q/k/v/o projections of every layer, attention
+  // or lightning; the q/k norms of attention layers follow attn_use_qk_norm, lightning layers'
+  // follow lightning_use_qk_norm.
+  bool attn_use_qk_norm = true;
+  bool attention_bias = false;         // q_proj, k_proj, v_proj biases
+  bool attention_output_bias = false;  // o_proj bias
+  bool mlp_bias = false;               // gate_proj, up_proj, down_proj biases
   // Softmax-attention layer options (Qwen3: RoPE on, no gate, no logits scaling).
   bool attn_use_rope = true;
   bool attn_use_output_gate = false;
@@ -62,6 +85,12 @@ std::string model_config_to_json(const ModelConfig& config);
 
 // "hype 500" -> a = 500, "hype" -> a = 362, a number -> constant factor, null -> off.
 void parse_attn_logits_scaling(const std::string& text, ModelConfig& config, const std::string& path);
+
+// RoPE for head dimension `head_dim`: the inverse frequencies theta^(-2i/d), i < d/2, scaled as
+// `config.rope_scaling` says (transformers' rope init functions, in float64), and the factor the
+// cos/sin tables are multiplied by (1 except for yarn).
+std::vector<double> rope_inverse_frequencies(const ModelConfig& config, int64_t head_dim);
+double rope_attention_factor(const ModelConfig& config);
 
 // Reads DIR/config.json.
 ModelConfig load_model_config(const std::string& model_dir);

@@ -81,9 +81,15 @@ at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at
                            const ForwardContext& ctx, InferenceCache* cache, int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, d = c.head_dim;
-  at::Tensor q = rms_norm(at::linear(x, w.q_proj).view({b, t, h, d}), w.q_norm, c.rms_norm_eps).transpose(1, 2);
-  at::Tensor k = rms_norm(at::linear(x, w.k_proj).view({b, t, kv, d}), w.k_norm, c.rms_norm_eps).transpose(1, 2);
-  at::Tensor v = at::linear(x, w.v_proj).view({b, t, kv, d}).transpose(1, 2);
+  at::Tensor q = at::linear(x, w.q_proj, w.q_bias).view({b, t, h, d});
+  at::Tensor k = at::linear(x, w.k_proj, w.k_bias).view({b, t, kv, d});
+  if (c.attn_use_qk_norm) {
+    q = rms_norm(q, w.q_norm, c.rms_norm_eps);
+    k = rms_norm(k, w.k_norm, c.rms_norm_eps);
+  }
+  q = q.transpose(1, 2);
+  k = k.transpose(1, 2);
+  at::Tensor v = at::linear(x, w.v_proj, w.v_bias).view({b, t, kv, d}).transpose(1, 2);
   if (c.attn_use_rope) {
     q = apply_rope(q, ctx.attn_cos, ctx.attn_sin);
     k = apply_rope(k, ctx.attn_cos, ctx.attn_sin);
@@ -96,7 +102,7 @@ at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at
     at::Tensor o = decode_attention(q.select(2, 0), keys, values, ctx.cache_length, cache->left_padding(), scale);
     o = o.reshape({b, 1, h * d});
     if (c.attn_use_output_gate) o = o * at::sigmoid(at::linear(x, w.o_gate));
-    return at::linear(o, w.o_proj);
+    return at::linear(o, w.o_proj, w.o_bias);
   }
   if (cache != nullptr) std::tie(k, v) = cache->append_kv(layer, k, v);
   const int64_t s = k.size(2);
@@ -112,7 +118,7 @@ at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at
   }
   o = o.transpose(1, 2).reshape({b, t, h * d});
   if (c.attn_use_output_gate) o = o * at::sigmoid(at::linear(x, w.o_gate));
-  return at::linear(o, w.o_proj);
+  return at::linear(o, w.o_proj, w.o_bias);
 }
 
 }  // namespace halo

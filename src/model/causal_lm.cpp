@@ -24,6 +24,26 @@ namespace halo {
 
 CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)), layers_(config_.num_hidden_layers) {
   if (config_.has_lightning_layers()) decay_ = alibi_decays(config_.lightning_nh);
+  rope_attention_factor_ = rope_attention_factor(config_);
+  set_rope_frequencies(c10::Device(c10::kCPU), at::kFloat);
+}
+
+void CausalLM::set_rope_frequencies(const c10::Device& device, c10::ScalarType dtype) {
+  const c10::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
+  attn_inv_freq_ = rope_inverse_frequency_tensor(rope_inverse_frequencies(config_, config_.head_dim), compute, device);
+  light_inv_freq_ = config_.has_lightning_layers() ? rope_inverse_frequency_tensor(
+                                                         rope_inverse_frequencies(config_, config_.lightning_head_dim),
+                                                         compute, device)
+                                                   : at::Tensor();
+}
+
+MixerWeights cloned(const MixerWeights& w) {
+  MixerWeights c = w;
+  for (at::Tensor* t : {&c.q_proj, &c.k_proj, &c.v_proj, &c.o_proj, &c.q_norm, &c.k_norm, &c.o_gate, &c.z_proj,
+                        &c.o_norm, &c.q_bias, &c.k_bias, &c.v_bias, &c.o_bias}) {
+    if (t->defined()) *t = t->clone();
+  }
+  return c;
 }
 
 std::vector<std::pair<std::string, at::Tensor*>> CausalLM::named_parameters() {
@@ -61,6 +81,13 @@ at::Tensor* CausalLM::parameter_slot(const std::string& name) {
         {"mlp.gate_proj.weight", &l.mlp.gate_proj},
         {"mlp.up_proj.weight", &l.mlp.up_proj},
         {"mlp.down_proj.weight", &l.mlp.down_proj},
+        {"self_attn.q_proj.bias", &m.q_bias},
+        {"self_attn.k_proj.bias", &m.k_bias},
+        {"self_attn.v_proj.bias", &m.v_bias},
+        {"self_attn.o_proj.bias", &m.o_bias},
+        {"mlp.gate_proj.bias", &l.mlp.gate_bias},
+        {"mlp.up_proj.bias", &l.mlp.up_bias},
+        {"mlp.down_proj.bias", &l.mlp.down_bias},
     };
     for (const auto& [slot_name, slot] : slots) {
       if (part == slot_name) return slot;
@@ -88,6 +115,7 @@ void CausalLM::to(const c10::Device& device, c10::ScalarType dtype) {
     if (tensor->defined()) *tensor = tensor->to(device, dtype);
   }
   if (decay_.defined()) decay_ = decay_.to(device);
+  set_rope_frequencies(device, dtype);
 }
 
 ForwardContext CausalLM::forward_context(const at::Tensor& input_ids, InferenceCache* cache) const {
@@ -122,7 +150,7 @@ void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_
   for (MixerType m : config_.mixer_types) attn_rope |= m == MixerType::attention && config_.attn_use_rope;
   if (attn_rope) {
     std::tie(ctx.attn_cos, ctx.attn_sin) =
-        rope_tables(positions, config_.head_dim, config_.rope_theta, dtype());
+        rope_tables(positions, attn_inv_freq_, rope_attention_factor_, dtype());
   }
   if (config_.has_lightning_layers() && config_.lightning_use_rope) {
     if (attn_rope && config_.lightning_head_dim == config_.head_dim) {
@@ -130,7 +158,7 @@ void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_
       ctx.light_sin = ctx.attn_sin;
     } else {
       std::tie(ctx.light_cos, ctx.light_sin) =
-          rope_tables(positions, config_.lightning_head_dim, config_.rope_theta, dtype());
+          rope_tables(positions, light_inv_freq_, rope_attention_factor_, dtype());
     }
   }
   if (config_.attn_logits_scaling_a) {
@@ -154,7 +182,9 @@ at::Tensor CausalLM::layer_forward(int64_t i, const at::Tensor& x, const Forward
   if (mixer_observer_) mixer_observer_(i, normed, mixed);
   at::Tensor h = x + mixed;
   at::Tensor n2 = rms_norm(h, l.post_attention_layernorm, config_.rms_norm_eps);
-  return h + at::linear(at::silu(at::linear(n2, l.mlp.gate_proj)) * at::linear(n2, l.mlp.up_proj), l.mlp.down_proj);
+  const MlpWeights& mlp = l.mlp;
+  return h + at::linear(at::silu(at::linear(n2, mlp.gate_proj, mlp.gate_bias)) * at::linear(n2, mlp.up_proj, mlp.up_bias),
+                        mlp.down_proj, mlp.down_bias);
 }
 
 at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache* cache,
@@ -169,9 +199,10 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache*
       const LayerWeights& l = layers_[i];
       const MixerWeights& m = l.mixer;
       std::vector<at::Tensor> params;
-      for (const at::Tensor* t : {&l.input_layernorm, &l.post_attention_layernorm, &m.q_proj, &m.k_proj, &m.v_proj,
-                                  &m.o_proj, &m.q_norm, &m.k_norm, &m.o_gate, &m.z_proj, &m.o_norm, &l.mlp.gate_proj,
-                                  &l.mlp.up_proj, &l.mlp.down_proj}) {
+      for (const at::Tensor* t :
+           {&l.input_layernorm, &l.post_attention_layernorm, &m.q_proj, &m.k_proj, &m.v_proj, &m.o_proj, &m.q_norm,
+            &m.k_norm, &m.o_gate, &m.z_proj, &m.o_norm, &m.q_bias, &m.k_bias, &m.v_bias, &m.o_bias, &l.mlp.gate_proj,
+            &l.mlp.up_proj, &l.mlp.down_proj, &l.mlp.gate_bias, &l.mlp.up_bias, &l.mlp.down_bias}) {
         if (t->defined() && t->requires_grad()) params.push_back(*t);
       }
       x = recomputed([this, i, ctx](const at::Tensor& in) { return layer_forward(i, in, ctx, nullptr); }, x, params);
@@ -217,6 +248,7 @@ void CausalLM::init_random(uint64_t seed, double std) {
     *tensor = tensor->defined() ? value.to(tensor->options()) : value;
   }
   if (decay_.defined()) decay_ = decay_.to(embed_tokens_.device());
+  set_rope_frequencies(embed_tokens_.device(), embed_tokens_.scalar_type());
 }
 
 at::Tensor CausalLM::logits(const at::Tensor& hidden) const {

@@ -58,7 +58,7 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t num_layer
 }
 
 ModelConfig hypenet_config(const ModelConfig& teacher, const std::vector<int64_t>& attention_layers) {
-  if (teacher.is_hypenet()) fail("the teacher is already a HypeNet; convert a Qwen3 model");
+  if (teacher.is_hypenet()) fail("the teacher is already a HypeNet; convert a Qwen3, Llama or Qwen2 model");
   ModelConfig c = teacher;
   c.model_type = "hypenet";
   c.mixer_types.assign(teacher.num_hidden_layers, MixerType::lightning);
@@ -78,12 +78,20 @@ ModelConfig hypenet_config(const ModelConfig& teacher, const std::vector<int64_t
 
 namespace {
 
-// [kv*d, in] -> [kv*g*d, in]: each KV head's rows repeated g times, in place of its group
-// (g = 1 keeps GQA: lightning_nkv == the teacher's KV heads).
+// [kv*d, in] -> [kv*g*d, in] (or a bias [kv*d] -> [kv*g*d]): each KV head's rows repeated g
+// times, in place of its group (g = 1 keeps GQA: lightning_nkv == the teacher's KV heads).
+// Undefined stays undefined.
 at::Tensor expand_kv(const at::Tensor& w, int64_t kv_heads, int64_t groups) {
+  if (!w.defined()) return w;
   const int64_t d = w.size(0) / kv_heads;
-  return w.view({kv_heads, d, w.size(1)}).repeat_interleave(groups, 0).reshape({kv_heads * groups * d, w.size(1)});
+  std::vector<int64_t> heads = w.sizes().vec(), expanded = w.sizes().vec();
+  heads[0] = d;
+  heads.insert(heads.begin(), kv_heads);
+  expanded[0] = kv_heads * groups * d;
+  return w.view(heads).repeat_interleave(groups, 0).reshape(expanded);
 }
+
+at::Tensor clone_or_undefined(const at::Tensor& t) { return t.defined() ? t.clone() : t; }
 
 // PyTorch's default nn.Linear init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)).
 at::Tensor default_linear_init(int64_t out, int64_t in, at::Generator& generator) {
@@ -108,8 +116,13 @@ MixerWeights lightning_from_attention(const ModelConfig& teacher, const ModelCon
   m.k_proj = expand_kv(a.k_proj, teacher.num_key_value_heads, groups);
   m.v_proj = expand_kv(a.v_proj, teacher.num_key_value_heads, groups);
   m.o_proj = a.o_proj.clone();
-  m.q_norm = a.q_norm.clone();
-  m.k_norm = a.k_norm.clone();
+  m.q_bias = clone_or_undefined(a.q_bias);
+  m.k_bias = expand_kv(a.k_bias, teacher.num_key_value_heads, groups);
+  m.v_bias = expand_kv(a.v_bias, teacher.num_key_value_heads, groups);
+  m.o_bias = clone_or_undefined(a.o_bias);
+  // HypeNet normalizes q and k; a teacher without q/k norms (Llama, Qwen2) gives gains of 1.
+  m.q_norm = a.q_norm.defined() ? a.q_norm.clone() : at::ones({teacher.head_dim}, a.q_proj.options());
+  m.k_norm = a.k_norm.defined() ? a.k_norm.clone() : at::ones({teacher.head_dim}, a.q_proj.options());
   m.z_proj = default_linear_init(inner, teacher.hidden_size, generator).to(a.q_proj.options());
   m.o_norm = at::ones({inner}, a.q_proj.options());
   return m;
@@ -127,10 +140,10 @@ CausalLM convert_to_hypenet(CausalLM& teacher, const ModelConfig& student_config
     LayerWeights& s = student.layer(i);
     s.input_layernorm = t.input_layernorm.clone();
     s.post_attention_layernorm = t.post_attention_layernorm.clone();
-    s.mlp = {t.mlp.gate_proj.clone(), t.mlp.up_proj.clone(), t.mlp.down_proj.clone()};
+    s.mlp = {t.mlp.gate_proj.clone(),         t.mlp.up_proj.clone(),         t.mlp.down_proj.clone(),
+             clone_or_undefined(t.mlp.gate_bias), clone_or_undefined(t.mlp.up_bias), clone_or_undefined(t.mlp.down_bias)};
     if (student_config.mixer_types[i] == MixerType::attention) {
-      s.mixer = {t.mixer.q_proj.clone(), t.mixer.k_proj.clone(), t.mixer.v_proj.clone(), t.mixer.o_proj.clone(),
-                 t.mixer.q_norm.clone(), t.mixer.k_norm.clone(), {}, {}, {}};
+      s.mixer = cloned(t.mixer);  // attention layers keep what the teacher's have (q/k norms, biases)
       if (student_config.attn_use_output_gate) {
         s.mixer.o_gate = at::empty({tc.num_attention_heads * tc.head_dim, tc.hidden_size}, at::kFloat)
                              .normal_(0.0, 0.02, generator)

@@ -18,9 +18,9 @@ at::Tensor lightning_mixer(const ModelConfig& c, const MixerWeights& w, const at
                            int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t nh = c.lightning_nh, nkv = c.lightning_nkv, d = c.lightning_head_dim;
-  at::Tensor q = at::linear(x, w.q_proj).view({b, t, nh, d});
-  at::Tensor k = at::linear(x, w.k_proj).view({b, t, nkv, d});
-  at::Tensor v = at::linear(x, w.v_proj).view({b, t, nkv, d}).transpose(1, 2);
+  at::Tensor q = at::linear(x, w.q_proj, w.q_bias).view({b, t, nh, d});
+  at::Tensor k = at::linear(x, w.k_proj, w.k_bias).view({b, t, nkv, d});
+  at::Tensor v = at::linear(x, w.v_proj, w.v_bias).view({b, t, nkv, d}).transpose(1, 2);
   if (c.lightning_use_qk_norm) {
     q = rms_norm(q, w.q_norm, c.rms_norm_eps);
     k = rms_norm(k, w.k_norm, c.rms_norm_eps);
@@ -48,7 +48,7 @@ at::Tensor lightning_mixer(const ModelConfig& c, const MixerWeights& w, const at
   at::Tensor o = r.out.transpose(1, 2).reshape({b, t, nh * d});
   if (c.lightning_use_output_norm) o = rms_norm(o, w.o_norm, c.rms_norm_eps);
   if (c.lightning_use_output_gate) o = o * at::sigmoid(at::linear(x, w.z_proj));
-  return at::linear(o, w.o_proj);
+  return at::linear(o, w.o_proj, w.o_bias);
 }
 
 }  // namespace halo

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -47,31 +48,90 @@ std::optional<int64_t> get_optional_int(const json& obj, const char* key, const 
   return it->get<int64_t>();
 }
 
-// rope_theta from 5.x rope_parameters or 4.x rope_theta; only un-scaled RoPE is supported.
-double read_rope_theta(const json& obj, const std::string& path) {
-  double theta = 10000.0;
+int64_t get_int_or(const json& obj, const char* key, int64_t fallback, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  return get_int(obj, key, path);
+}
+
+double get_number_or(const json& obj, const char* key, double fallback, const std::string& path) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return fallback;
+  return get_number(*it, key, path);
+}
+
+// rope_theta and the scaling, from 5.x rope_parameters (theta and scaling in one object) or 4.x
+// rope_theta + rope_scaling; an empty rope_parameters beside a top-level rope_theta (as the
+// reference's HypeNet configs hold) reads the top-level one.
+void read_rope(const json& obj, ModelConfig& c, const std::string& path) {
   const json* scaling = nullptr;
   if (auto it = obj.find("rope_parameters"); it != obj.end() && !it->is_null()) {
     if (!it->is_object()) fail(path, ": key 'rope_parameters' must be an object");
-    theta = get_number(require(*it, "rope_theta", path), "rope_parameters.rope_theta", path);
-    scaling = &*it;
-  } else if (auto t = obj.find("rope_theta"); t != obj.end() && !t->is_null()) {
-    theta = get_number(*t, "rope_theta", path);
-    if (auto s = obj.find("rope_scaling"); s != obj.end() && !s->is_null()) scaling = &*s;
+    if (!it->empty()) scaling = &*it;
   }
-  if (scaling != nullptr) {
-    if (!scaling->is_object()) fail(path, ": key 'rope_scaling' must be an object or null");
-    std::string type = "default";
-    for (const char* key : {"rope_type", "type"}) {
-      if (auto it = scaling->find(key); it != scaling->end() && it->is_string()) type = it->get<std::string>();
-    }
-    if (type != "default") {
-      fail(path, ": RoPE scaling type '", type,
-           "' is not supported (only un-scaled RoPE); remove rope_scaling or set rope_type to \"default\"");
+  if (scaling == nullptr) {
+    if (auto it = obj.find("rope_scaling"); it != obj.end() && !it->is_null()) {
+      if (!it->is_object()) fail(path, ": key 'rope_scaling' must be an object or null");
+      scaling = &*it;
     }
   }
-  if (!(theta > 1.0)) fail(path, ": rope_theta must be > 1, got ", theta);
-  return theta;
+  c.rope_theta = get_number_or(obj, "rope_theta", 10000.0, path);
+  if (scaling != nullptr) c.rope_theta = get_number_or(*scaling, "rope_theta", c.rope_theta, path);
+  if (!(c.rope_theta > 1.0) || !std::isfinite(c.rope_theta)) fail(path, ": rope_theta must be > 1, got ", c.rope_theta);
+  if (scaling == nullptr) return;
+  RopeScaling& r = c.rope_scaling;
+  for (const char* key : {"type", "rope_type"}) {
+    if (auto it = scaling->find(key); it != scaling->end() && !it->is_null()) {
+      if (!it->is_string()) fail(path, ": rope scaling key '", key, "' must be a string");
+      r.type = it->get<std::string>();
+    }
+  }
+  if (r.type == "default") return;
+  if (r.type != "linear" && r.type != "llama3" && r.type != "yarn") {
+    fail(path, ": RoPE scaling type '", r.type, "' is not supported (default, linear, llama3, yarn)");
+  }
+  r.factor = get_number(require(*scaling, "factor", path), "factor", path);
+  if (!(r.factor >= 1.0) || !std::isfinite(r.factor)) fail(path, ": rope scaling factor must be >= 1, got ", r.factor);
+  r.original_max_position_embeddings = get_int_or(*scaling, "original_max_position_embeddings", 0, path);
+  if (r.type == "llama3") {
+    r.low_freq_factor = get_number(require(*scaling, "low_freq_factor", path), "low_freq_factor", path);
+    r.high_freq_factor = get_number(require(*scaling, "high_freq_factor", path), "high_freq_factor", path);
+    if (r.original_max_position_embeddings <= 0) fail(path, ": llama3 RoPE scaling needs original_max_position_embeddings > 0");
+    if (!(r.high_freq_factor > r.low_freq_factor) || !(r.low_freq_factor > 0)) {
+      fail(path, ": llama3 RoPE scaling needs 0 < low_freq_factor < high_freq_factor");
+    }
+  }
+  if (r.type == "yarn") {
+    r.beta_fast = get_number_or(*scaling, "beta_fast", 32.0, path);
+    r.beta_slow = get_number_or(*scaling, "beta_slow", 1.0, path);
+    if (auto it = scaling->find("attention_factor"); it != scaling->end() && !it->is_null()) {
+      r.attention_factor = get_number(*it, "attention_factor", path);
+    }
+    if (auto it = scaling->find("mscale"); it != scaling->end() && !it->is_null()) r.mscale = get_number(*it, "mscale", path);
+    if (auto it = scaling->find("mscale_all_dim"); it != scaling->end() && !it->is_null()) {
+      r.mscale_all_dim = get_number(*it, "mscale_all_dim", path);
+    }
+    r.truncate = get_bool(*scaling, "truncate", true, path);
+  }
+}
+
+json rope_scaling_json(const RopeScaling& r) {
+  if (r.type == "default") return nullptr;
+  json j = {{"rope_type", r.type}, {"factor", r.factor}};
+  if (r.original_max_position_embeddings > 0) j["original_max_position_embeddings"] = r.original_max_position_embeddings;
+  if (r.type == "llama3") {
+    j["low_freq_factor"] = r.low_freq_factor;
+    j["high_freq_factor"] = r.high_freq_factor;
+  }
+  if (r.type == "yarn") {
+    j["beta_fast"] = r.beta_fast;
+    j["beta_slow"] = r.beta_slow;
+    j["truncate"] = r.truncate;
+    if (r.attention_factor) j["attention_factor"] = *r.attention_factor;
+    if (r.mscale) j["mscale"] = *r.mscale;
+    if (r.mscale_all_dim) j["mscale_all_dim"] = *r.mscale_all_dim;
+  }
+  return j;
 }
 
 std::string read_dtype(const json& obj, const std::string& path) {
@@ -101,12 +161,6 @@ std::vector<int64_t> read_eos(const json& obj, const std::string& path) {
   fail(path, ": key 'eos_token_id' must be an integer or a list of integers");
 }
 
-int64_t get_int_or(const json& obj, const char* key, int64_t fallback, const std::string& path) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return fallback;
-  return get_int(obj, key, path);
-}
-
 void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path) {
   const json& mixers = require(obj, "mixer_types", path);
   if (!mixers.is_array()) fail(path, ": key 'mixer_types' must be a list of \"attn\" / \"lightning-attn\"");
@@ -117,6 +171,8 @@ void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path)
     else if (name == "lightning-attn") c.mixer_types.push_back(MixerType::lightning);
     else fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
   }
+  c.attn_use_qk_norm = get_bool(obj, "attn_use_qk_norm", true, path);
+  c.attention_output_bias = get_bool(obj, "attention_output_bias", false, path);
   c.attn_use_rope = get_bool(obj, "attn_use_rope", false, path);
   c.attn_use_output_gate = get_bool(obj, "attn_use_output_gate", true, path);
   if (auto it = obj.find("attn_logits_scaling"); it != obj.end() && !it->is_null()) {
@@ -182,7 +238,11 @@ double ModelConfig::lightning_scale_value() const {
 
 std::string model_config_to_json(const ModelConfig& c) {
   json j;
-  j["architectures"] = {c.is_hypenet() ? "HypeNetForCausalLM" : "Qwen3ForCausalLM"};
+  const char* architecture = c.is_hypenet()             ? "HypeNetForCausalLM"
+                             : c.model_type == "llama" ? "LlamaForCausalLM"
+                             : c.model_type == "qwen2" ? "Qwen2ForCausalLM"
+                                                       : "Qwen3ForCausalLM";
+  j["architectures"] = {architecture};
   j["model_type"] = c.model_type;
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
@@ -194,9 +254,10 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["max_position_embeddings"] = c.max_position_embeddings;
   j["rms_norm_eps"] = c.rms_norm_eps;
   j["rope_theta"] = c.rope_theta;
-  j["rope_scaling"] = nullptr;
+  j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
   j["hidden_act"] = "silu";
-  j["attention_bias"] = false;
+  if (c.model_type != "qwen2") j["attention_bias"] = c.attention_bias;
+  if (c.model_type == "llama" || c.is_hypenet()) j["mlp_bias"] = c.mlp_bias;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
   j["torch_dtype"] = c.dtype;
   j["use_cache"] = true;
@@ -209,6 +270,8 @@ std::string model_config_to_json(const ModelConfig& c) {
     json mixers = json::array();
     for (MixerType m : c.mixer_types) mixers.push_back(mixer_type_name(m));
     j["mixer_types"] = mixers;
+    j["attn_use_qk_norm"] = c.attn_use_qk_norm;
+    j["attention_output_bias"] = c.attention_output_bias;
     j["attn_use_rope"] = c.attn_use_rope;
     j["attn_use_output_gate"] = c.attn_use_output_gate;
     if (c.attn_logits_scaling_a) j["attn_logits_scaling"] = cat("hype ", *c.attn_logits_scaling_a);
@@ -243,8 +306,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 
   ModelConfig c;
   if (auto it = obj.find("model_type"); it != obj.end() && it->is_string()) c.model_type = it->get<std::string>();
-  if (c.model_type != "qwen3" && c.model_type != "hypenet") {
-    fail(path, ": model_type '", c.model_type, "' is not supported (expected \"qwen3\" or \"hypenet\")");
+  if (c.model_type != "qwen3" && c.model_type != "llama" && c.model_type != "qwen2" && c.model_type != "hypenet") {
+    fail(path, ": model_type '", c.model_type, "' is not supported (expected qwen3, llama, qwen2 or hypenet)");
   }
   c.vocab_size = get_int(obj, "vocab_size", path);
   c.hidden_size = get_int(obj, "hidden_size", path);
@@ -261,15 +324,19 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
                                   ? get_int(obj, "max_position_embeddings", path)
                                   : 32768;
   if (auto it = obj.find("rms_norm_eps"); it != obj.end()) c.rms_norm_eps = get_number(*it, "rms_norm_eps", path);
-  c.rope_theta = read_rope_theta(obj, path);
+  read_rope(obj, c, path);
   c.tie_word_embeddings = get_bool(obj, "tie_word_embeddings", false, path);
   c.dtype = read_dtype(obj, path);
   c.eos_token_ids = read_eos(obj, path);
   c.bos_token_id = get_optional_int(obj, "bos_token_id", path);
   c.pad_token_id = get_optional_int(obj, "pad_token_id", path);
-  if (get_bool(obj, "attention_bias", false, path)) {
-    fail(path, ": attention_bias true is not supported (Qwen3 has no biases)");
-  }
+  // The family's layers: Qwen3 and Llama bias q/k/v/o together (attention_bias), Qwen2 always
+  // biases q/k/v and never o; only Qwen3 (and HypeNet, unless its config says otherwise)
+  // normalizes q and k.
+  c.attention_bias = c.model_type == "qwen2" || get_bool(obj, "attention_bias", false, path);
+  c.attention_output_bias = c.model_type != "qwen2" && c.attention_bias;
+  c.mlp_bias = get_bool(obj, "mlp_bias", false, path);
+  c.attn_use_qk_norm = c.model_type == "qwen3" || c.model_type == "hypenet";
   if (auto it = obj.find("hidden_act"); it != obj.end() && it->is_string() && it->get<std::string>() != "silu") {
     fail(path, ": hidden_act '", it->get<std::string>(), "' is not supported (expected \"silu\")");
   }
@@ -328,6 +395,60 @@ void validate_model_config(const ModelConfig& c, const std::string& path) {
   }
 }
 
+std::vector<double> rope_inverse_frequencies(const ModelConfig& config, int64_t head_dim) {
+  const RopeScaling& r = config.rope_scaling;
+  const double d = static_cast<double>(head_dim);
+  std::vector<double> inv_freq(static_cast<size_t>(head_dim / 2));
+  for (size_t i = 0; i < inv_freq.size(); ++i) inv_freq[i] = 1.0 / std::pow(config.rope_theta, 2.0 * i / d);
+  if (r.type == "linear") {
+    for (double& f : inv_freq) f /= r.factor;
+  } else if (r.type == "llama3") {
+    const double old_context = static_cast<double>(r.original_max_position_embeddings);
+    const double low_freq_wavelen = old_context / r.low_freq_factor;
+    const double high_freq_wavelen = old_context / r.high_freq_factor;
+    for (double& f : inv_freq) {
+      const double wavelen = 2 * M_PI / f;
+      if (wavelen > low_freq_wavelen) {
+        f /= r.factor;
+      } else if (wavelen >= high_freq_wavelen) {  // medium frequencies: between the two
+        const double smooth = (old_context / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+        f = (1 - smooth) * f / r.factor + smooth * f;
+      }
+    }
+  } else if (r.type == "yarn") {
+    const double context = static_cast<double>(
+        r.original_max_position_embeddings > 0 ? r.original_max_position_embeddings : config.max_position_embeddings);
+    auto correction_dim = [&](double rotations) {
+      return d * std::log(context / (rotations * 2 * M_PI)) / (2 * std::log(config.rope_theta));
+    };
+    double low = correction_dim(r.beta_fast), high = correction_dim(r.beta_slow);
+    if (r.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, d - 1);
+    if (low == high) high += 0.001;
+    for (size_t i = 0; i < inv_freq.size(); ++i) {
+      const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+      const double extrapolation = 1 - ramp;
+      inv_freq[i] = inv_freq[i] / r.factor * (1 - extrapolation) + inv_freq[i] * extrapolation;
+    }
+  }
+  return inv_freq;
+}
+
+double rope_attention_factor(const ModelConfig& config) {
+  const RopeScaling& r = config.rope_scaling;
+  if (r.type != "yarn") return 1.0;
+  if (r.attention_factor) return *r.attention_factor;
+  auto mscale = [&](double m) { return r.factor <= 1 ? 1.0 : 0.1 * m * std::log(r.factor) + 1.0; };
+  if (r.mscale && r.mscale_all_dim && *r.mscale != 0 && *r.mscale_all_dim != 0) {
+    return mscale(*r.mscale) / mscale(*r.mscale_all_dim);
+  }
+  return mscale(1.0);
+}
+
 std::vector<ParameterSpec> parameter_specs(const ModelConfig& c) {
   const int64_t hidden = c.hidden_size;
   std::vector<ParameterSpec> out;
@@ -343,9 +464,17 @@ std::vector<ParameterSpec> parameter_specs(const ModelConfig& c) {
     out.push_back({p + "self_attn.k_proj.weight", {kv * d, hidden}});
     out.push_back({p + "self_attn.v_proj.weight", {kv * d, hidden}});
     out.push_back({p + "self_attn.o_proj.weight", {hidden, heads * d}});
+    if (c.attention_bias) {
+      out.push_back({p + "self_attn.q_proj.bias", {heads * d}});
+      out.push_back({p + "self_attn.k_proj.bias", {kv * d}});
+      out.push_back({p + "self_attn.v_proj.bias", {kv * d}});
+    }
+    if (c.attention_output_bias) out.push_back({p + "self_attn.o_proj.bias", {hidden}});
     if (attention) {
-      out.push_back({p + "self_attn.q_norm.weight", {d}});
-      out.push_back({p + "self_attn.k_norm.weight", {d}});
+      if (c.attn_use_qk_norm) {
+        out.push_back({p + "self_attn.q_norm.weight", {d}});
+        out.push_back({p + "self_attn.k_norm.weight", {d}});
+      }
       if (c.attn_use_output_gate) out.push_back({p + "self_attn.o_gate.weight", {heads * d, hidden}});
     } else {
       if (c.lightning_use_output_gate) out.push_back({p + "self_attn.z_proj.weight", {heads * d, hidden}});
@@ -359,6 +488,11 @@ std::vector<ParameterSpec> parameter_specs(const ModelConfig& c) {
     out.push_back({p + "mlp.gate_proj.weight", {c.intermediate_size, hidden}});
     out.push_back({p + "mlp.up_proj.weight", {c.intermediate_size, hidden}});
     out.push_back({p + "mlp.down_proj.weight", {hidden, c.intermediate_size}});
+    if (c.mlp_bias) {
+      out.push_back({p + "mlp.gate_proj.bias", {c.intermediate_size}});
+      out.push_back({p + "mlp.up_proj.bias", {c.intermediate_size}});
+      out.push_back({p + "mlp.down_proj.bias", {hidden}});
+    }
   }
   out.push_back({"model.norm.weight", {hidden}});
   if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {c.vocab_size, hidden}});

@@ -3,6 +3,8 @@
 // fused kernel forward and one backward (FusedRope, rope_cuda.cu); everything else the ATen
 // form x * cos + rotate_half(x) * sin.
 #include <ATen/ATen.h>
+
+#include <algorithm>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "ops/rope.h"
@@ -38,15 +40,19 @@ struct FusedRope : public torch::autograd::Function<FusedRope> {
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, int64_t head_dim, double theta,
-                                              c10::ScalarType dtype) {
-  // float32 as transformers computes it; float64 models compute in float64 throughout.
-  const c10::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
-  auto opts = positions.options().dtype(compute);
-  at::Tensor inv_freq = 1.0 / at::pow(theta, at::arange(0, head_dim, 2, opts) / static_cast<double>(head_dim));
-  at::Tensor freqs = positions.to(compute).unsqueeze(-1) * inv_freq;
+std::pair<at::Tensor, at::Tensor> rope_tables(const at::Tensor& positions, const at::Tensor& inv_freq,
+                                              double attention_factor, c10::ScalarType dtype) {
+  at::Tensor freqs = positions.to(inv_freq.scalar_type()).unsqueeze(-1) * inv_freq;
   at::Tensor emb = at::cat({freqs, freqs}, -1);
-  return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  if (attention_factor == 1.0) return {emb.cos().to(dtype), emb.sin().to(dtype)};
+  return {(emb.cos() * attention_factor).to(dtype), (emb.sin() * attention_factor).to(dtype)};
+}
+
+at::Tensor rope_inverse_frequency_tensor(const std::vector<double>& inv_freq, c10::ScalarType dtype,
+                                         const c10::Device& device) {
+  at::Tensor values = at::empty({static_cast<int64_t>(inv_freq.size())}, at::kDouble);
+  std::copy(inv_freq.begin(), inv_freq.end(), values.data_ptr<double>());
+  return values.to(device, dtype);
 }
 
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {

@@ -264,9 +264,7 @@ bool run_distill(const Experiment& x, const Runtime& rt) {
   CausalLM student = convert_to_hypenet(teacher, config, x.seed);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
     if (config.mixer_types[i] != MixerType::lightning) continue;
-    const MixerWeights& from = stage1.layer(i).mixer;
-    student.layer(i).mixer = {from.q_proj.clone(), from.k_proj.clone(), from.v_proj.clone(), from.o_proj.clone(),
-                              from.q_norm.clone(), from.k_norm.clone(), {}, from.z_proj.clone(), from.o_norm.clone()};
+    student.layer(i).mixer = cloned(stage1.layer(i).mixer);
   }
   student.set_recompute_activations(x.distill.recompute_activations);
   DistillationTask task(teacher, student, x.distill.loss_chunk);
