@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "halo/lm_losses.h"
+#include "ops/lm_losses.h"
 #include "tensor_error.h"
 
 namespace halo {

@@ -7,7 +7,7 @@
 
 #include "halo/causal_lm.h"
 #include "halo/hypenet_conversion.h"
-#include "halo/lm_losses.h"
+#include "ops/lm_losses.h"
 #include "halo/training_tasks.h"
 #include "test_support.h"
 #include "halo/model_directory.h"

@@ -7,7 +7,7 @@
 // function is a fused kernel and dW accumulates in cuBLAS (lm_losses_cuda.cu); elsewhere
 // ATen ops (float64 models stay float64). Without gradients (evaluation) only the loss terms are
 // computed.
-#include "halo/lm_losses.h"
+#include "ops/lm_losses.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>

@@ -20,7 +20,7 @@
 #include "halo/generation.h"
 #include "halo/hypenet_conversion.h"
 #include "pipeline/layer_selection.h"
-#include "halo/lm_losses.h"
+#include "ops/lm_losses.h"
 #include "halo/logging.h"
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"

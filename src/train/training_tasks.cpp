@@ -6,7 +6,7 @@
 
 #include "halo/causal_lm.h"
 #include "halo/error.h"
-#include "halo/lm_losses.h"
+#include "ops/lm_losses.h"
 
 namespace halo {
 namespace {
