@@ -3,9 +3,12 @@
 // WikiText-2 tokenizer loaded back by halo's tokenizer (round trip on held-out text, special
 // tokens, compression, the trainer's token count equal to encoding its own training text),
 // chunk cuts that leave the pieces alone, byte-identical output whatever the threads and chunk
-// size, JSON Lines input, the byte budget, and errors. The CLI is run once.
+// size, JSON Lines input, the byte budget, documents read as halo data prepare reads them (a
+// JSONL field of choice, blank-line blocks: the same training as a file per document, and no
+// piece across two documents), and errors. The CLI is run with each input option.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <random>
@@ -289,6 +292,139 @@ TEST(BpeTrainer, ReadsJsonLinesAndStopsAtTheByteBudget) {
   }
 }
 
+// Documents made of WikiText-2 lines (one to three non-blank lines each): read as JSONL with
+// the text in another field, as the blocks of a text file split at blank lines (blank lines
+// holding whitespace too), and as a file per document, the same pieces are counted and the same
+// merges learnt, whatever the threads and chunk size.
+TEST(BpeTrainer, JsonlFieldAndBlankLineBlocksTrainAsAFilePerDocument) {
+  const std::string dir = halo::test::make_temp_dir();
+  std::vector<std::string> lines;
+  {
+    const std::string text = halo::read_file(kWikitext + "/test.txt").substr(0, 120000);
+    size_t begin = 0;
+    for (size_t end; (end = text.find('\n', begin)) != std::string::npos; begin = end + 1) {
+      // Trimmed, so that pieces would join across documents ("=" + "In" is the piece "=In").
+      const size_t first = text.find_first_not_of(" \t\r", begin);
+      if (first >= end) continue;
+      const size_t last = text.find_last_not_of(" \t\r", end - 1);
+      lines.push_back(text.substr(first, last + 1 - first));
+    }
+  }
+  std::vector<std::string> documents;
+  for (size_t i = 0; i < lines.size();) {
+    std::string document = lines[i++];
+    for (size_t more = documents.size() % 3; more > 0 && i < lines.size(); --more) document += "\n" + lines[i++];
+    documents.push_back(document);
+  }
+  ASSERT_GT(documents.size(), 100u);
+
+  halo::create_directories(dir + "/files");
+  std::string blocks, jsonl;
+  const std::vector<std::string> separators = {"\n", " \n\n", "\t\n \n\n"};
+  for (size_t i = 0; i < documents.size(); ++i) {
+    char name[32];
+    std::snprintf(name, sizeof name, "/files/%05zu.txt", i);
+    write_text(dir + name, documents[i]);
+    blocks += documents[i] + "\n" + separators[i % separators.size()];
+    jsonl += json({{"text", "decoy"}, {"body", documents[i]}}).dump() + (i % 4 == 0 ? "\n\n" : "\n");
+  }
+  write_text(dir + "/blocks.txt", blocks);
+  write_text(dir + "/docs.jsonl", jsonl);
+  write_text(dir + "/docs.data", jsonl);  // JSONL by --format, not by its name
+
+  const auto train = [&](const std::string& input, const halo::DocumentOptions& documents, int threads,
+                         int64_t chunk_bytes) {
+    halo::BpeTrainerOptions options = options_with(500, 2, {"<|endoftext|>"});
+    options.documents = documents;
+    options.threads = threads;
+    options.chunk_bytes = chunk_bytes;
+    return halo::train_bpe({input}, options);
+  };
+  const auto reference = train(dir + "/files", {}, 1, 1);  // every document in chunks of its own
+  ASSERT_GT(reference.merges.size(), 200u);
+  int64_t document_bytes = 0;
+  for (const auto& document : documents) document_bytes += static_cast<int64_t>(document.size());
+  EXPECT_EQ(reference.text_bytes, document_bytes);
+  EXPECT_EQ(reference.files, static_cast<int64_t>(documents.size()));
+
+  halo::DocumentOptions blank_line;
+  blank_line.split = halo::TextSplit::blank_line;
+  halo::DocumentOptions body;
+  body.jsonl_field = "body";
+  halo::DocumentOptions body_by_format = body;
+  body_by_format.format = halo::InputFormat::jsonl;
+  const std::vector<std::pair<std::string, halo::DocumentOptions>> readings = {
+      {dir + "/blocks.txt", blank_line}, {dir + "/docs.jsonl", body}, {dir + "/docs.data", body_by_format}};
+  for (const auto& [input, documents_options] : readings) {
+    for (const auto& [threads, chunk_bytes] : std::vector<std::pair<int, int64_t>>{{1, 1 << 20}, {3, 700}, {2, 1}}) {
+      const auto trained = train(input, documents_options, threads, chunk_bytes);
+      const std::string what = halo::base_name(input) + " with " + std::to_string(threads) + " threads, chunks of " +
+                               std::to_string(chunk_bytes);
+      EXPECT_EQ(trained.files, 1) << what;
+      EXPECT_EQ(trained.text_bytes, reference.text_bytes) << what;
+      EXPECT_EQ(trained.pieces, reference.pieces) << what;
+      EXPECT_EQ(trained.distinct_pieces, reference.distinct_pieces) << what;
+      EXPECT_EQ(merge_strings(trained), merge_strings(reference)) << what;
+    }
+  }
+
+  // The default field of this JSONL is the decoy; a missing field fails naming file:line.
+  const auto decoys = train(dir + "/docs.jsonl", {}, 1, 1 << 20);
+  EXPECT_EQ(decoys.text_bytes, 5 * static_cast<int64_t>(documents.size()));
+  halo::DocumentOptions title;
+  title.jsonl_field = "title";
+  const std::string missing = halo::test::error_of([&] { train(dir + "/docs.jsonl", title, 1, 1 << 20); });
+  EXPECT_NE(missing.find("docs.jsonl:1: no field \"title\""), std::string::npos) << missing;
+}
+
+// No piece spans two documents, however many share a chunk: "a" and "b" alternate, one per
+// document, and no pair is ever counted (together they would be the piece "abab...").
+TEST(BpeTrainer, DocumentsNeverShareAPiece) {
+  const std::string dir = halo::test::make_temp_dir();
+  std::string blocks, jsonl, joined;
+  for (int i = 0; i < 50; ++i) {
+    blocks += "a\n\nb\n \n";
+    jsonl += "{\"text\": \"a\"}\n{\"text\": \"b\"}\n";
+    joined += "ab";
+  }
+  write_text(dir + "/blocks.txt", blocks);
+  write_text(dir + "/docs.jsonl", jsonl);
+  write_text(dir + "/joined.txt", joined);
+  halo::BpeTrainerOptions options = options_with(300, 1, {});
+  options.threads = 2;
+  const auto together = halo::train_bpe({dir + "/joined.txt"}, options);
+  EXPECT_FALSE(together.merges.empty());
+  const auto jsonl_documents = halo::train_bpe({dir + "/docs.jsonl"}, options);
+  options.documents.split = halo::TextSplit::blank_line;
+  const auto block_documents = halo::train_bpe({dir + "/blocks.txt"}, options);
+  for (const auto* trained : {&jsonl_documents, &block_documents}) {
+    EXPECT_TRUE(trained->merges.empty()) << merge_strings(*trained).front().first;
+    EXPECT_EQ(trained->pieces, 100);
+    EXPECT_EQ(trained->distinct_pieces, 2);
+    EXPECT_EQ(trained->text_bytes, 100);
+  }
+}
+
+// The byte budget counts document text and ends inside a block at a character boundary; a
+// block that is not UTF-8 fails naming its file and line.
+TEST(BpeTrainer, BlankLineBlocksTakeTheByteBudgetAndNameTheirLine) {
+  const std::string dir = halo::test::make_temp_dir();
+  write_text(dir + "/blocks.txt", "\n\n ab\n\n\nc\xC3\xA9x\n\nlater\n");
+  write_text(dir + "/next.txt", "never read");
+  halo::BpeTrainerOptions options = options_with(300, 1, {});
+  options.documents.split = halo::TextSplit::blank_line;
+  options.max_bytes = 5;  // " ab" (3 bytes), then "c" and half of U+00E9
+  const auto trained = halo::train_bpe({dir + "/blocks.txt", dir + "/next.txt"}, options);
+  EXPECT_EQ(trained.text_bytes, 4);
+  EXPECT_EQ(trained.files, 1);
+  EXPECT_EQ(trained.pieces, 2);  // " ab", "c"
+
+  write_text(dir + "/latin1.txt", "fine\n\nstill fine\ncaf\xE9\n");
+  options.max_bytes = 0;
+  const std::string message = halo::test::error_of([&] { halo::train_bpe({dir + "/latin1.txt"}, options); });
+  EXPECT_NE(message.find("latin1.txt:3: not valid UTF-8 at byte 14 of the document"), std::string::npos) << message;
+}
+
 TEST(BpeTrainer, RejectsBadOptionsAndInputs) {
   const std::string dir = halo::test::make_temp_dir();
   write_text(dir + "/text.txt", "some text");
@@ -332,6 +468,34 @@ TEST(BpeTrainer, CommandLine) {
   ASSERT_EQ(trained.exit_code, 0) << trained.err;
   EXPECT_NE(trained.out.find("vocab 300 (256 bytes + 43 merged + 1 special)"), std::string::npos) << trained.out;
   EXPECT_EQ(halo::load_tokenizer(dir + "/tok")->eos_id(), 299);
+
+  // --format, --split and --jsonl-field read documents as train_bpe's DocumentOptions do.
+  std::string blocks, jsonl;
+  for (int i = 0; i < 60; ++i) {
+    const std::string document = "doc " + std::to_string(i % 7) + " the cat\nsat " + std::to_string(i % 5);
+    blocks += document + "\n \n";
+    jsonl += json({{"body", document}}).dump() + "\n";
+  }
+  write_text(dir + "/blocks.txt", blocks);
+  write_text(dir + "/docs.data", jsonl);
+  halo::BpeTrainerOptions library = options_with(280, 2, {"<|endoftext|>"});
+  library.documents.split = halo::TextSplit::blank_line;
+  halo::write_tokenizer_json(dir + "/blocks-library", halo::train_bpe({dir + "/blocks.txt"}, library));
+  library.documents = {halo::InputFormat::jsonl, halo::TextSplit::file, "body"};
+  halo::write_tokenizer_json(dir + "/body-library", halo::train_bpe({dir + "/docs.data"}, library));
+  const std::string common = " --vocab-size 280 --special '<|endoftext|>' --quiet";
+  const auto blocks_cli = halo::test::run_halo("tokenizer train '" + dir + "/blocks.txt' --split blank-line --out '" +
+                                               dir + "/blocks-cli'" + common);
+  ASSERT_EQ(blocks_cli.exit_code, 0) << blocks_cli.err;
+  EXPECT_EQ(halo::read_file(dir + "/blocks-cli/tokenizer.json"), halo::read_file(dir + "/blocks-library/tokenizer.json"));
+  const auto body_cli = halo::test::run_halo("tokenizer train '" + dir + "/docs.data' --format jsonl --jsonl-field body --out '" +
+                                             dir + "/body-cli'" + common);
+  ASSERT_EQ(body_cli.exit_code, 0) << body_cli.err;
+  EXPECT_EQ(halo::read_file(dir + "/body-cli/tokenizer.json"), halo::read_file(dir + "/body-library/tokenizer.json"));
+  const auto bad_split = halo::test::run_halo("tokenizer train '" + dir + "/blocks.txt' --split paragraph --vocab-size 300 --out '" +
+                                              dir + "/x'");
+  EXPECT_EQ(bad_split.exit_code, halo::kExitUsage) << bad_split.err;
+  EXPECT_NE(bad_split.err.find("--split must be file or blank-line"), std::string::npos) << bad_split.err;
 
   const auto too_small = halo::test::run_halo("tokenizer train '" + dir + "/text.txt' --vocab-size 100 --out '" + dir + "/x'");
   EXPECT_EQ(too_small.exit_code, halo::kExitUsage) << too_small.err;

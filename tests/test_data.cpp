@@ -131,7 +131,7 @@ TEST(PrepareTest, BlankLineSplitMakesADocumentPerBlock) {
   write_text(root + "/t.txt", "p1 line1\np1 line2\n\n\n  \np2\n \nlast line without newline");
   const std::string out = root + "/out";
   auto o = options_for({root + "/t.txt"}, out);
-  o.split = TextSplit::blank_line;
+  o.documents.split = TextSplit::blank_line;
   const auto m = tokenize_corpus(ByteTokenizer(), o);
   EXPECT_EQ(read_tokens(out), stream_of({"p1 line1\np1 line2", "p2", "last line without newline"}));
   EXPECT_EQ(m.documents, 3);
@@ -145,7 +145,7 @@ TEST(PrepareTest, JsonlWithCustomFieldSkipsEmptyDocumentsAndBlankLines) {
              "{\"body\": \"one\", \"text\": \"ignored\"}\n\n{\"id\": 7, \"body\": \"two\\nlines \\u00e9\"}\n{\"body\": \"\"}\n");
   const std::string out = root + "/out";
   auto o = options_for({root + "/c.jsonl"}, out);
-  o.jsonl_field = "body";
+  o.documents.jsonl_field = "body";
   const auto m = tokenize_corpus(ByteTokenizer(), o);
   EXPECT_EQ(read_tokens(out), stream_of({"one", "two\nlines \xc3\xa9"}));
   EXPECT_EQ(m.documents, 2);
@@ -157,7 +157,7 @@ TEST(PrepareTest, FormatOptionOverridesTheExtension) {
   write_text(root + "/c.jsonl", "{\"text\": \"x\"}\n");
   const std::string out = root + "/out";
   auto o = options_for({root + "/c.jsonl"}, out);
-  o.format = InputFormat::text;
+  o.documents.format = InputFormat::text;
   tokenize_corpus(ByteTokenizer(), o);
   EXPECT_EQ(read_tokens(out), stream_of({"{\"text\": \"x\"}\n"}));
   EXPECT_EQ(parse_input_format("jsonl"), InputFormat::jsonl);
@@ -280,7 +280,7 @@ TEST(PrepareTest, UntokenizableTextFailsNamingFileAndLine) {
   auto o = options_for({root + "/ok.txt", root + "/bad.txt"}, root + "/out");
   const std::string per_file = error_of([&] { tokenize_corpus(ByteTokenizer(), o); });
   EXPECT_NE(per_file.find(root + "/bad.txt: cannot tokenize: invalid UTF-8"), std::string::npos) << per_file;
-  o.split = TextSplit::blank_line;
+  o.documents.split = TextSplit::blank_line;
   const std::string per_block = error_of([&] { tokenize_corpus(ByteTokenizer(), o); });
   EXPECT_NE(per_block.find(root + "/bad.txt:3: cannot tokenize"), std::string::npos) << per_block;
 }

@@ -41,7 +41,7 @@ TinyData make_data() {
   TokenizeCorpusOptions options;
   options.inputs = {d.text};
   options.out_dir = d.tokens;
-  options.split = TextSplit::blank_line;
+  options.documents.split = TextSplit::blank_line;
   options.append_eos = false;
   options.tokenizer = fingerprint_tokenizer(d.tokenizer);
   tokenize_corpus(*tokenizer, options);

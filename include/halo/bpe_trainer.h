@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "halo/document_reader.h"
+
 namespace halo {
 
 struct BpeTrainerOptions {
@@ -20,7 +22,11 @@ struct BpeTrainerOptions {
   // Added tokens, matched whole before pre-tokenization (and cut out of the training text);
   // non-empty, without whitespace. The first one is the end-of-sequence token.
   std::vector<std::string> special_tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
-  // Reads at most this many bytes of text (0: all of it).
+  // How input files are read as documents (document_reader.h), as halo data prepare reads them.
+  // Pieces never span two documents.
+  DocumentOptions documents;
+  // Reads at most this many bytes of document text (0: all of it); a document cut by it ends at
+  // the last whole UTF-8 character.
   int64_t max_bytes = 0;
   // Threads that pre-tokenize and count; the result does not depend on it.
   int threads = 1;
@@ -46,13 +52,16 @@ struct BpeTrainingResult {
   int32_t vocab_size() const { return static_cast<int32_t>(tokens.size() + special_tokens.size()); }
 };
 
-// Trains on the text of `inputs`: files, directories (their files recursively, sorted by
-// path) or glob patterns, as halo data prepare reads them (see expand_inputs). .jsonl and .json
-// files are JSON Lines whose objects' "text" field is read; every other file is UTF-8 text.
-// Each step picks the most frequent pair of adjacent tokens inside a piece; ties go to the pair
-// whose left token's bytes are lexicographically smallest, then the right token's. Training
-// stops at options.vocab_size or when no pair is seen min_frequency times. Usage errors (exit
-// code 2) for bad options; errors naming the file for unreadable input.
+// Trains on the documents of `inputs`: files, directories (their files recursively, sorted by
+// path) or glob patterns (see expand_inputs), read as options.documents says, as halo data
+// prepare reads them (DocumentReader; by default .jsonl and .json files are JSON Lines whose
+// objects' "text" field is read, and every other file is one document). The text must be
+// UTF-8. A whole-file document is read into memory whole (even past max_bytes), so reading
+// holds about one file plus a few chunks per thread. Each step picks the most frequent pair of
+// adjacent tokens inside a piece; ties go to the pair whose left token's bytes are
+// lexicographically smallest, then the right token's. Training stops at options.vocab_size or
+// when no pair is seen min_frequency times. Usage errors (exit code 2) for bad options; errors
+// naming the file (and line) for unreadable input.
 BpeTrainingResult train_bpe(const std::vector<std::string>& inputs, const BpeTrainerOptions& options);
 
 // Writes DIR/tokenizer.json (normalizer NFC, Qwen3's Split + ByteLevel pre-tokenizer, ByteLevel

@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "halo/document_reader.h"
+
 namespace halo {
 
 class Tokenizer;
@@ -54,33 +56,20 @@ struct TokenizerFingerprint {
 };
 TokenizerFingerprint fingerprint_tokenizer(const std::string& dir_or_file);
 
-enum class InputFormat { automatic, text, jsonl };  // automatic: .jsonl/.json -> jsonl, else text
-enum class TextSplit { file, blank_line };          // a document per file, or per blank-line block
-
-InputFormat parse_input_format(const std::string& name);  // "auto" | "text" | "jsonl"
-TextSplit parse_text_split(const std::string& name);      // "file" | "blank-line"
-
 struct TokenizeCorpusOptions {
   std::vector<std::string> inputs;  // files, directories, glob patterns (expand_inputs, file_system.h)
   std::string out_dir;
-  InputFormat format = InputFormat::automatic;
-  TextSplit split = TextSplit::file;
-  std::string jsonl_field = "text";
+  DocumentOptions documents;        // how files are read as documents (document_reader.h)
   int threads = 1;                  // tokenizer workers
   bool append_eos = true;
   TokenizerFingerprint tokenizer;   // recorded in the manifest
   int64_t batch_bytes = 1 << 20;    // documents are handed to workers in batches of about this much text
 };
 
-// Text of the documents, as tokenized:
-//  - text, split file: the file's bytes exactly;
-//  - text, split blank-line: each maximal run of lines that are not blank (empty or only
-//    whitespace), joined by "\n", without a trailing newline;
-//  - jsonl: the string field `jsonl_field` of each line's object (blank lines are ignored; any
-//    other line that is not such an object fails naming file:line).
-// Documents that are empty or only whitespace are skipped and counted. Runs `threads` workers
-// calling tokenizer.encode concurrently (it must be safe to call from several threads). Returns
-// the manifest it wrote. Fails with file (and line) when a document cannot be read or tokenized,
+// Tokenizes the documents of the input files as DocumentReader reads them (document_reader.h;
+// a whole-file document is held in memory until its batch is written). Documents that are empty
+// or only whitespace are skipped and counted. Runs `threads` workers calling tokenizer.encode
+// concurrently (it must be safe to call from several threads). Returns the manifest it wrote. Fails with file (and line) when a document cannot be read or tokenized,
 // and without an EOS id unless append_eos is false.
 TokenCorpusManifest tokenize_corpus(const Tokenizer& tokenizer, const TokenizeCorpusOptions& options);
 

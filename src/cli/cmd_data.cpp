@@ -30,13 +30,9 @@ int run_data_prepare(int argc, char** argv) {
       ("t,tokenizer", "Tokenizer directory or file (tokenizer.json or a SentencePiece .model)", cxxopts::value<std::string>())
       ("i,input", "Input files, directories (recursed) or glob patterns; repeat or list them after --input",
        cxxopts::value<std::vector<std::string>>())
-      ("o,out", "Output directory", cxxopts::value<std::string>())
-      ("format", "Input format: auto (.jsonl/.json: jsonl, else text), text or jsonl",
-       cxxopts::value<std::string>()->default_value("auto"))
-      ("split", "Documents in text files: file (a document per file) or blank-line (per blank-line-separated block)",
-       cxxopts::value<std::string>()->default_value("file"))
-      ("jsonl-field", "The string field of each JSONL object that holds the text",
-       cxxopts::value<std::string>()->default_value("text"))
+      ("o,out", "Output directory", cxxopts::value<std::string>());
+  add_document_options(options);
+  options.add_options()
       ("threads", "Tokenizer threads", cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)))
       ("no-eos", "Do not append EOS after each document");
   options.parse_positional({"input"});
@@ -49,9 +45,7 @@ int run_data_prepare(int argc, char** argv) {
   TokenizeCorpusOptions prepare;
   prepare.inputs = result["input"].as<std::vector<std::string>>();
   prepare.out_dir = require_string(result, "out", "halo data prepare");
-  prepare.format = parse_input_format(result["format"].as<std::string>());
-  prepare.split = parse_text_split(result["split"].as<std::string>());
-  prepare.jsonl_field = result["jsonl-field"].as<std::string>();
+  prepare.documents = document_options(result);
   prepare.threads = result["threads"].as<int>();
   prepare.append_eos = !result.count("no-eos");
   if (prepare.threads < 1) usage_fail("--threads must be >= 1");

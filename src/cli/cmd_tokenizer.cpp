@@ -1,7 +1,7 @@
 // halo tokenizer: making tokenizers. `halo tokenizer train` learns a byte-level BPE vocabulary
 // from text (halo/bpe_trainer.h) and writes tokenizer.json + tokenizer_config.json, for a model
-// smaller than Qwen3's 151,936-token vocabulary would suit. Input paths may follow --input or
-// stand alone.
+// smaller than Qwen3's 151,936-token vocabulary would suit. It reads its inputs as halo data
+// prepare does (--format, --split, --jsonl-field). Input paths may follow --input or stand alone.
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -23,10 +23,12 @@ int run_tokenizer_train(int argc, char** argv) {
       "Example: halo tokenizer train --input runs/corpus/raw --vocab-size 4096 --out runs/tokenizer");
   const unsigned cores = std::thread::hardware_concurrency();
   options.add_options()
-      ("i,input", "Input files, directories (recursed) or glob patterns; .jsonl/.json: the \"text\" field of each line, "
-                  "else UTF-8 text", cxxopts::value<std::vector<std::string>>())
+      ("i,input", "Input files, directories (recursed) or glob patterns of UTF-8 text; repeat or list them after --input",
+       cxxopts::value<std::vector<std::string>>())
       ("vocab-size", "Vocabulary size: 256 byte tokens + merges + special tokens", cxxopts::value<int32_t>())
-      ("o,out", "Output directory", cxxopts::value<std::string>())
+      ("o,out", "Output directory", cxxopts::value<std::string>());
+  add_document_options(options);
+  options.add_options()
       ("min-frequency", "Never merge a pair seen fewer times", cxxopts::value<int64_t>()->default_value("2"))
       ("special", "Special tokens, comma-separated (\"\" for none); the first is EOS",
        cxxopts::value<std::vector<std::string>>()->default_value("<|endoftext|>,<|im_start|>,<|im_end|>"))
@@ -51,6 +53,7 @@ int run_tokenizer_train(int argc, char** argv) {
   for (const auto& special : result["special"].as<std::vector<std::string>>()) {
     if (!special.empty()) trainer.special_tokens.push_back(special);
   }
+  trainer.documents = document_options(result);
   trainer.max_bytes = static_cast<int64_t>(max_mb * 1e6);
   trainer.threads = result["threads"].as<int>();
 

@@ -43,4 +43,22 @@ std::string require_string(const cxxopts::ParseResult& result, const std::string
   return result[name].as<std::string>();
 }
 
+void add_document_options(cxxopts::Options& options) {
+  options.add_options()
+      ("format", "Input format: auto (.jsonl/.json: jsonl, else text), text or jsonl",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("split", "Documents in text files: file (a document per file) or blank-line (per blank-line-separated block)",
+       cxxopts::value<std::string>()->default_value("file"))
+      ("jsonl-field", "The string field of each JSONL object that holds the text",
+       cxxopts::value<std::string>()->default_value("text"));
+}
+
+DocumentOptions document_options(const cxxopts::ParseResult& result) {
+  DocumentOptions documents;
+  documents.format = parse_input_format(result["format"].as<std::string>());
+  documents.split = parse_text_split(result["split"].as<std::string>());
+  documents.jsonl_field = result["jsonl-field"].as<std::string>();
+  return documents;
+}
+
 }  // namespace halo::cli

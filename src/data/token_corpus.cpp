@@ -1,6 +1,5 @@
 // manifest.json of a prepared token corpus (written in a fixed key order so that it reads well
-// and diffs cleanly), the tokenizer fingerprint it records (SHA-256 by OpenSSL), and the names
-// of the input options.
+// and diffs cleanly) and the tokenizer fingerprint it records (SHA-256 by OpenSSL).
 #include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
@@ -159,19 +158,6 @@ TokenizerFingerprint fingerprint_tokenizer(const std::string& dir_or_file) {
   const std::string absolute = resolved;
   std::free(resolved);
   return {absolute, sha256_hex(read_file(file))};
-}
-
-InputFormat parse_input_format(const std::string& name) {
-  if (name == "auto") return InputFormat::automatic;
-  if (name == "text") return InputFormat::text;
-  if (name == "jsonl") return InputFormat::jsonl;
-  usage_fail("--format must be auto, text or jsonl, not '", name, "'");
-}
-
-TextSplit parse_text_split(const std::string& name) {
-  if (name == "file") return TextSplit::file;
-  if (name == "blank-line") return TextSplit::blank_line;
-  usage_fail("--split must be file or blank-line, not '", name, "'");
 }
 
 }  // namespace halo

@@ -1,16 +1,15 @@
 // tokenize_corpus: inputs -> documents -> token ids -> tokens.bin + manifest.json.
-// Threads: one reader cuts each file into batches of documents (a batch never spans two files,
-// so per-file counts come out of the batches), `threads` workers tokenize batches in any order,
-// and the calling thread writes them in reading order (batches are numbered by the reader). A
-// bound on batches read but not yet written keeps memory flat whatever the corpus size. The
+// Threads: one reader cuts each file into batches of documents (DocumentReader, a batch never
+// spans two files, so per-file counts come out of the batches), `threads` workers tokenize
+// batches in any order, and the calling thread writes them in reading order (batches are
+// numbered by the reader). A bound on batches read but not yet written keeps memory flat
+// whatever the corpus size (a batch is about batch_bytes, or one whole-file document). The
 // first error anywhere stops every thread and is rethrown to the caller; the partial
 // tokens.bin.tmp is then removed.
 #include <fcntl.h>
 #include <glob.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -20,13 +19,13 @@
 #include <ctime>
 #include <deque>
 #include <exception>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
 
+#include "halo/document_reader.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
@@ -53,104 +52,6 @@ std::string utc_now_iso8601() {
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
-
-struct Document {
-  std::string text;
-  int64_t line = 0;  // first line of the document in its file; 0 for a whole-file document
-};
-
-// The documents of one input file, in order, in the format and split the options ask for.
-class DocumentReader {
- public:
-  DocumentReader(std::string path, InputFormat format, TextSplit split, std::string field)
-      : path_(std::move(path)), split_(split), field_(std::move(field)) {
-    if (format == InputFormat::automatic) {
-      const std::string name = base_name(path_);
-      const size_t dot = name.rfind('.');
-      const std::string ext = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
-      format = (ext == ".jsonl" || ext == ".json") ? InputFormat::jsonl : InputFormat::text;
-    }
-    jsonl_ = format == InputFormat::jsonl;
-    if (jsonl_ || split_ == TextSplit::blank_line) {
-      in_.open(path_, std::ios::binary);
-      if (!in_) fail(path_, ": cannot open (", std::strerror(errno), ")");
-    }
-  }
-
-  // The next document (possibly empty or blank), or false at the end of the file.
-  bool next(Document& doc) {
-    if (jsonl_) return next_jsonl(doc);
-    if (split_ == TextSplit::blank_line) return next_block(doc);
-    if (whole_file_read_) return false;
-    whole_file_read_ = true;
-    doc.text = read_file(path_);
-    doc.line = 0;
-    bytes_ = static_cast<int64_t>(doc.text.size());
-    return true;
-  }
-
-  int64_t bytes_read() const { return bytes_; }
-
- private:
-  bool read_line(std::string& line) {
-    if (!std::getline(in_, line)) {
-      if (in_.bad()) fail(path_, ": read error after line ", line_);
-      return false;
-    }
-    ++line_;
-    bytes_ += static_cast<int64_t>(line.size()) + (in_.eof() ? 0 : 1);
-    return true;
-  }
-
-  bool next_block(Document& doc) {
-    doc.text.clear();
-    std::string line;
-    while (read_line(line)) {
-      if (is_blank(line)) {
-        if (!doc.text.empty()) return true;
-        continue;
-      }
-      if (doc.text.empty()) {
-        doc.line = line_;
-      } else {
-        doc.text += '\n';
-      }
-      doc.text += line;
-    }
-    return !doc.text.empty();
-  }
-
-  bool next_jsonl(Document& doc) {
-    std::string line;
-    while (read_line(line)) {
-      if (is_blank(line)) continue;
-      nlohmann::json object;
-      try {
-        object = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::exception& e) {
-        fail(path_, ":", line_, ": not valid JSON (", e.what(), ")");
-      }
-      if (!object.is_object()) fail(path_, ":", line_, ": expected a JSON object");
-      auto field = object.find(field_);
-      if (field == object.end()) {
-        fail(path_, ":", line_, ": no field \"", field_, "\" (choose the field with --jsonl-field)");
-      }
-      if (!field->is_string()) fail(path_, ":", line_, ": field \"", field_, "\" is not a string");
-      doc.text = field->get<std::string>();
-      doc.line = line_;
-      return true;
-    }
-    return false;
-  }
-
-  std::string path_;
-  TextSplit split_;
-  std::string field_;
-  bool jsonl_ = false;
-  std::ifstream in_;
-  int64_t bytes_ = 0, line_ = 0;
-  bool whole_file_read_ = false;
-};
 
 struct DocumentBatch {
   int64_t sequence = 0;
@@ -219,7 +120,7 @@ class TokenizationPipeline {
 
   void read_all() {
     for (size_t source = 0; source < files_.size(); ++source) {
-      DocumentReader reader(files_[source], options_.format, options_.split, options_.jsonl_field);
+      DocumentReader reader(files_[source], options_.documents);
       DocumentBatch batch;
       batch.source = source;
       int64_t submitted_bytes = 0;

@@ -1,11 +1,13 @@
 // train_bpe (see halo/bpe_trainer.h) in three steps.
 //
-// 1. Reading, on the calling thread: the files of the inputs in order, cut into chunks of about
-//    chunk_bytes (1 MiB). A text file is cut only right after a "\n" that spaces or tabs and
-//    then a visible ASCII character follow. Qwen3's regex takes a newline into a piece only up
-//    to the last newline of a whitespace run, and NFC composes nothing with a newline, so chunks
-//    pre-tokenize exactly as the whole file would (special tokens hold no whitespace, so none
-//    is cut either). JSON Lines documents are kept whole, several to a chunk.
+// 1. Reading, on the calling thread: the documents of the files in order (DocumentReader), up
+//    to max_bytes of text, handed out in chunks of about chunk_bytes (1 MiB): short documents
+//    several to a chunk, a long one (a whole text file) cut into parts. A document is cut only
+//    right after a "\n" that spaces or tabs and then a visible ASCII character follow. Qwen3's
+//    regex takes a newline into a piece only up to the last newline of a whitespace run, and
+//    NFC composes nothing with a newline, so the parts pre-tokenize exactly as the whole
+//    document would (special tokens hold no whitespace, so none is cut either). Documents and
+//    parts are pre-tokenized separately: no piece spans two documents.
 // 2. Counting, on `threads` workers: each takes chunks, cuts the special tokens out, normalizes
 //    and splits the rest as the tokenizer does (pre_tokenizer.h), and counts every distinct
 //    piece in a hash map of its own. The maps are summed and the pieces sorted by their bytes,
@@ -21,20 +23,20 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
 #include <exception>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <mutex>
 #include <queue>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
+#include "halo/document_reader.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
@@ -48,22 +50,12 @@ namespace {
 // ---------------------------------------------------------------------------------------------
 // 1. Reading
 
-// Text to count: one or more documents (pre-tokenized separately) from one file.
+// Text to count: documents, or parts of a long document cut at safe points, each pre-tokenized
+// separately.
 struct TextChunk {
   std::string text;
-  std::vector<size_t> document_ends;  // where each document ends in `text`
+  std::vector<size_t> document_ends;  // where each document (or part) ends in `text`
 };
-
-bool is_jsonl_path(const std::string& path) {
-  const std::string name = base_name(path);
-  const size_t dot = name.rfind('.');
-  const std::string extension = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
-  return extension == ".jsonl" || extension == ".json";
-}
-
-bool is_blank(std::string_view text) {
-  return text.find_first_not_of(" \t\n\r\v\f") == std::string_view::npos;
-}
 
 bool is_utf8_continuation(char byte) { return (static_cast<unsigned char>(byte) & 0xC0) == 0x80; }
 
@@ -76,12 +68,11 @@ size_t utf8_prefix_length(std::string_view text, size_t limit) {
   return end;
 }
 
-void check_file_utf8(const std::string& path, std::string_view text, int64_t file_offset) {
+void check_document_utf8(const std::string& path, const Document& doc, std::string_view text) {
   const size_t bad = invalid_utf8_offset(text);
-  if (bad != std::string_view::npos) {
-    fail(path, ": not valid UTF-8 at byte ", file_offset + static_cast<int64_t>(bad),
-         "; convert the file to UTF-8 first");
-  }
+  if (bad == std::string_view::npos) return;
+  if (doc.line == 0) fail(path, ": not valid UTF-8 at byte ", bad, "; convert the file to UTF-8 first");
+  fail(path, ":", doc.line, ": not valid UTF-8 at byte ", bad, " of the document; convert the file to UTF-8 first");
 }
 
 // The last point at or after byte `from` where `text` may be cut without changing its pieces
@@ -98,78 +89,54 @@ size_t last_safe_cut(std::string_view text, size_t from) {
   return 0;
 }
 
-using EmitChunk = std::function<void(TextChunk&&)>;
-
-// Reads up to `budget` bytes of a UTF-8 text file (one document) as chunks of about
-// `chunk_bytes`; lowers `budget`.
-void read_text_file(const std::string& path, size_t chunk_bytes, int64_t& budget, const EmitChunk& emit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open (", std::strerror(errno), ")");
-  std::string pending;  // read but not yet emitted
-  int64_t pending_offset = 0;  // its position in the file
-  size_t scanned = 0;   // cut points before this were searched for already
-  const auto emit_prefix = [&](size_t length) {
-    TextChunk chunk;
-    chunk.text = pending.substr(0, length);
-    check_file_utf8(path, chunk.text, pending_offset);
-    chunk.document_ends.push_back(length);
-    pending.erase(0, length);
-    pending_offset += static_cast<int64_t>(length);
-    emit(std::move(chunk));
-  };
-  for (;;) {
-    const size_t old_size = pending.size();
-    const size_t wanted = static_cast<size_t>(std::min<int64_t>(static_cast<int64_t>(chunk_bytes), budget));
-    pending.resize(old_size + wanted);
-    in.read(&pending[old_size], static_cast<std::streamsize>(wanted));
-    if (in.bad()) fail(path, ": read error (", std::strerror(errno), ")");
-    const size_t got = static_cast<size_t>(in.gcount());
-    pending.resize(old_size + got);
-    budget -= static_cast<int64_t>(got);
-    if (got < wanted || budget == 0) break;
-    const size_t cut = last_safe_cut(pending, scanned);
-    if (cut > 0) emit_prefix(cut);
-    scanned = pending.size();  // the rest, after the last cut point, holds none
+// Where the part of `text` that starts at `begin` ends: at the last safe cut in the next
+// chunk_bytes, else at the last one in the chunk_bytes after those (and so on), else at the
+// end of the text.
+size_t part_end(std::string_view text, size_t begin, size_t chunk_bytes) {
+  size_t scanned = begin;  // cut points before this were searched for already
+  for (size_t end = begin + chunk_bytes; end < text.size(); end += chunk_bytes) {
+    const size_t cut = last_safe_cut(text.substr(0, end), scanned);
+    if (cut > begin) return cut;
+    scanned = end;
   }
-  // When the byte budget ends inside a character, the text ends before that character.
-  size_t keep = pending.size();
-  const int next = in.peek();
-  if (budget == 0 && next != std::char_traits<char>::eof() && is_utf8_continuation(static_cast<char>(next))) {
-    while (keep > 0 && is_utf8_continuation(pending[keep - 1])) --keep;
-    if (keep > 0) --keep;  // the character's first byte
-  }
-  if (keep > 0) emit_prefix(keep);
+  return text.size();
 }
 
-// Reads the "text" fields of a JSON Lines file, up to `budget` bytes of them, in chunks of at
-// least `chunk_bytes` (or the file's end); lowers `budget`.
-void read_jsonl_file(const std::string& path, size_t chunk_bytes, int64_t& budget, const EmitChunk& emit) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, ": cannot open (", std::strerror(errno), ")");
+using EmitChunk = std::function<void(TextChunk&&)>;
+
+// Reads the documents of `files` in order, up to options.max_bytes of text, and hands them to
+// `emit` as chunks of about options.chunk_bytes. Counts the files it opens in `files_read`.
+void read_chunks(const std::vector<std::string>& files, const BpeTrainerOptions& options, int64_t& files_read,
+                 const EmitChunk& emit) {
+  int64_t budget = options.max_bytes > 0 ? options.max_bytes : std::numeric_limits<int64_t>::max();
+  const size_t chunk_bytes = static_cast<size_t>(options.chunk_bytes);
   TextChunk chunk;
-  std::string line;
-  int64_t line_number = 0;
-  while (budget > 0 && std::getline(in, line)) {
-    ++line_number;
-    if (is_blank(line)) continue;
-    nlohmann::json object;
-    try {
-      object = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::exception& e) {
-      fail(path, ":", line_number, ": not valid JSON (", e.what(), ")");
-    }
-    const auto text = object.is_object() ? object.find("text") : object.end();
-    if (text == object.end() || !text->is_string()) {
-      fail(path, ":", line_number, ": expected an object with a string field \"text\"");
-    }
-    const std::string& document = text->get_ref<const std::string&>();
-    const size_t length = utf8_prefix_length(document, static_cast<size_t>(budget));
-    chunk.text.append(document, 0, length);
+  const auto add = [&](std::string_view text) {
+    chunk.text.append(text);
     chunk.document_ends.push_back(chunk.text.size());
-    budget = length < document.size() ? 0 : budget - static_cast<int64_t>(length);
-    if (chunk.text.size() >= chunk_bytes) emit(std::exchange(chunk, TextChunk()));
+  };
+  for (const std::string& file : files) {
+    if (budget == 0) break;
+    ++files_read;
+    DocumentReader reader(file, options.documents);
+    Document doc;
+    while (budget > 0 && reader.next(doc)) {
+      // When the byte budget ends inside a character, the text ends before that character.
+      const size_t length = utf8_prefix_length(doc.text, static_cast<size_t>(budget));
+      const std::string_view text = std::string_view(doc.text).substr(0, length);
+      budget = length < doc.text.size() ? 0 : budget - static_cast<int64_t>(length);
+      check_document_utf8(file, doc, text);
+      size_t begin = 0;
+      while (text.size() - begin > chunk_bytes) {
+        const size_t end = part_end(text, begin, chunk_bytes);
+        add(text.substr(begin, end - begin));
+        emit(std::exchange(chunk, TextChunk()));
+        begin = end;
+      }
+      if (begin < text.size()) add(text.substr(begin));
+      if (chunk.text.size() >= chunk_bytes) emit(std::exchange(chunk, TextChunk()));
+    }
   }
-  if (in.bad()) fail(path, ": read error after line ", line_number);
   if (!chunk.text.empty()) emit(std::move(chunk));
 }
 
@@ -242,10 +209,10 @@ std::vector<std::pair<std::string, int64_t>> count_pieces(const std::vector<std:
                                                           const BpeTrainerOptions& options,
                                                           BpeTrainingResult& stats) {
   const PreTokenizerRegex regex(kQwen3PreTokenizerRegex, "the trainer's pre-tokenizer");
-  int64_t budget = options.max_bytes > 0 ? options.max_bytes : std::numeric_limits<int64_t>::max();
   int64_t total_bytes = 0;
   for (const auto& file : files) total_bytes += static_cast<int64_t>(file_size(file));
-  ProgressBar bar("read", (std::min(total_bytes, budget) + 1023) / 1024, "KiB");
+  if (options.max_bytes > 0) total_bytes = std::min(total_bytes, options.max_bytes);
+  ProgressBar bar("read", (total_bytes + 1023) / 1024, "KiB");
 
   std::vector<PieceCounter> counters;
   counters.reserve(static_cast<size_t>(options.threads));
@@ -256,7 +223,6 @@ std::vector<std::pair<std::string, int64_t>> count_pieces(const std::vector<std:
   bool reading_done = false;
   std::exception_ptr error;
   const size_t max_queued = 2 * static_cast<size_t>(options.threads);
-  const size_t chunk_bytes = static_cast<size_t>(options.chunk_bytes);
 
   const auto stop_with = [&](std::exception_ptr caught) {
     {
@@ -299,15 +265,7 @@ std::vector<std::pair<std::string, int64_t>> count_pieces(const std::vector<std:
     worker_cv.notify_one();
   };
   try {
-    for (const auto& file : files) {
-      if (budget == 0) break;
-      ++stats.files;
-      if (is_jsonl_path(file)) {
-        read_jsonl_file(file, chunk_bytes, budget, emit);
-      } else {
-        read_text_file(file, chunk_bytes, budget, emit);
-      }
-    }
+    read_chunks(files, options, stats.files, emit);
     {
       const std::lock_guard<std::mutex> lock(mutex);
       reading_done = true;
