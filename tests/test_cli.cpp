@@ -222,5 +222,31 @@ TEST(Cli, PromptFileGeneratesABatchEqualToSingleRuns) {
   }
 }
 
+
+TEST(Cli, ImportUsageErrorsAndGgufInfo) {
+  expect_one_line_error(run_halo("import"), 2, "give the GGUF file");
+  expect_one_line_error(run_halo("import model.gguf"), 2, "--out is required");
+  expect_one_line_error(run_halo("import /nonexistent/model.gguf --out /nonexistent/out"), 1, "/nonexistent/model.gguf");
+  const std::string dir = test::make_temp_dir();
+  test::write_text(dir + "/fake.gguf", "not a gguf file at all");
+  expect_one_line_error(run_halo("import " + dir + "/fake.gguf --out " + dir + "/out --dtype float16"), 2, "float16");
+  expect_one_line_error(run_halo("import " + dir + "/fake.gguf --out " + dir + "/out"), 1, "fake.gguf");
+  expect_one_line_error(run_halo("info --model " + dir + "/fake.gguf"), 1, "fake.gguf");
+  EXPECT_FALSE(path_exists(dir + "/out"));
+  // The real SmolLM2 GGUF, when scripts/fetch_teacher.sh smollm2 has fetched it.
+  const std::string gguf = HALO_SOURCE_DIR "/runs/teachers/smollm2-135m.gguf";
+  if (!is_regular_file(gguf)) GTEST_SKIP() << "no " << gguf << " (scripts/fetch_teacher.sh smollm2)";
+  auto info = run_halo("info --model " + gguf);
+  ASSERT_EQ(info.exit_code, 0) << info.err;
+  EXPECT_NE(info.out.find("architecture   llama"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("Q4_1 x210"), std::string::npos) << info.out;
+  EXPECT_NE(info.out.find("pre smollm, 49152 tokens, 48900 merges"), std::string::npos) << info.out;
+  auto imported = run_halo("import " + gguf + " --out " + dir + "/smollm2 --dtype bfloat16 --quiet");
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  EXPECT_NE(imported.out.find("llama, 272 tensors"), std::string::npos) << imported.out;
+  EXPECT_TRUE(is_regular_file(dir + "/smollm2/model.safetensors"));
+  EXPECT_TRUE(is_regular_file(dir + "/smollm2/tokenizer.json"));
+}
+
 }  // namespace
 }  // namespace halo

@@ -1,7 +1,9 @@
 // Tokenizer tests. The Qwen3 byte-level BPE is checked against the ids of the reference
 // implementations (shared/data/qwen3-tokenizer/cases.json), for its NFC round trip, added
 // tokens, both merges formats and the GPT-2 ByteLevel regex (variants of the real
-// tokenizer.json written to a temporary directory), invalid input and bad files. The
+// tokenizer.json written to a temporary directory), invalid input and bad files; the
+// pre-tokenizer steps (Digits, several Splits in order, ByteLevel's own regex, bytes without a
+// token) on a toy vocabulary against Hugging Face tokenizers' ids. The
 // SentencePiece backend is tested on a tiny model trained here from WikiText-2 lines.
 #include <gtest/gtest.h>
 #include <sentencepiece_trainer.h>
@@ -10,6 +12,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
@@ -268,6 +271,151 @@ TEST(TokenizerLoading, UnknownFileTypeAndBrokenModelNameTheFile) {
   write_text(dir.file("tokenizer.model"), "not a protobuf");
   message = error_message([&] { halo::load_tokenizer(dir.path()); });
   EXPECT_NE(message.find(dir.file("tokenizer.model")), std::string::npos) << message;
+}
+
+// A toy byte-level BPE (ids 0-255: the bytes, then one id per merge) whose merges join digits,
+// so that the pre-tokenizer steps that split digits show in the ids. The expected ids are
+// Hugging Face tokenizers' (0.22) for the same tokenizer.json.
+class PreTokenizerSteps : public ::testing::Test {
+ protected:
+  // GPT-2's byte-to-unicode table, as UTF-8.
+  static std::string byte_level(int byte) {
+    const auto printable = [](int b) {
+      return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
+    };
+    int code_point = byte;
+    if (!printable(byte)) {
+      code_point = 256;
+      for (int b = 0; b < byte; ++b) code_point += printable(b) ? 0 : 1;
+    }
+    std::string utf8;
+    if (code_point < 0x80) {
+      utf8 += static_cast<char>(code_point);
+    } else {
+      utf8 += static_cast<char>(0xC0 | (code_point >> 6));
+      utf8 += static_cast<char>(0x80 | (code_point & 0x3F));
+    }
+    return utf8;
+  }
+
+  // `missing_byte` >= 0: that byte has no token.
+  std::unique_ptr<halo::Tokenizer> load(const json& pre_tokenizer, int missing_byte = -1) {
+    json vocab = json::object();
+    for (int byte = 0; byte < 256; ++byte) {
+      if (byte != missing_byte) vocab[byte_level(byte)] = byte;
+    }
+    // "Ġ" is U+0120, "Ù£" / "Ù¤" the bytes of U+0663 / U+0664, "Â½" those of U+00BD.
+    const std::vector<std::string> merges = {
+        "1 2", "12 3", "4 5", "\xC4\xA0 1", "\xC4\xA0" "1 2", "h e", "l l", "he ll", "hell o",
+        "\xC4\xA0 w", "o r", "\xC4\xA0w or", "\xC4\xA0wor l", "\xC4\xA0worl d",
+        "\xC4\xA0 \xC4\xA0", "\xC3\x99 \xC2\xA3", "\xC3\x99 \xC2\xA4",
+        "\xC3\x99\xC2\xA3 \xC3\x99\xC2\xA4", "\xC3\x82 \xC2\xBD", "\xC4\xA0 \xC3\x82\xC2\xBD"};
+    for (size_t i = 0; i < merges.size(); ++i) {
+      const size_t space = merges[i].find(' ');
+      vocab[merges[i].substr(0, space) + merges[i].substr(space + 1)] = 256 + static_cast<int>(i);
+    }
+    const json file = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}},
+                       {"pre_tokenizer", pre_tokenizer}};
+    write_text(dir_.file("tokenizer.json"), file.dump());
+    return halo::load_tokenizer(dir_.file("tokenizer.json"));
+  }
+
+  static json byte_level_step(bool use_regex) {
+    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", use_regex},
+            {"use_regex", use_regex}};
+  }
+  static json split(const std::string& regex) {
+    return {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"},
+            {"invert", false}};
+  }
+  static json digits(bool individual) { return {{"type", "Digits"}, {"individual_digits", individual}}; }
+  static json sequence(const std::vector<json>& steps) {
+    return {{"type", "Sequence"}, {"pretokenizers", steps}};
+  }
+
+  // Each text's ids, in the order of kTexts.
+  void expect_ids(const json& pre_tokenizer, const std::vector<std::vector<int32_t>>& expected) {
+    const auto tokenizer = load(pre_tokenizer);
+    ASSERT_EQ(expected.size(), std::size(kTexts));
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(tokenizer->encode(kTexts[i]), expected[i]) << "text " << i << ": " << kTexts[i];
+      EXPECT_EQ(tokenizer->decode(tokenizer->encode(kTexts[i])), kTexts[i]);
+    }
+  }
+
+  // Arabic-Indic digits (Nd), VULGAR FRACTION ONE HALF (No), ROMAN NUMERAL TWELVE (Nl).
+  static constexpr const char* kTexts[] = {
+      "hello world 12345", " 123 1245 12",
+      "x12y45 \xD9\xA3\xD9\xA4\xD9\xA5 \xC2\xBD \xE2\x85\xAB 2", "  world  \n 1234567"};
+  TempDir dir_;
+};
+
+TEST_F(PreTokenizerSteps, ByteLevelAloneKeepsDigitRunsTogether) {
+  expect_ids(byte_level_step(true), {{264, 269, 32, 257, 258},
+                                     {32, 257, 32, 256, 258, 32, 256},
+                                     {120, 256, 121, 258, 32, 273, 217, 165, 275, 32, 226, 133, 171, 32, 50},
+                                     {32, 269, 270, 10, 32, 257, 258, 54, 55}});
+}
+
+TEST_F(PreTokenizerSteps, IndividualDigitsThenByteLevelAsSmolLM2) {
+  expect_ids(sequence({digits(true), byte_level_step(true)}),
+             {{264, 269, 32, 49, 50, 51, 52, 53},
+              {32, 49, 50, 51, 32, 49, 50, 52, 53, 32, 49, 50},
+              {120, 49, 50, 121, 52, 53, 32, 271, 272, 217, 165, 32, 274, 32, 226, 133, 171, 32, 50},
+              {32, 269, 270, 10, 32, 49, 50, 51, 52, 53, 54, 55}});
+}
+
+TEST_F(PreTokenizerSteps, DigitRunsThenByteLevel) {
+  expect_ids(sequence({digits(false), byte_level_step(true)}),
+             {{264, 269, 32, 257, 258},
+              {32, 257, 32, 256, 258, 32, 256},
+              {120, 256, 121, 258, 32, 273, 217, 165, 32, 274, 32, 226, 133, 171, 32, 50},
+              {32, 269, 270, 10, 32, 257, 258, 54, 55}});
+}
+
+TEST_F(PreTokenizerSteps, SeveralSplitsApplyInOrder) {
+  expect_ids(sequence({split(R"(\p{N}+)"), split("[0-9][0-9][0-9]"), byte_level_step(false)}),
+             {{264, 269, 32, 257, 258},
+              {32, 257, 32, 256, 52, 53, 32, 256},
+              {120, 256, 121, 258, 32, 273, 217, 165, 32, 274, 32, 226, 133, 171, 32, 50},
+              {32, 269, 270, 10, 32, 257, 258, 54, 55}});
+}
+
+TEST_F(PreTokenizerSteps, SplitThenDigitsThenByteLevelWithoutRegex) {
+  expect_ids(sequence({split(R"([^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"),
+                       digits(true), byte_level_step(false)}),
+             {{264, 269, 32, 49, 50, 51, 52, 53},
+              {32, 49, 50, 51, 32, 49, 50, 52, 53, 32, 49, 50},
+              {120, 49, 50, 121, 52, 53, 32, 271, 272, 217, 165, 32, 274, 32, 226, 133, 171, 32, 50},
+              {32, 269, 270, 10, 32, 49, 50, 51, 52, 53, 54, 55}});
+}
+
+TEST_F(PreTokenizerSteps, SplitThenByteLevelRegexCutsEachPieceAgain) {
+  expect_ids(sequence({split(R"(\p{N}{1,2})"), byte_level_step(true)}),
+             {{264, 269, 32, 256, 51, 52, 53},
+              {32, 256, 51, 32, 256, 258, 32, 256},
+              {120, 256, 121, 258, 32, 273, 217, 165, 32, 274, 32, 226, 133, 171, 32, 50},
+              {32, 269, 270, 10, 32, 256, 51, 52, 53, 54, 55}});
+}
+
+TEST_F(PreTokenizerSteps, ByteLevelMustComeLastAndBeThere) {
+  const auto message_of = [&](const json& pre_tokenizer) {
+    return error_message([&] { load(pre_tokenizer); });
+  };
+  for (const json& bad : {sequence({byte_level_step(true), digits(true)}), sequence({digits(true)}),
+                          byte_level_step(false), json{{"type", "Whitespace"}}}) {
+    const std::string message = message_of(bad);
+    EXPECT_NE(message.find(dir_.file("tokenizer.json")), std::string::npos) << bad.dump();
+    EXPECT_NE(message.find("pre_tokenizer is not supported"), std::string::npos) << message;
+  }
+}
+
+TEST_F(PreTokenizerSteps, ByteWithoutATokenIsDropped) {
+  // SmolLM2's vocabulary lacks a few control characters; tokenizers drops them (no unk_token).
+  const auto tokenizer = load(byte_level_step(true), 0x01);
+  EXPECT_EQ(tokenizer->encode("x\x01y"), (std::vector<int32_t>{120, 121}));
+  EXPECT_EQ(tokenizer->encode("\x01\x01"), (std::vector<int32_t>{}));
+  EXPECT_EQ(tokenizer->encode("4\x01" "5 12"), (std::vector<int32_t>{52, 53, 32, 256}));
 }
 
 // A tiny BPE SentencePiece model trained on the first lines of WikiText-2's validation split.

@@ -1,6 +1,7 @@
 // halo info: what a model directory holds, read from config.json and the safetensors headers
 // only (no weights are loaded, so it is instant even for 8B checkpoints). Weights that do not
-// match config.json (missing, unexpected, misshapen) are an error, as when loading.
+// match config.json (missing, unexpected, misshapen) are an error, as when loading. A GGUF file
+// instead gets the summary of its metadata and tensor table (halo/gguf_import.h).
 #include <cstdio>
 #include <map>
 #include <set>
@@ -8,18 +9,25 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
+#include "halo/gguf_import.h"
 #include "halo/model_config.h"
 #include "halo/safetensors.h"
 
 namespace halo::cli {
 
 int run_info(int argc, char** argv) {
-  cxxopts::Options options("halo info", "Describe a model directory: architecture, parameter count, dtype, layers.\n"
+  cxxopts::Options options("halo info", "Describe a model directory: architecture, parameter count, dtype, layers;\n"
+                                        "or a GGUF file: architecture, sizes, tensor types, tokenizer (halo import reads it).\n"
                                         "Example: halo info --model ./Qwen3-1.7B");
-  options.add_options()("m,model", "Model directory", cxxopts::value<std::string>());
+  options.add_options()("m,model", "Model directory, or a .gguf file", cxxopts::value<std::string>());
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string dir = require_string(result, "model", "halo info");
+  if (is_regular_file(dir)) {  // a GGUF file (the reader names any other file's defect)
+    std::fputs(describe_gguf(dir).c_str(), stdout);
+    return kExitOk;
+  }
   const ModelConfig c = load_model_config(dir);
   const WeightFiles files(dir);
   check_weights_match_config(files, c);

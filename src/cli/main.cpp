@@ -53,6 +53,7 @@ const std::vector<Command>& commands() {
       {"data", "prepare training data: tokenize a corpus into a token file", run_data},
       {"eval", "evaluate a model: held-out loss, needle in a haystack, multiple choice", run_eval},
       {"tokenizer", "train a small byte-level BPE tokenizer on text", run_tokenizer},
+      {"import", "a GGUF model (llama, qwen2, qwen3) -> a Hugging Face directory", run_import},
   };
   return table;
 }

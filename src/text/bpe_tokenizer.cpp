@@ -2,9 +2,11 @@
 //
 // encode: added tokens are cut out of the raw text first (longest match at the leftmost
 // position); every stretch between them is NFC-normalized (utf8proc; pure-ASCII runs are
-// skipped since NFC leaves them alone), split by the pre-tokenizer regex (PCRE2, UTF + UCP,
-// JIT-compiled once; "Isolated": matches and the gaps between them are all pieces; both steps
-// live in pre_tokenizer.h, shared with the trainer), and each piece is merged by BPE. BPE
+// skipped since NFC leaves them alone), split by the pre-tokenizer's steps in order, each one
+// cutting every piece of the step before (a Split regex or ByteLevel's own GPT-2 regex: PCRE2,
+// UTF + UCP, JIT-compiled once, "Isolated": matches and the gaps between them are all pieces,
+// shared with the trainer through pre_tokenizer.h; Digits: each numeric character, or each run
+// of them, apart from the rest), and each final piece is merged by BPE. BPE
 // works on raw bytes: the GPT-2 byte-to-unicode table is only used at load time, to map the
 // vocabulary's byte-level strings ("Ġworld") to ids and bytes. Merges are keyed by the pair of
 // ids and applied lowest rank first with a heap over a linked list of symbols. Pieces already
@@ -76,6 +78,46 @@ std::string string_or_empty(const json& object, const char* key) {
   return found != object.end() && found->is_string() ? found->get<std::string>() : std::string();
 }
 
+// Whether the character at `pos` (valid UTF-8) is numeric as Rust's char::is_numeric says,
+// which is what Hugging Face's Digits pre-tokenizer asks: general category Nd, Nl or No.
+// Sets `length` to the character's byte count.
+bool numeric_at(std::string_view text, size_t pos, size_t& length) {
+  const auto byte = static_cast<unsigned char>(text[pos]);
+  if (byte < 0x80) {
+    length = 1;
+    return byte >= '0' && byte <= '9';
+  }
+  utf8proc_int32_t code_point = -1;
+  const utf8proc_ssize_t got =
+      utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + pos),
+                       static_cast<utf8proc_ssize_t>(text.size() - pos), &code_point);
+  length = got > 0 ? static_cast<size_t>(got) : 1;
+  if (got <= 0) return false;
+  const utf8proc_category_t category = utf8proc_category(code_point);
+  return category == UTF8PROC_CATEGORY_ND || category == UTF8PROC_CATEGORY_NL ||
+         category == UTF8PROC_CATEGORY_NO;
+}
+
+// Hugging Face's Digits pre-tokenizer: numeric characters apart from the rest, each one on its
+// own (`individual`) or a run of them as one piece; the text between them stays whole.
+template <class OnPiece>
+void split_digits(std::string_view text, bool individual, OnPiece&& on_piece) {
+  size_t start = 0;  // where the current piece begins
+  bool in_digits = false;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t length = 1;
+    const bool numeric = numeric_at(text, pos, length);
+    if (pos > start && (numeric != in_digits || (numeric && individual))) {
+      on_piece(text.substr(start, pos - start));
+      start = pos;
+    }
+    in_digits = numeric;
+    pos += length;
+  }
+  if (start < text.size()) on_piece(text.substr(start));
+}
+
 class BpeTokenizer final : public Tokenizer {
  public:
   BpeTokenizer(const std::string& path, const TokenizerConfig& config);
@@ -109,9 +151,18 @@ class BpeTokenizer final : public Tokenizer {
   int32_t read_id(const json& value, const FieldName& field) const;
   void set_token_bytes(int32_t id, std::string bytes);
 
-  // Appends the ids of text that holds no added token.
-  void encode_ordinary(std::string_view text, pcre2_match_data* match,
+  // One pre-tokenizer step: a regex split (regexes_[regex]) or, when regex < 0, Digits.
+  struct PreStep {
+    int regex;
+    bool individual_digits;
+  };
+
+  // Appends the ids of text that holds no added token; `matches` holds one MatchData per regex.
+  void encode_ordinary(std::string_view text, const std::vector<MatchData>& matches,
                        std::vector<int32_t>& ids) const;
+  // Splits `text` by pre_steps_[step] and hands each piece to the next step, the last to BPE.
+  void pre_tokenize(size_t step, std::string_view text, const std::vector<MatchData>& matches,
+                    std::vector<int32_t>& ids) const;
   // Appends the ids of one pre-tokenized piece, from the cache when possible.
   void encode_piece(std::string_view piece, std::vector<int32_t>& ids) const;
   // BPE proper: the ids that the merges make of the piece's bytes.
@@ -119,12 +170,13 @@ class BpeTokenizer final : public Tokenizer {
 
   std::string path_;
   std::unordered_map<std::string, int32_t> vocab_;         // byte-level string -> id
-  std::array<int32_t, 256> byte_ids_{};                    // id of each single byte
+  std::array<int32_t, 256> byte_ids_{};                    // id of each byte; -1: none
   std::unordered_map<uint64_t, Merge> merges_;             // pair_key(left, right) -> merge
   std::array<std::vector<AddedToken>, 256> added_tokens_;  // by first byte, longest first
   std::vector<std::optional<std::string>> id_bytes_;       // what each id decodes to
   bool nfc_ = false;
-  std::optional<PreTokenizerRegex> pre_tokenizer_regex_;
+  std::vector<PreTokenizerRegex> regexes_;
+  std::vector<PreStep> pre_steps_;
   std::optional<int32_t> eos_id_;
   mutable std::array<CacheShard, kCacheShards> cache_;
 };
@@ -194,13 +246,11 @@ void BpeTokenizer::read_model(const json& model) {
     vocab_.emplace(entry.key(), id);
     set_token_bytes(id, byte_level_to_bytes(entry.key(), byte_of_code_point));
   }
+  // A byte without a token (SmolLM2 lacks a few control characters) is dropped from the text
+  // it occurs in, as Hugging Face tokenizers and llama.cpp do when there is no unk_token.
   for (int byte = 0; byte < 256; ++byte) {
     const auto found = vocab_.find(utf8_encode(code_points[byte]));
-    if (found == vocab_.end()) {
-      fail(path_, ": model.vocab lacks the token for byte ", byte,
-           "; a byte-level BPE needs all 256 byte tokens");
-    }
-    byte_ids_[byte] = found->second;
+    byte_ids_[byte] = found == vocab_.end() ? -1 : found->second;
   }
 
   const auto merges = model.find("merges");
@@ -274,9 +324,10 @@ void BpeTokenizer::read_normalizer(const json& normalizer) {
 }
 
 void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
-  const std::string unsupported = cat(path_,
-                                      ": pre_tokenizer is not supported; expected a "
-                                      "Split regex (Isolated) then ByteLevel, or ByteLevel alone");
+  const std::string unsupported =
+      cat(path_,
+          ": pre_tokenizer is not supported; expected Split regex (Isolated) and Digits steps "
+          "then ByteLevel, or ByteLevel alone");
   if (!pre_tokenizer.is_object()) fail(unsupported);
   std::vector<const json*> steps{&pre_tokenizer};
   if (string_or_empty(pre_tokenizer, "type") == "Sequence") {
@@ -285,12 +336,13 @@ void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
     steps.clear();
     for (const json& step : *list) steps.push_back(&step);
   }
-  std::optional<std::string> regex;
+  std::vector<std::string> regexes;
   bool byte_level = false;
   for (const json* step_pointer : steps) {
     const json& step = *step_pointer;
     const std::string type = step.is_object() ? string_or_empty(step, "type") : "";
-    if (type == "Split" && !regex && !byte_level) {
+    if (byte_level) fail(unsupported);  // ByteLevel comes last
+    if (type == "Split") {
       const auto pattern = step.find("pattern");
       if (pattern == step.end() || !pattern->is_object() ||
           string_or_empty(*pattern, "Regex").empty() ||
@@ -299,25 +351,29 @@ void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
              ": pre_tokenizer Split is supported only with a \"Regex\" pattern, "
              "behavior \"Isolated\" and invert false");
       }
-      regex = string_or_empty(*pattern, "Regex");
-    } else if (type == "ByteLevel" && !byte_level) {
+      pre_steps_.push_back(PreStep{static_cast<int>(regexes.size()), false});
+      regexes.push_back(string_or_empty(*pattern, "Regex"));
+    } else if (type == "Digits") {
+      pre_steps_.push_back(PreStep{-1, flag_set(step, "individual_digits")});
+    } else if (type == "ByteLevel") {
       if (flag_set(step, "add_prefix_space")) {
         fail(path_, ": pre_tokenizer ByteLevel add_prefix_space = true is not supported");
       }
       // use_regex defaults to true: files written before the option existed relied on it.
       const auto use_regex = step.find("use_regex");
       if (use_regex == step.end() || (use_regex->is_boolean() && use_regex->get<bool>())) {
-        if (regex) fail(unsupported);
-        regex = kGpt2Regex;
+        pre_steps_.push_back(PreStep{static_cast<int>(regexes.size()), false});
+        regexes.push_back(kGpt2Regex);
       }
       byte_level = true;
     } else {
       fail(unsupported);
     }
   }
-  if (!regex || !byte_level) fail(unsupported);
+  if (pre_steps_.empty() || !byte_level) fail(unsupported);
 
-  pre_tokenizer_regex_.emplace(*regex, path_);
+  regexes_.reserve(regexes.size());
+  for (const std::string& regex : regexes) regexes_.emplace_back(regex, path_);
 }
 
 std::optional<int32_t> BpeTokenizer::token_to_id(const std::string& token) const {
@@ -332,7 +388,9 @@ std::optional<int32_t> BpeTokenizer::token_to_id(const std::string& token) const
 
 std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
   check_utf8(text);
-  const MatchData match = pre_tokenizer_regex_->make_match_data();
+  std::vector<MatchData> matches;
+  matches.reserve(regexes_.size());
+  for (const PreTokenizerRegex& regex : regexes_) matches.push_back(regex.make_match_data());
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3);
   size_t ordinary_start = 0;
@@ -349,27 +407,43 @@ std::vector<int32_t> BpeTokenizer::encode(std::string_view text) const {
       ++pos;
       continue;
     }
-    encode_ordinary(text.substr(ordinary_start, pos - ordinary_start), match.get(), ids);
+    encode_ordinary(text.substr(ordinary_start, pos - ordinary_start), matches, ids);
     ids.push_back(added->id);
     pos += added->content.size();
     ordinary_start = pos;
   }
-  encode_ordinary(text.substr(ordinary_start), match.get(), ids);
+  encode_ordinary(text.substr(ordinary_start), matches, ids);
   return ids;
 }
 
-void BpeTokenizer::encode_ordinary(std::string_view text, pcre2_match_data* match,
+void BpeTokenizer::encode_ordinary(std::string_view text, const std::vector<MatchData>& matches,
                                    std::vector<int32_t>& ids) const {
   if (text.empty()) return;
   std::string nfc_storage;
   const std::string_view normalized = nfc_ ? nfc(text, nfc_storage) : text;
-  pre_tokenizer_regex_->split(normalized, match,
-                              [&](std::string_view piece) { encode_piece(piece, ids); });
+  pre_tokenize(0, normalized, matches, ids);
+}
+
+void BpeTokenizer::pre_tokenize(size_t step, std::string_view text,
+                                const std::vector<MatchData>& matches,
+                                std::vector<int32_t>& ids) const {
+  if (step == pre_steps_.size()) {
+    encode_piece(text, ids);
+    return;
+  }
+  const auto next = [&](std::string_view piece) { pre_tokenize(step + 1, piece, matches, ids); };
+  const PreStep& pre_step = pre_steps_[step];
+  if (pre_step.regex >= 0) {
+    regexes_[pre_step.regex].split(text, matches[pre_step.regex].get(), next);
+  } else {
+    split_digits(text, pre_step.individual_digits, next);
+  }
 }
 
 void BpeTokenizer::encode_piece(std::string_view piece, std::vector<int32_t>& ids) const {
   if (piece.size() == 1) {
-    ids.push_back(byte_ids_[static_cast<unsigned char>(piece[0])]);
+    const int32_t id = byte_ids_[static_cast<unsigned char>(piece[0])];
+    if (id >= 0) ids.push_back(id);
     return;
   }
   CacheShard& shard = cache_[std::hash<std::string_view>{}(piece) % kCacheShards];
@@ -402,12 +476,16 @@ std::vector<int32_t> BpeTokenizer::merge_bytes(std::string_view piece) const {
   const auto later = [](const Candidate& a, const Candidate& b) {  // lowest rank, then leftmost
     return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
   };
-  std::vector<Symbol> symbols(piece.size());
-  for (size_t i = 0; i < piece.size(); ++i) {
-    symbols[i] =
-        Symbol{byte_ids_[static_cast<unsigned char>(piece[i])], static_cast<int32_t>(i) - 1,
-               i + 1 < piece.size() ? static_cast<int32_t>(i + 1) : -1};
+  std::vector<Symbol> symbols;
+  symbols.reserve(piece.size());
+  for (const char byte : piece) {
+    const int32_t id = byte_ids_[static_cast<unsigned char>(byte)];
+    if (id < 0) continue;  // a byte without a token is dropped
+    const auto index = static_cast<int32_t>(symbols.size());
+    if (index > 0) symbols.back().next = index;
+    symbols.push_back(Symbol{id, index - 1, -1});
   }
+  if (symbols.empty()) return {};
   std::priority_queue<Candidate, std::vector<Candidate>, decltype(later)> queue(later);
   const auto consider = [&](int32_t left) {
     if (left < 0 || symbols[left].next < 0) return;
