@@ -14,6 +14,9 @@
 #include "halo/evaluation.h"
 #include "halo/file_system.h"
 #include "halo/generation.h"
+#include "halo/hype_scaling.h"
+#include "halo/hypenet_conversion.h"
+#include "halo/model_config.h"
 #include "pipeline/layer_selection.h"
 #include "halo/png_image.h"
 #include "halo/tokenizer.h"
@@ -302,6 +305,49 @@ TEST(NeedleRun, AnswersEveryPromptInBatches) {
     const auto ids = generate(model, prompt, alone);
     EXPECT_EQ(tokenizer->decode(std::vector<int32_t>(ids.begin(), ids.end())), r.answers[i]) << i;
   }
+}
+
+// ---- HyPE's a ----
+
+TEST(HypeScaling, TheRuleTakesTheLowestLossAmongTheBestRecall) {
+  const std::vector<HypeScalingPoint> points = {
+      {100, 0.50, 3.0, {}, {}}, {200, 0.80, 3.2, {}, {}}, {500, 0.78, 3.1, {}, {}}, {1000, 0.60, 2.9, {}, {}}};
+  EXPECT_EQ(choose_hype_scaling(points, 0.05), 500);
+  EXPECT_EQ(choose_hype_scaling(points, 0.0), 200);
+  EXPECT_EQ(choose_hype_scaling(points, 0.3), 1000);
+  EXPECT_THROW(choose_hype_scaling({}, 0.05), Error);
+}
+
+TEST(HypeScaling, ScoresEveryValueAndRestoresTheModel) {
+  const std::string dir = test::make_temp_dir();
+  auto tokenizer = load_tokenizer(test::write_byte_tokenizer(dir));
+  // A random HypeNet with the byte tokenizer's 256 ids (so that every answer decodes).
+  ModelConfig config = hypenet_config(load_model_config(test::fixture("qwen3-tiny")), {1, 3});
+  config.vocab_size = 256;
+  CausalLM model(config);
+  model.init_random(5);
+  model.to(test::device(), at::kFloat);
+  model.set_hype_scaling(362.0);
+  const std::string brown = read_file(test::shared_dir() + "/data/text/brown.txt").substr(0, 20000);
+  HypeScalingOptions o;
+  o.grid = {2, 100, 1000};
+  o.lengths = {400, 440};  // the byte tokenizer's needle template alone takes 320 tokens
+  o.niah_samples = 2;
+  const HypeScalingResult r = tune_hype_scaling(model, *tokenizer, brown, brown, {}, o);
+  ASSERT_EQ(r.points.size(), 3u);
+  EXPECT_EQ(*model.config().attn_logits_scaling_a, 362.0);
+  EXPECT_EQ(r.best_a, choose_hype_scaling(r.points, o.niah_tolerance));
+  for (const auto& p : r.points) {
+    EXPECT_EQ(p.niah_by_length.size(), 2u);
+    EXPECT_GT(p.mean_nll, 0);
+  }
+  EXPECT_NE(r.points[0].mean_nll, r.points[2].mean_nll);  // a changes the attention layers
+  write_hype_scaling_report(dir + "/tune", r, o);
+  for (const char* f : {"hype_scaling.json", "hype_scaling.md", "hype_scaling.png"}) {
+    EXPECT_TRUE(is_regular_file(dir + "/tune/" + f)) << f;
+  }
+  o.grid = {1.0};
+  EXPECT_THROW(tune_hype_scaling(model, *tokenizer, brown, brown, {}, o), Error);
 }
 
 // ---- Multiple choice ----

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -115,6 +116,10 @@ class CausalLM {
   // stage 1 trains its student mixers on these. Empty: none.
   using MixerObserver = std::function<void(int64_t layer, const at::Tensor& input, const at::Tensor& output)>;
   void set_mixer_observer(MixerObserver observer) { mixer_observer_ = std::move(observer); }
+
+  // HyPE's logits-scaling constant a of the attention layers (none: off), as config.json's
+  // attn_logits_scaling "hype <a>" sets it; used by the tuning of a (hype_scaling.h).
+  void set_hype_scaling(std::optional<double> a);
 
   // Sets requires_grad on every parameter.
   void set_requires_grad(bool on);

@@ -1,7 +1,7 @@
 // A HALO experiment: every hyperparameter of every stage in one YAML file, run stage by stage
 // into one run directory (../shared/docs/METHOD.md §3):
 //   pretrain (optional: a small Qwen3 teacher from scratch) -> align (stage 1) -> select ->
-//   distill (stage 2) -> finetune (stage 3) -> report.
+//   distill (stage 2) -> finetune (stage 3) -> tune (HyPE's a, hype_scaling.h) -> report.
 // Each stage writes RUN/<stage>/ (model/ in Hugging Face format, checkpoints/, metrics.jsonl)
 // and a DONE marker last; a stage with DONE is skipped, an interrupted one resumes from its
 // newest checkpoint. Unknown or missing YAML keys are errors that name the key.
@@ -55,6 +55,17 @@ struct DistillConfig : TrainingStageConfig {
   bool attn_output_gate = true;
 };
 
+struct TuneConfig {
+  bool enabled = false;
+  std::string text;    // held-out loss text: neither trained on nor reported
+  std::string filler;  // NIAH filler (default: text)
+  std::vector<double> grid = {50, 100, 200, 362, 500, 700, 1000, 2000, 5000};
+  std::vector<int64_t> lengths_factors = {4, 8};  // context = factor x training length
+  int64_t niah_samples = 20;
+  double niah_tolerance = 0.05;
+  int64_t ppl_tokens = 0;  // 0: the longest context + 1
+};
+
 struct ReportConfig {
   bool enabled = false;
   std::string text;                       // perplexity text (held out)
@@ -78,6 +89,7 @@ struct Experiment {
   SelectConfig select;
   DistillConfig distill;
   TrainingStageConfig finetune;
+  TuneConfig tune;
   ReportConfig report;
 };
 

@@ -28,16 +28,6 @@ namespace {
 
 const char* const kTasks[] = {"ppl", "niah", "mc"};
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> items;
-  std::istringstream in(text);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    if (!item.empty()) items.push_back(item);
-  }
-  return items;
-}
-
 std::set<std::string> parse_tasks(const std::string& text) {
   std::set<std::string> tasks;
   for (const auto& name : split_list(text)) {
@@ -48,28 +38,6 @@ std::set<std::string> parse_tasks(const std::string& text) {
   }
   if (tasks.empty()) usage_fail("--tasks is empty (expected a comma-separated list of ppl, niah, mc)");
   return tasks;
-}
-
-template <class T>
-std::vector<T> parse_numbers(const std::string& text, const char* option) {
-  std::vector<T> values;
-  for (const auto& item : split_list(text)) {
-    size_t used = 0;
-    T value{};
-    try {
-      if constexpr (std::is_integral_v<T>) {
-        value = static_cast<T>(std::stoll(item, &used));
-      } else {
-        value = static_cast<T>(std::stod(item, &used));
-      }
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size()) usage_fail("--", option, ": '", item, "' is not a number");
-    values.push_back(value);
-  }
-  if (values.empty()) usage_fail("--", option, " is empty");
-  return values;
 }
 
 struct Row {

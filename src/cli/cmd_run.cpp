@@ -1,6 +1,6 @@
 // halo run EXPERIMENT.yaml: the whole HALO pipeline, stage by stage into one run directory,
 // skipping finished stages and resuming an interrupted one; --dry-run prints the plan.
-// halo pretrain|align|select|distill|finetune|report --config EXPERIMENT.yaml: one stage of
+// halo pretrain|align|select|distill|finetune|tune|report --config EXPERIMENT.yaml: one stage of
 // the same experiment (the command name is the stage).
 #include <csignal>
 #include <cstdio>
@@ -19,6 +19,7 @@ const char* stage_summary(const std::string& stage) {
   if (stage == "select") return "Choose the layers that stay attention: per-layer recall and commonsense drop scores.";
   if (stage == "distill") return "Stage 2: distill the HypeNet from the teacher (forward KL), every weight training.";
   if (stage == "finetune") return "Stage 3: long-context finetuning (cross-entropy, activation recomputation).";
+  if (stage == "tune") return "Choose HyPE's logits-scaling a on held-out data past the training length (NIAH, loss).";
   return "Compare teacher and student: perplexity and NIAH at 1x/4x/16x the training length, decode speed.";
 }
 
@@ -26,7 +27,7 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
   const bool all = stage == "all";
   cxxopts::Options options(all ? "halo run" : "halo " + stage,
                            all ? "Run a HALO experiment (YAML) stage by stage: pretrain, align, select, distill, finetune, "
-                                 "report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
+                                 "tune, report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
                                  "Example: halo run configs/quickstart.yaml"
                                : std::string(stage_summary(stage)) + "\nExample: halo " + stage +
                                      " --config configs/quickstart.yaml");

@@ -25,6 +25,7 @@ int run_data(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_tokenizer(int argc, char** argv);
 int run_import(int argc, char** argv);
+int run_tune_scaling(int argc, char** argv);
 
 const std::vector<Command>& commands();
 

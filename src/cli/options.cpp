@@ -3,6 +3,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 
 #include "halo/error.h"
 #include "halo/logging.h"
@@ -59,6 +60,16 @@ DocumentOptions document_options(const cxxopts::ParseResult& result) {
   documents.split = parse_text_split(result["split"].as<std::string>());
   documents.jsonl_field = result["jsonl-field"].as<std::string>();
   return documents;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> items;
+  std::istringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    if (!item.empty()) items.push_back(item);
+  }
+  return items;
 }
 
 }  // namespace halo::cli

@@ -104,6 +104,12 @@ int64_t CausalLM::parameter_count() const {
   return total;
 }
 
+void CausalLM::set_hype_scaling(std::optional<double> a) {
+  if (a && !(*a > 1)) usage_fail("the HyPE constant a must be > 1, got ", *a);
+  config_.attn_logits_scaling_const.reset();
+  config_.attn_logits_scaling_a = a;
+}
+
 void CausalLM::set_lightning_impl(LightningImpl impl, int64_t chunk) {
   if (chunk < 1) usage_fail("lightning chunk size must be positive, got ", chunk);
   lightning_impl_ = impl;

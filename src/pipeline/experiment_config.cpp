@@ -217,6 +217,30 @@ Experiment load_experiment(const std::string& path) {
     read_training_stage(s, x.finetune, x.seed);
     s.finish();
   }
+  if (top.has("tune")) {
+    YamlSection s = top.section("tune");
+    TuneConfig& t = x.tune;
+    t.enabled = true;
+    t.text = s.require<std::string>("text");
+    t.filler = s.get<std::string>("filler", t.text);
+    t.grid = s.get<std::vector<double>>("grid", t.grid);
+    t.lengths_factors = s.get<std::vector<int64_t>>("context_factors", t.lengths_factors);
+    t.niah_samples = s.get<int64_t>("niah_samples", t.niah_samples);
+    t.niah_tolerance = s.get<double>("niah_tolerance", t.niah_tolerance);
+    t.ppl_tokens = s.get<int64_t>("ppl_tokens", t.ppl_tokens);
+    s.finish();
+    if (t.grid.empty()) s.invalid("grid", "must list at least one value of a");
+    for (double a : t.grid) {
+      if (!(a > 1)) s.invalid("grid", "values of a must be > 1");
+    }
+    if (t.lengths_factors.empty()) s.invalid("context_factors", "must list at least one factor");
+    for (int64_t f : t.lengths_factors) {
+      if (f < 1) s.invalid("context_factors", "factors must be >= 1");
+    }
+    if (t.niah_samples < 1) s.invalid("niah_samples", "must be >= 1");
+    if (!(t.niah_tolerance >= 0 && t.niah_tolerance <= 1)) s.invalid("niah_tolerance", "must be in [0, 1]");
+    if (t.ppl_tokens < 0) s.invalid("ppl_tokens", "must be >= 0");
+  }
   if (top.has("report")) {
     YamlSection s = top.section("report");
     ReportConfig& r = x.report;

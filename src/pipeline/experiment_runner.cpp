@@ -22,6 +22,7 @@
 #include "pipeline/layer_selection.h"
 #include "ops/lm_losses.h"
 #include "halo/logging.h"
+#include "halo/hype_scaling.h"
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"
 #include "halo/progress.h"
@@ -36,7 +37,7 @@ namespace {
 using nlohmann::json;
 using clock_type = std::chrono::steady_clock;
 
-const char* const kStages[] = {"pretrain", "align", "select", "distill", "finetune", "report"};
+const char* const kStages[] = {"pretrain", "align", "select", "distill", "finetune", "tune", "report"};
 
 struct Runtime {
   c10::Device device = c10::kCPU;
@@ -285,18 +286,41 @@ bool run_finetune(const Experiment& x, const Runtime& rt) {
   return true;
 }
 
-// The student the pipeline ends with: the last training stage that ran.
+// The student the pipeline ends with: the last stage that ran and wrote a model.
 std::string final_student(const Experiment& x) {
-  for (const char* stage : {"finetune", "distill"}) {
+  for (const char* stage : {"tune", "finetune", "distill"}) {
     if (stage_done(x, stage)) return model_dir(x, stage);
   }
-  fail(x.path, ": report needs a finished distill (or finetune) stage");
+  fail(x.path, ": this stage needs a finished distill (or finetune) stage");
 }
 
 int64_t training_length(const Experiment& x) {
   if (x.distill.enabled) return x.distill.data.seq_len;
   if (x.pretrain.enabled) return x.pretrain.data.seq_len;
   return 512;
+}
+
+// HyPE's a chosen on held-out data (hype_scaling.h); the student is written again with it.
+bool run_tune(const Experiment& x, const Runtime& rt) {
+  const TuneConfig& t = x.tune;
+  const std::string student_dir = final_student(x);
+  CausalLM model = load_model(student_dir, rt);
+  auto tokenizer = load_tokenizer(tokenizer_source(x));
+  HypeScalingOptions options;
+  options.grid = t.grid;
+  for (int64_t factor : t.lengths_factors) options.lengths.push_back(factor * training_length(x));
+  options.niah_samples = t.niah_samples;
+  options.niah_tolerance = t.niah_tolerance;
+  options.ppl_tokens = t.ppl_tokens;
+  options.seed = x.seed + 2;
+  const HypeScalingResult result =
+      tune_hype_scaling(model, *tokenizer, read_file(t.text), read_file(t.filler),
+                        stop_token_ids(student_dir, model.config(), tokenizer.get()), options);
+  write_hype_scaling_report(stage_dir(x, "tune"), result, options);
+  model.set_hype_scaling(result.best_a);
+  SaveOptions save = save_options(x, rt);
+  save_model_directory(model, model_dir(x, "tune"), save);
+  return true;
 }
 
 double decode_tokens_per_second(CausalLM& model, int64_t tokens) {
@@ -387,6 +411,7 @@ bool enabled(const Experiment& x, const std::string& stage) {
   if (stage == "select") return x.select.enabled;
   if (stage == "distill") return x.distill.enabled;
   if (stage == "finetune") return x.finetune.enabled;
+  if (stage == "tune") return x.tune.enabled;
   return x.report.enabled;
 }
 
@@ -396,6 +421,7 @@ bool run_stage(const Experiment& x, const std::string& stage, const Runtime& rt)
   if (stage == "select") return run_select(x, rt);
   if (stage == "distill") return run_distill(x, rt);
   if (stage == "finetune") return run_finetune(x, rt);
+  if (stage == "tune") return run_tune(x, rt);
   return run_report(x, rt);
 }
 
@@ -451,7 +477,7 @@ std::string describe_plan(const Experiment& x) {
 bool run_experiment(const Experiment& x, const std::string& stage) {
   bool known = stage == "all";
   for (const char* s : kStages) known |= stage == s;
-  if (!known) usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, report or all)");
+  if (!known) usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   const Runtime rt = runtime_of(x);
   create_directories(x.run_dir);
   for (const char* s : kStages) {
