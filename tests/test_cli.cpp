@@ -246,6 +246,11 @@ TEST(Cli, ImportUsageErrorsAndGgufInfo) {
   EXPECT_NE(imported.out.find("llama, 272 tensors"), std::string::npos) << imported.out;
   EXPECT_TRUE(is_regular_file(dir + "/smollm2/model.safetensors"));
   EXPECT_TRUE(is_regular_file(dir + "/smollm2/tokenizer.json"));
+  // The imported teacher runs in halo: greedy, it knows the capital of France.
+  auto paris = run_halo("generate --model " + dir + "/smollm2 --prompt \"The capital of France is\" --max-new-tokens 4 "
+                        "--device cpu --quiet");
+  ASSERT_EQ(paris.exit_code, 0) << paris.err;
+  EXPECT_NE(paris.out.find("Paris"), std::string::npos) << paris.out;
 }
 
 }  // namespace

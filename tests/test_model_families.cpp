@@ -2,17 +2,21 @@
 // biases) and RoPE scaling (linear, llama3, yarn): logits equal transformers' on the tiny random
 // checkpoints of tests/data (scripts/make_family_fixtures.py), the cache path equals the full
 // forward, and stage 0 turns each into a HypeNet as ARCHITECTURE.md says (lightning layers get
-// q/k norms of gain 1, attention layers keep what the teacher has, biases carried over).
+// q/k norms of gain 1, attention layers keep what the teacher has, biases carried over). With
+// the real SmolLM2-135M GGUF present (scripts/fetch_teacher.sh smollm2, or $HALO_SMOLLM2_GGUF),
+// its import gives transformers' logits (tests/data/smollm2_reference.json).
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <string>
 
 #include "halo/causal_lm.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
+#include "halo/gguf_import.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/inference_cache.h"
 #include "halo/model_config.h"
@@ -153,6 +157,44 @@ TEST(FamilyConfig, RejectsWhatItCannotRun) {
   auto j = nlohmann::json::parse(base);
   j["rope_parameters"] = nlohmann::json::object();
   EXPECT_DOUBLE_EQ(parse_model_config(j.dump(), "c.json").rope_theta, 100000.0);
+}
+
+std::string smollm2_gguf() {
+  if (const char* env = std::getenv("HALO_SMOLLM2_GGUF")) return env;
+  const std::string path = HALO_SOURCE_DIR "/runs/teachers/smollm2-135m.gguf";
+  return is_regular_file(path) ? path : "";
+}
+
+TEST(SmolLM2, ImportedTeacherGivesTransformersLogits) {
+  const std::string gguf = smollm2_gguf();
+  if (gguf.empty()) GTEST_SKIP() << "SmolLM2 GGUF not found: run scripts/fetch_teacher.sh smollm2 or set HALO_SMOLLM2_GGUF";
+  const std::string dir = test::make_temp_dir() + "/smollm2";
+  GgufImportOptions import;
+  import.progress = false;
+  import_gguf(gguf, dir, import);
+  CausalLM model = load_causal_lm(dir, at::kFloat, at::kCPU);
+  EXPECT_EQ(model.config().model_type, "llama");
+  EXPECT_FALSE(model.config().attn_use_qk_norm);
+  const auto ref = nlohmann::json::parse(read_file(HALO_SOURCE_DIR "/tests/data/smollm2_reference.json"));
+  c10::InferenceMode guard;
+  for (const auto& c : ref.at("cases")) {
+    const std::vector<int64_t> ids = c.at("input_ids").get<std::vector<int64_t>>();
+    const at::Tensor logits = model.forward(at::tensor(ids, at::kLong).unsqueeze(0)).squeeze(0);
+    const double max_logit = c.at("max_logit").get<double>();
+    for (const auto& p : c.at("positions")) {
+      const int64_t position = p.at("position").get<int64_t>();
+      std::vector<int64_t> token_ids = p.at("top5_ids").get<std::vector<int64_t>>();
+      std::vector<double> want = p.at("top5_logits").get<std::vector<double>>();
+      for (int64_t id : ref.at("fixed_ids").get<std::vector<int64_t>>()) token_ids.push_back(id);
+      for (double v : p.at("fixed_logits").get<std::vector<double>>()) want.push_back(v);
+      ASSERT_EQ(token_ids.size(), want.size());
+      for (size_t i = 0; i < token_ids.size(); ++i) {
+        EXPECT_NEAR(logits[position][token_ids[i]].item<double>(), want[i], 1e-4 * std::abs(max_logit))
+            << c.at("prompt") << " position " << position << " token " << token_ids[i];
+      }
+    }
+    EXPECT_EQ(logits[-1].argmax().item<int64_t>(), c.at("greedy_next_id").get<int64_t>()) << c.at("prompt");
+  }
 }
 
 }  // namespace
