@@ -76,8 +76,8 @@ BenchReport example_report() {
   report.title = "halo bench example";
   report.columns = {{"name", "name"}, {"tokens", "tokens"}, {"ms", "time ms", 2}};
   report.notes = "Times are medians.";
-  report.rows = nlohmann::json::array({{{"name", "a"}, {"tokens", 512}, {"ms", 1.234}},
-                                       {{"name", "b"}, {"tokens", 4096}, {"oom", true}}});
+  report.rows = nlohmann::json::array(
+      {{{"name", "a"}, {"tokens", 512}, {"ms", 1.234}}, {{"name", "b"}, {"tokens", 4096}, {"oom", true}}});
   for (auto& row : report.rows) stamp_bench_row(row, "Test GPU", "halo bench example --fast");
   return report;
 }
@@ -141,7 +141,7 @@ TEST(BenchCommands, KernelsWritesRowsTableAndChart) {
   EXPECT_NE(md.find("| 2 | 64 | chunked | chunk 16 | forward+backward |"), std::string::npos) << md;
   EXPECT_EQ(count(md, "\n| 1 | 32 |") + count(md, "\n| 2 | 64 |"), 8) << md;
   const test::ParsedPng p = test::parse_png(read_file(prefix + ".png"));
-  EXPECT_GE(p.width, 2u * 360);  // forward and forward+backward panels
+  EXPECT_GE(p.width, 2u * 360);            // forward and forward+backward panels
   EXPECT_TRUE(p.has_color(70, 110, 170));  // the first series' color
 
   auto again = run_halo(kTinyKernels + "--shapes 1x16 --impl naive --forward-only --out " + prefix + " --append");

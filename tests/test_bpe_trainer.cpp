@@ -11,10 +11,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <random>
-#include <set>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -27,8 +27,8 @@
 
 namespace {
 
-using nlohmann::json;
 using halo::test::write_text;
+using nlohmann::json;
 
 const std::string kWikitext = halo::test::shared_dir() + "/data/wikitext-2";
 
@@ -58,8 +58,7 @@ TEST(BpeTrainer, TinyCorpusMergesAsWorkedOutByHand) {
   const std::string dir = halo::test::make_temp_dir();
   write_text(dir + "/tiny.txt", "aaabdaaabac");
   const auto trained = halo::train_bpe({dir + "/tiny.txt"}, options_with(256 + 4, 1, {}));
-  const std::vector<std::pair<std::string, std::string>> expected = {
-      {"a", "a"}, {"a", "b"}, {"aa", "ab"}, {"a", "c"}};
+  const std::vector<std::pair<std::string, std::string>> expected = {{"a", "a"}, {"a", "b"}, {"aa", "ab"}, {"a", "c"}};
   EXPECT_EQ(merge_strings(trained), expected);
   ASSERT_EQ(trained.tokens.size(), 260u);
   EXPECT_EQ(trained.tokens[256], "aa");
@@ -186,8 +185,7 @@ TEST(BpeTrainer, WikitextTokenizerLoadsAndRoundTripsHeldOutText) {
 
   const std::string held_out = halo::read_file(kWikitext + "/test.txt").substr(0, 300000);
   const std::vector<std::string> texts = {
-      held_out,
-      "Caf\xC3\xA9 na\xC3\xAFve \xE2\x80\x94 \xE6\x9D\xB1\xE4\xBA\xAC \xF0\x9F\x98\x80 e\xCC\x81 \t\r\n end",
+      held_out, "Caf\xC3\xA9 na\xC3\xAFve \xE2\x80\x94 \xE6\x9D\xB1\xE4\xBA\xAC \xF0\x9F\x98\x80 e\xCC\x81 \t\r\n end",
       "don't STOP 12345 x\n\n\n  y"};
   for (const std::string& text : texts) {
     EXPECT_EQ(tokenizer.decode(tokenizer.encode(text)), nfc(text)) << text.substr(0, 80);
@@ -229,7 +227,8 @@ TEST(BpeTrainer, ChunkCutsDoNotChangeThePieces) {
   }
   write_text(dir + "/text.txt", text);
   std::optional<halo::BpeTrainingResult> whole;
-  for (const int64_t chunk_bytes : {int64_t{1} << 20, int64_t{1}, int64_t{2}, int64_t{3}, int64_t{5}, int64_t{8}, int64_t{13}}) {
+  for (const int64_t chunk_bytes :
+       {int64_t{1} << 20, int64_t{1}, int64_t{2}, int64_t{3}, int64_t{5}, int64_t{8}, int64_t{13}}) {
     halo::BpeTrainerOptions options = options_with(400, 1, {"<|endoftext|>"});
     options.chunk_bytes = chunk_bytes;
     options.threads = 2;
@@ -487,17 +486,20 @@ TEST(BpeTrainer, CommandLine) {
   const auto blocks_cli = halo::test::run_halo("tokenizer train '" + dir + "/blocks.txt' --split blank-line --out '" +
                                                dir + "/blocks-cli'" + common);
   ASSERT_EQ(blocks_cli.exit_code, 0) << blocks_cli.err;
-  EXPECT_EQ(halo::read_file(dir + "/blocks-cli/tokenizer.json"), halo::read_file(dir + "/blocks-library/tokenizer.json"));
-  const auto body_cli = halo::test::run_halo("tokenizer train '" + dir + "/docs.data' --format jsonl --jsonl-field body --out '" +
-                                             dir + "/body-cli'" + common);
+  EXPECT_EQ(halo::read_file(dir + "/blocks-cli/tokenizer.json"),
+            halo::read_file(dir + "/blocks-library/tokenizer.json"));
+  const auto body_cli =
+      halo::test::run_halo("tokenizer train '" + dir + "/docs.data' --format jsonl --jsonl-field body --out '" + dir +
+                           "/body-cli'" + common);
   ASSERT_EQ(body_cli.exit_code, 0) << body_cli.err;
   EXPECT_EQ(halo::read_file(dir + "/body-cli/tokenizer.json"), halo::read_file(dir + "/body-library/tokenizer.json"));
-  const auto bad_split = halo::test::run_halo("tokenizer train '" + dir + "/blocks.txt' --split paragraph --vocab-size 300 --out '" +
-                                              dir + "/x'");
+  const auto bad_split = halo::test::run_halo("tokenizer train '" + dir +
+                                              "/blocks.txt' --split paragraph --vocab-size 300 --out '" + dir + "/x'");
   EXPECT_EQ(bad_split.exit_code, halo::kExitUsage) << bad_split.err;
   EXPECT_NE(bad_split.err.find("--split must be file or blank-line"), std::string::npos) << bad_split.err;
 
-  const auto too_small = halo::test::run_halo("tokenizer train '" + dir + "/text.txt' --vocab-size 100 --out '" + dir + "/x'");
+  const auto too_small =
+      halo::test::run_halo("tokenizer train '" + dir + "/text.txt' --vocab-size 100 --out '" + dir + "/x'");
   EXPECT_EQ(too_small.exit_code, halo::kExitUsage) << too_small.err;
   EXPECT_EQ(halo::test::run_halo("tokenizer frobnicate").exit_code, halo::kExitUsage);
 }

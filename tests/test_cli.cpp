@@ -84,7 +84,8 @@ TEST(Cli, ForwardRejectsBadInputs) {
   const std::string dir = test::make_temp_dir();
   const std::string model = " --model " + test::fixture("qwen3-tiny") + " --output " + dir + "/o.safetensors";
   save_tensors(dir + "/noids.safetensors", {{"tokens", at::zeros({1, 3}, at::kLong)}});
-  expect_one_line_error(run_halo("forward --input " + dir + "/noids.safetensors" + model), 1, "no tensor named input_ids");
+  expect_one_line_error(run_halo("forward --input " + dir + "/noids.safetensors" + model), 1,
+                        "no tensor named input_ids");
   save_tensors(dir + "/float.safetensors", {{"input_ids", at::zeros({1, 3}, at::kFloat)}});
   expect_one_line_error(run_halo("forward --input " + dir + "/float.safetensors" + model), 1, "int64");
   save_tensors(dir + "/range.safetensors", {{"input_ids", at::full({1, 3}, 5000, at::kLong)}});
@@ -123,12 +124,15 @@ TEST(Cli, GenerateGreedyIdsMatchTransformers) {
                     "' --print-ids --max-new-tokens 16 --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, expected + "\n");
-  expect_one_line_error(run_halo("generate --model " + test::fixture("qwen3-tiny") +
-                                 " --prompt-ids '1 99999' --print-ids --device cpu"), 2, "99999");
-  expect_one_line_error(run_halo("generate --model " + test::fixture("qwen3-tiny") +
-                                 " --prompt-ids 1 --print-ids --device cuda:7"), 2, "--device");
-  expect_one_line_error(run_halo("generate --model " + test::fixture("qwen3-tiny") +
-                                 " --prompt-ids 1 --print-ids --temperature -1"), 2, "--temperature");
+  expect_one_line_error(
+      run_halo("generate --model " + test::fixture("qwen3-tiny") + " --prompt-ids '1 99999' --print-ids --device cpu"),
+      2, "99999");
+  expect_one_line_error(
+      run_halo("generate --model " + test::fixture("qwen3-tiny") + " --prompt-ids 1 --print-ids --device cuda:7"), 2,
+      "--device");
+  expect_one_line_error(
+      run_halo("generate --model " + test::fixture("qwen3-tiny") + " --prompt-ids 1 --print-ids --temperature -1"), 2,
+      "--temperature");
 }
 
 TEST(Cli, TokenizeEncodesAndDecodes) {
@@ -148,19 +152,22 @@ TEST(Cli, TokenizeEncodesAndDecodes) {
 TEST(Cli, PerplexityOfATextFile) {
   const std::string dir = test::make_temp_dir();
   const std::string tok = test::write_byte_tokenizer(dir);
-  auto r = run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok + " --text " +
-                    test::shared_dir() + "/data/text/brown.txt --max-tokens 300 --context 64 --stride 32 --json --device cpu");
+  auto r =
+      run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok + " --text " + test::shared_dir() +
+               "/data/text/brown.txt --max-tokens 300 --context 64 --stride 32 --json --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["tokens"].get<int64_t>(), 299);
   // A random-weight model over 1024 ids: perplexity near the vocabulary size, far from 1.
   EXPECT_GT(j["perplexity"].get<double>(), 100.0);
   EXPECT_LT(j["perplexity"].get<double>(), 10000.0);
-  expect_one_line_error(run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " +
-                                 test::shared_dir() + kTokenizer + " --text " + test::shared_dir() +
-                                 "/data/text/brown.txt --max-tokens 100 --device cpu"), 1, "do not match");
-  expect_one_line_error(run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok +
-                                 " --text /nonexistent.txt"), 1, "/nonexistent.txt");
+  expect_one_line_error(
+      run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + test::shared_dir() + kTokenizer +
+               " --text " + test::shared_dir() + "/data/text/brown.txt --max-tokens 100 --device cpu"),
+      1, "do not match");
+  expect_one_line_error(
+      run_halo("ppl --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok + " --text /nonexistent.txt"), 1,
+      "/nonexistent.txt");
 }
 
 }  // namespace
@@ -194,20 +201,24 @@ TEST(Cli, ConvertWritesAHypeNetThatEveryCommandLoads) {
                       "/out.safetensors --device cpu");
   ASSERT_EQ(fwd.exit_code, 0) << fwd.err;
   EXPECT_EQ(load_tensors(dir + "/out.safetensors").at("logits").sizes(), ref.at("logits").sizes());
-  expect_one_line_error(run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2 --attn-layers 9"),
-                        2, "outside");
-  expect_one_line_error(run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2 --preset hypenet-2b"),
-                        2, "hypenet-2b");
+  expect_one_line_error(
+      run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2 --attn-layers 9"), 2,
+      "outside");
+  expect_one_line_error(
+      run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2 --preset hypenet-2b"), 2,
+      "hypenet-2b");
   expect_one_line_error(run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir + "2"), 2,
                         "--attn-layers or --preset");
-  expect_one_line_error(run_halo("convert --teacher " + dir + " --out " + dir + "2 --attn-layers 1"), 1, "already a HypeNet");
+  expect_one_line_error(run_halo("convert --teacher " + dir + " --out " + dir + "2 --attn-layers 1"), 1,
+                        "already a HypeNet");
 }
 
 TEST(Cli, PromptFileGeneratesABatchEqualToSingleRuns) {
   const std::string dir = test::make_temp_dir();
   test::write_text(dir + "/prompts.txt", "5 6 7 8 9 10\n\n11 12\n");
   const std::string model = test::fixture("qwen3-tiny");
-  auto batch = run_halo("generate --model " + model + " --prompt-file " + dir + "/prompts.txt --ids-in-file --print-ids --max-new-tokens 5 --device cpu");
+  auto batch = run_halo("generate --model " + model + " --prompt-file " + dir +
+                        "/prompts.txt --ids-in-file --print-ids --max-new-tokens 5 --device cpu");
   ASSERT_EQ(batch.exit_code, 0) << batch.err;
   std::istringstream lines(batch.out);
   std::vector<nlohmann::json> rows;
@@ -217,16 +228,17 @@ TEST(Cli, PromptFileGeneratesABatchEqualToSingleRuns) {
     auto single = run_halo("generate --model " + model + " --prompt-ids '" + row["prompt"].get<std::string>() +
                            "' --print-ids --max-new-tokens 5 --device cpu");
     std::string expected;
-    for (const auto& id : row["completion"]) expected += (expected.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
+    for (const auto& id : row["completion"])
+      expected += (expected.empty() ? "" : " ") + std::to_string(id.get<int64_t>());
     EXPECT_EQ(single.out, expected + "\n");
   }
 }
 
-
 TEST(Cli, ImportUsageErrorsAndGgufInfo) {
   expect_one_line_error(run_halo("import"), 2, "give the GGUF file");
   expect_one_line_error(run_halo("import model.gguf"), 2, "--out is required");
-  expect_one_line_error(run_halo("import /nonexistent/model.gguf --out /nonexistent/out"), 1, "/nonexistent/model.gguf");
+  expect_one_line_error(run_halo("import /nonexistent/model.gguf --out /nonexistent/out"), 1,
+                        "/nonexistent/model.gguf");
   const std::string dir = test::make_temp_dir();
   test::write_text(dir + "/fake.gguf", "not a gguf file at all");
   expect_one_line_error(run_halo("import " + dir + "/fake.gguf --out " + dir + "/out --dtype float16"), 2, "float16");
@@ -247,7 +259,8 @@ TEST(Cli, ImportUsageErrorsAndGgufInfo) {
   EXPECT_TRUE(is_regular_file(dir + "/smollm2/model.safetensors"));
   EXPECT_TRUE(is_regular_file(dir + "/smollm2/tokenizer.json"));
   // The imported teacher runs in halo: greedy, it knows the capital of France.
-  auto paris = run_halo("generate --model " + dir + "/smollm2 --prompt \"The capital of France is\" --max-new-tokens 4 "
+  auto paris = run_halo("generate --model " + dir +
+                        "/smollm2 --prompt \"The capital of France is\" --max-new-tokens 4 "
                         "--device cpu --quiet");
   ASSERT_EQ(paris.exit_code, 0) << paris.err;
   EXPECT_NE(paris.out.find("Paris"), std::string::npos) << paris.out;

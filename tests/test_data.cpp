@@ -18,10 +18,10 @@
 #include <set>
 #include <thread>
 
+#include "data/token_dataset.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/token_corpus.h"
-#include "data/token_dataset.h"
 #include "halo/tokenizer.h"
 #include "test_support.h"
 
@@ -142,7 +142,8 @@ TEST(PrepareTest, BlankLineSplitMakesADocumentPerBlock) {
 TEST(PrepareTest, JsonlWithCustomFieldSkipsEmptyDocumentsAndBlankLines) {
   const std::string root = make_temp_dir();
   write_text(root + "/c.jsonl",
-             "{\"body\": \"one\", \"text\": \"ignored\"}\n\n{\"id\": 7, \"body\": \"two\\nlines \\u00e9\"}\n{\"body\": \"\"}\n");
+             "{\"body\": \"one\", \"text\": \"ignored\"}\n\n{\"id\": 7, \"body\": \"two\\nlines \\u00e9\"}\n{\"body\": "
+             "\"\"}\n");
   const std::string out = root + "/out";
   auto o = options_for({root + "/c.jsonl"}, out);
   o.documents.jsonl_field = "body";
@@ -219,8 +220,9 @@ TEST(PrepareTest, ManifestRecordsTokenizerCountsAndSources) {
   EXPECT_EQ(j["tokens"], 6);
   EXPECT_EQ(j["bytes"], 5);
   ASSERT_EQ(j["sources"].size(), 2u);
-  EXPECT_EQ(j["sources"][0], (nlohmann::json{{"path", root + "/a.txt"}, {"documents", 1}, {"skipped_documents", 0},
-                                              {"tokens", 6}, {"bytes", 5}}));
+  EXPECT_EQ(j["sources"][0],
+            (nlohmann::json{
+                {"path", root + "/a.txt"}, {"documents", 1}, {"skipped_documents", 0}, {"tokens", 6}, {"bytes", 5}}));
   EXPECT_TRUE(std::regex_match(j["created"].get<std::string>(), std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)")));
   EXPECT_FALSE(path_exists(out + "/tokens.bin.tmp"));
   // The manifest reads back to what was written.
@@ -252,20 +254,21 @@ TEST(PrepareTest, BadJsonlLineFailsNamingFileAndLineAndLeavesNoCompleteCorpus) {
   EXPECT_NE(error_of([&] { TokenDataset d(out); }).find("halo data prepare"), std::string::npos);
 
   write_text(root + "/nofield.jsonl", "\n{\"body\": \"x\"}\n");
-  EXPECT_NE(error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/nofield.jsonl"}, out)); })
-                .find("nofield.jsonl:2: no field \"text\""),
+  EXPECT_NE(error_of([&] {
+              tokenize_corpus(ByteTokenizer(), options_for({root + "/nofield.jsonl"}, out));
+            }).find("nofield.jsonl:2: no field \"text\""),
             std::string::npos);
   write_text(root + "/array.jsonl", "[1, 2]\n");
-  EXPECT_NE(error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/array.jsonl"}, out)); })
-                .find("array.jsonl:1: expected a JSON object"),
+  EXPECT_NE(error_of([&] {
+              tokenize_corpus(ByteTokenizer(), options_for({root + "/array.jsonl"}, out));
+            }).find("array.jsonl:1: expected a JSON object"),
             std::string::npos);
 }
 
 TEST(PrepareTest, MissingInputFailsNamingIt) {
   const std::string root = make_temp_dir();
   const std::string out = root + "/out";
-  const std::string err =
-      error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/absent.txt"}, out)); });
+  const std::string err = error_of([&] { tokenize_corpus(ByteTokenizer(), options_for({root + "/absent.txt"}, out)); });
   EXPECT_NE(err.find(root + "/absent.txt: no such file or directory"), std::string::npos) << err;
   EXPECT_NE(error_of([&] { expand_inputs({root + "/*.nothing"}); }).find("*.nothing"), std::string::npos);
   create_directories(root + "/empty");
@@ -468,7 +471,9 @@ TEST(TokenBatcherTest, RanksPartitionThePermutation) {
 
 TEST(TokenBatcherTest, TooLittleDataAndOutOfVocabularyIdsAreClearErrors) {
   TokenDataset small(make_token_dir(20));
-  EXPECT_NE(error_of([&] { TokenBatcher(small, {2, 10, 0, 0, 1}); }).find("fewer than batch size 2"),
+  EXPECT_NE(error_of([&] {
+              TokenBatcher(small, {2, 10, 0, 0, 1});
+            }).find("fewer than batch size 2"),
             std::string::npos);
   TokenDataset corrupt(make_token_dir(40, /*vocab_size=*/30));
   TokenBatcher batcher(corrupt, {3, 10, 0, 0, 1});

@@ -11,9 +11,9 @@
 #include <tuple>
 #include <vector>
 
-#include "ops/decode_attention_cuda.h"
 #include "halo/causal_lm.h"
 #include "ops/decode_attention.h"
+#include "ops/decode_attention_cuda.h"
 
 namespace halo {
 namespace {
@@ -40,7 +40,7 @@ at::Tensor reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   at::Tensor out = at::zeros_like(q);
   for (int64_t b = 0; b < q.size(0); ++b) {
     const int64_t begin = padding.empty() ? 0 : padding[b];
-    if (begin >= end) continue;  // no valid key: zeros
+    if (begin >= end) continue;                                                         // no valid key: zeros
     at::Tensor keys = k[b].narrow(1, begin, end - begin).repeat_interleave(groups, 0);  // [H, n, D]
     at::Tensor values = v[b].narrow(1, begin, end - begin).repeat_interleave(groups, 0);
     at::Tensor weights = at::softmax(at::matmul(q[b].unsqueeze(1), keys.transpose(1, 2)) * scale, -1);
@@ -69,7 +69,8 @@ void check(const Case& c, at::ScalarType dtype) {
   k = k.narrow(2, 0, c.capacity);
   v = v.narrow(2, 0, c.capacity);
   const double scale = 1.0 / std::sqrt(static_cast<double>(c.head_dim));
-  const at::Tensor want = reference(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), c.length, c.padding, scale);
+  const at::Tensor want =
+      reference(q.to(at::kDouble), k.to(at::kDouble), v.to(at::kDouble), c.length, c.padding, scale);
 
   ASSERT_TRUE(decode_attention_cuda_supported(q_gpu, k_gpu, v_gpu));
   at::Tensor length = at::full({1}, c.length, at::TensorOptions().dtype(at::kLong).device(gpu));
@@ -89,14 +90,14 @@ void check(const Case& c, at::ScalarType dtype) {
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> all = {
-      {1, 16, 8, 128, 5000, 1, {}},                // one key
-      {1, 16, 8, 128, 5000, 4097, {}},             // not a multiple of the split size
-      {2, 16, 8, 128, 3000, 3000, {0, 1234}},      // length == capacity, padding
-      {2, 4, 2, 32, 300, 257, {0, 100}, 12},       // the fixtures' shape, a strided cache
-      {3, 8, 1, 64, 1000, 999, {0, 5, 998}},       // 8 heads on one KV head; a row with one key
-      {2, 8, 8, 256, 700, 650, {3, 650}},          // D = 256; a row with no valid key
-      {1, 4, 4, 128, 40, 100, {}},                 // length past the capacity: clamped
-      {1, 16, 8, 128, 131072, 100003, {}},         // 128K cache, many splits
+      {1, 16, 8, 128, 5000, 1, {}},            // one key
+      {1, 16, 8, 128, 5000, 4097, {}},         // not a multiple of the split size
+      {2, 16, 8, 128, 3000, 3000, {0, 1234}},  // length == capacity, padding
+      {2, 4, 2, 32, 300, 257, {0, 100}, 12},   // the fixtures' shape, a strided cache
+      {3, 8, 1, 64, 1000, 999, {0, 5, 998}},   // 8 heads on one KV head; a row with one key
+      {2, 8, 8, 256, 700, 650, {3, 650}},      // D = 256; a row with no valid key
+      {1, 4, 4, 128, 40, 100, {}},             // length past the capacity: clamped
+      {1, 16, 8, 128, 131072, 100003, {}},     // 128K cache, many splits
   };
   return all;
 }

@@ -22,10 +22,10 @@
 #include "halo/generation.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/inference_cache.h"
-#include "halo/tensor_io.h"
-#include "test_support.h"
 #include "halo/model_directory.h"
+#include "halo/tensor_io.h"
 #include "ops/decode_attention.h"
+#include "test_support.h"
 
 namespace halo {
 namespace {
@@ -38,7 +38,9 @@ c10::Device device_under_test() {
 #endif
 }
 
-bool no_device() { return device_under_test().is_cuda() && !at::hasCUDA(); }
+bool no_device() {
+  return device_under_test().is_cuda() && !at::hasCUDA();
+}
 
 double relative_max_error(const at::Tensor& got, const at::Tensor& want) {
   at::Tensor g = got.cpu().to(at::kDouble), w = want.cpu().to(at::kDouble);
@@ -92,8 +94,8 @@ std::vector<at::Tensor> decode_with_graph(CausalLM& model, const at::Tensor& pro
 
 // Prefill + 20 steps both ways; logits within `tolerance` of the eager ones (relative to their
 // largest magnitude) and, when `same_tokens`, the same argmax.
-void expect_graph_matches_eager(CausalLM& model, const at::Tensor& prompt, const at::Tensor& padding,
-                                double tolerance, bool same_tokens) {
+void expect_graph_matches_eager(CausalLM& model, const at::Tensor& prompt, const at::Tensor& padding, double tolerance,
+                                bool same_tokens) {
   const int64_t steps = 20;
   const Decoded eager = decode_eagerly(model, prompt, padding, steps);
   const std::vector<at::Tensor> graph = decode_with_graph(model, prompt, padding, eager.inputs);
@@ -114,9 +116,9 @@ at::Tensor ids_tensor(const std::vector<int64_t>& ids, int64_t rows, const c10::
 
 // Three prompts of 9, 4 and 6 tokens, left-padded to 9, and their padding.
 std::pair<at::Tensor, at::Tensor> padded_batch(const c10::Device& device) {
-  const std::vector<int64_t> ids = {5,   9,   300, 17,  2,   44,  8,  1000, 3,    //
-                                    0,   0,   0,   0,   0,   77,  12, 500,  901,  //
-                                    0,   0,   0,   400, 401, 402, 403, 404, 405};
+  const std::vector<int64_t> ids = {5, 9, 300, 17,  2,   44,  8,   1000, 3,    //
+                                    0, 0, 0,   0,   0,   77,  12,  500,  901,  //
+                                    0, 0, 0,   400, 401, 402, 403, 404,  405};
   return {ids_tensor(ids, 3, device), at::tensor(std::vector<int64_t>{0, 5, 3}, at::kLong)};
 }
 
@@ -221,9 +223,8 @@ TEST(DecodeGraph, RefusesACacheItDoesNotOwnOrThatIsFull) {
   }
   InferenceCache cache(4);
   cache.reserve(64);
-  at::Tensor next = model.forward(ids_tensor(std::vector<int64_t>(62, 7), 1, model.device()), &cache)
-                        .select(1, -1)
-                        .argmax(-1);
+  at::Tensor next =
+      model.forward(ids_tensor(std::vector<int64_t>(62, 7), 1, model.device()), &cache).select(1, -1).argmax(-1);
   DecodeGraph graph(model, cache);
   next = graph.step(next).argmax(-1);
   next = graph.step(next).argmax(-1);

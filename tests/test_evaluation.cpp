@@ -17,11 +17,11 @@
 #include "halo/hype_scaling.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/model_config.h"
-#include "pipeline/layer_selection.h"
+#include "halo/model_directory.h"
 #include "halo/png_image.h"
 #include "halo/tokenizer.h"
+#include "pipeline/layer_selection.h"
 #include "test_support.h"
-#include "halo/model_directory.h"
 
 namespace halo {
 namespace {
@@ -288,7 +288,8 @@ TEST(NeedleRun, AnswersEveryPromptInBatches) {
   o.batch_tokens = 1260;  // three prompts of up to 420 tokens, then one
   const auto samples = build_needle_samples(*tokenizer, read_file(test::shared_dir() + "/data/text/brown.txt"), o);
   std::vector<int64_t> progress;
-  const NeedleResult r = evaluate_needle(model, *tokenizer, samples, o, {}, [&](int64_t done) { progress.push_back(done); });
+  const NeedleResult r =
+      evaluate_needle(model, *tokenizer, samples, o, {}, [&](int64_t done) { progress.push_back(done); });
   EXPECT_EQ(progress, (std::vector<int64_t>{3, 4}));
   EXPECT_EQ(r.total, 4);
   ASSERT_EQ(r.cells.size(), 4u);
@@ -421,7 +422,9 @@ TEST(MultipleChoice, ReadsThePiqaFile) {
   ASSERT_EQ(items.size(), 5u);
   EXPECT_EQ(items[0].context, "Question: How do I ready a guinea pig cage for it's new occupants?\nAnswer:");
   ASSERT_EQ(items[0].choices.size(), 2u);
-  EXPECT_EQ(items[0].choices[0].rfind("Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper", 0), 0u);
+  EXPECT_EQ(items[0].choices[0].rfind(
+                "Provide the guinea pig with a cage full of a few inches of bedding made of ripped paper", 0),
+            0u);
   EXPECT_EQ(items[1].context, "Question: dresser\nAnswer:");
   EXPECT_EQ(items[1].choices[0], "replace drawer with bobby pin ");
   std::vector<int64_t> labels;
@@ -464,13 +467,17 @@ TEST(MultipleChoice, BadFilesFailNamingFileAndLine) {
   } catch (const Error& e) {
     EXPECT_EQ(e.exit_code(), kExitUsage);
   }
-  test::write_text(dir + "/generic.jsonl", R"({"context": "c", "choices": ["x", "y"], "label": 1})" "\n"
-                                           R"({"context": "c", "choices": ["x", "y"], "label": 2})" "\n");
+  test::write_text(dir + "/generic.jsonl", R"({"context": "c", "choices": ["x", "y"], "label": 1})"
+                                           "\n"
+                                           R"({"context": "c", "choices": ["x", "y"], "label": 2})"
+                                           "\n");
   EXPECT_NE(error_of([&] { load_multiple_choice(dir + "/generic.jsonl", ""); }).find("generic.jsonl:2"),
             std::string::npos);
   // --limit keeps the first items, but the whole file is checked.
-  test::write_text(dir + "/generic.jsonl", R"({"context": "c", "choices": ["x", "y"], "label": 1})" "\n"
-                                           R"({"context": "d", "choices": ["x", "y", "z"], "label": 2})" "\n");
+  test::write_text(dir + "/generic.jsonl", R"({"context": "c", "choices": ["x", "y"], "label": 1})"
+                                           "\n"
+                                           R"({"context": "d", "choices": ["x", "y", "z"], "label": 2})"
+                                           "\n");
   EXPECT_EQ(load_multiple_choice(dir + "/generic.jsonl", "").size(), 2u);
   const auto first = load_multiple_choice(dir + "/generic.jsonl", "", 1);
   ASSERT_EQ(first.size(), 1u);
@@ -483,20 +490,26 @@ TEST(MultipleChoice, BadFilesFailNamingFileAndLine) {
 TEST(EvalCli, RunsEveryTaskOnTheTinyFixture) {
   const std::string dir = test::make_temp_dir();
   const std::string tok = test::write_byte_tokenizer(dir);
-  test::write_text(dir + "/mc.jsonl", R"({"context": "The sky is", "choices": ["blue", "green"], "label": 0})" "\n"
-                                      R"({"context": "Two plus two is", "choices": ["four", "five", "six"], "label": 0})" "\n"
-                                      R"({"context": "Ice is", "choices": ["cold", "hot"], "label": 0})" "\n");
+  test::write_text(dir + "/mc.jsonl",
+                   R"({"context": "The sky is", "choices": ["blue", "green"], "label": 0})"
+                   "\n"
+                   R"({"context": "Two plus two is", "choices": ["four", "five", "six"], "label": 0})"
+                   "\n"
+                   R"({"context": "Ice is", "choices": ["cold", "hot"], "label": 0})"
+                   "\n");
   const std::string brown = test::shared_dir() + "/data/text/brown.txt";
   auto r = test::run_halo("eval --model " + test::fixture("qwen3-tiny") + " --tokenizer " + tok +
-                          " --device cpu --tasks ppl,niah,mc --text " + brown + " --max-tokens 300 --context 64 --stride 32 "
-                          "--lengths 400,500 --depths 0,1 --samples 1 --max-new-tokens 4 --task-file " + dir +
-                          "/mc.jsonl --limit 2 --json --out " + dir + "/out/eval.json");
+                          " --device cpu --tasks ppl,niah,mc --text " + brown +
+                          " --max-tokens 300 --context 64 --stride 32 "
+                          "--lengths 400,500 --depths 0,1 --samples 1 --max-new-tokens 4 --task-file " +
+                          dir + "/mc.jsonl --limit 2 --json --out " + dir + "/out/eval.json");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["model"], test::fixture("qwen3-tiny"));
   const auto& ppl = j["tasks"]["ppl"];
   EXPECT_EQ(ppl["tokens"].get<int64_t>(), 299);
-  EXPECT_NEAR(std::exp(ppl["loss"].get<double>()), ppl["perplexity"].get<double>(), 1e-6 * ppl["perplexity"].get<double>());
+  EXPECT_NEAR(std::exp(ppl["loss"].get<double>()), ppl["perplexity"].get<double>(),
+              1e-6 * ppl["perplexity"].get<double>());
   const auto& niah = j["tasks"]["niah"];
   EXPECT_EQ(niah["total"].get<int64_t>(), 4);
   EXPECT_EQ(niah["cells"].size(), 4u);

@@ -184,8 +184,7 @@ void expect_open_fails(const std::string& path, const std::string& needle) {
     EXPECT_NE(message.find(needle), std::string::npos) << "expected \"" << needle << "\" in: " << message;
     EXPECT_EQ(error.exit_code(), kExitBadInput);
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_LT(seconds, 1.0) << path;
 }
 
@@ -256,10 +255,29 @@ TEST_F(GgufTest, RoundTripsEveryMetadataKindAndTensorInfo) {
     EXPECT_EQ(file.alignment(), 64u);
     EXPECT_EQ(file.data_offset() % 64, 0u);
 
-    const std::vector<std::string> expected_keys = {
-        "general.architecture", "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool.true", "bool.false",
-        "u64", "u64.huge", "i64", "f64", "general.alignment", "tokens", "token_type", "u8.array",
-        "u64.array", "f32.array", "f64.array", "bool.array", "empty.array"};
+    const std::vector<std::string> expected_keys = {"general.architecture",
+                                                    "u8",
+                                                    "i8",
+                                                    "u16",
+                                                    "i16",
+                                                    "u32",
+                                                    "i32",
+                                                    "f32",
+                                                    "bool.true",
+                                                    "bool.false",
+                                                    "u64",
+                                                    "u64.huge",
+                                                    "i64",
+                                                    "f64",
+                                                    "general.alignment",
+                                                    "tokens",
+                                                    "token_type",
+                                                    "u8.array",
+                                                    "u64.array",
+                                                    "f32.array",
+                                                    "f64.array",
+                                                    "bool.array",
+                                                    "empty.array"};
     EXPECT_EQ(file.keys(), expected_keys);
 
     EXPECT_EQ(file.string_value("general.architecture"), "llama");
@@ -371,8 +389,9 @@ TEST_F(GgufTest, RoundTripsEveryMetadataKindAndTensorInfo) {
 
 TEST_F(GgufTest, DefaultAlignmentIs32AndFilesWithoutTensorsOpen) {
   GgufBuilder builder(3);
-  builder.string("general.name", "x").tensor({"a", 0, {1}, f32_bytes({1}), {}}).tensor(
-      {"b", 0, {2}, f32_bytes({2, 3}), {}});
+  builder.string("general.name", "x")
+      .tensor({"a", 0, {1}, f32_bytes({1}), {}})
+      .tensor({"b", 0, {2}, f32_bytes({2, 3}), {}});
   GgufFile file(write("default.gguf", builder.build()));
   EXPECT_EQ(file.alignment(), 32u);
   EXPECT_EQ(file.tensors()[1].file_offset - file.tensors()[0].file_offset, 32u);
@@ -425,8 +444,8 @@ TEST_F(GgufTest, TruncatedTensorDataNamesTheTensor) {
   const std::string bytes = full_builder(3).build();
   const std::string path = write("short.gguf", bytes.substr(0, bytes.size() - 1));
   expect_open_fails(path, "tensor 'q4k' data [");
-  expect_open_fails(path, cat("runs past the end of the file (size ", bytes.size() - 1,
-                              "); the file is truncated or corrupt"));
+  expect_open_fails(
+      path, cat("runs past the end of the file (size ", bytes.size() - 1, "); the file is truncated or corrupt"));
 }
 
 TEST_F(GgufTest, AbsurdCountsFailBeforeAllocating) {
@@ -576,7 +595,9 @@ TEST_F(GgufTest, NonFilesAreErrorsWithoutBlocking) {
 // ---------------------------------------------------------------------------------------------
 // Dequantization against a plain reference.
 
-uint16_t u16_at(const uint8_t* bytes) { return static_cast<uint16_t>(bytes[0] | bytes[1] << 8); }
+uint16_t u16_at(const uint8_t* bytes) {
+  return static_cast<uint16_t>(bytes[0] | bytes[1] << 8);
+}
 
 // IEEE half from its definition: (-1)^s * 2^(e-15) * 1.m, subnormals 2^-14 * 0.m.
 float reference_half(uint16_t half) {
@@ -592,7 +613,9 @@ float reference_half(uint16_t half) {
   return static_cast<float>(sign ? -magnitude : magnitude);
 }
 
-float half_at(const uint8_t* bytes) { return reference_half(u16_at(bytes)); }
+float half_at(const uint8_t* bytes) {
+  return reference_half(u16_at(bytes));
+}
 
 float f32_at(const uint8_t* bytes) {
   float value;
@@ -665,8 +688,7 @@ float reference_element(GgmlType type, const uint8_t* b, int i) {
       const uint8_t* qs = b + (type == GgmlType::Q4_K ? 16 : 48);
       int q = (qs[32 * (sub / 2) + i % 32] >> (4 * (sub % 2))) & 15;
       if (type == GgmlType::Q5_K) q += ((b[16 + i % 32] >> sub) & 1) * 16;
-      return half_at(b) * static_cast<float>(scale) * static_cast<float>(q) -
-             half_at(b + 2) * static_cast<float>(min);
+      return half_at(b) * static_cast<float>(scale) * static_cast<float>(q) - half_at(b + 2) * static_cast<float>(min);
     }
     case GgmlType::Q6_K: {  // ql[128], qh[64], scales[16] signed, d
       const int half = i / 128, r = i % 128, k = r / 32, l = r % 32;
@@ -692,20 +714,11 @@ struct TypeLayout {
 };
 
 const std::vector<TypeLayout> kLayouts = {
-    {GgmlType::F32, 1, 4, {}},
-    {GgmlType::F16, 1, 2, {0}},
-    {GgmlType::BF16, 1, 2, {}},
-    {GgmlType::Q4_0, 32, 18, {0}},
-    {GgmlType::Q4_1, 32, 20, {0, 2}},
-    {GgmlType::Q5_0, 32, 22, {0}},
-    {GgmlType::Q5_1, 32, 24, {0, 2}},
-    {GgmlType::Q8_0, 32, 34, {0}},
-    {GgmlType::Q2_K, 256, 84, {80, 82}},
-    {GgmlType::Q3_K, 256, 110, {108}},
-    {GgmlType::Q4_K, 256, 144, {0, 2}},
-    {GgmlType::Q5_K, 256, 176, {0, 2}},
-    {GgmlType::Q6_K, 256, 210, {208}},
-    {GgmlType::Q8_K, 256, 292, {}},
+    {GgmlType::F32, 1, 4, {}},         {GgmlType::F16, 1, 2, {0}},         {GgmlType::BF16, 1, 2, {}},
+    {GgmlType::Q4_0, 32, 18, {0}},     {GgmlType::Q4_1, 32, 20, {0, 2}},   {GgmlType::Q5_0, 32, 22, {0}},
+    {GgmlType::Q5_1, 32, 24, {0, 2}},  {GgmlType::Q8_0, 32, 34, {0}},      {GgmlType::Q2_K, 256, 84, {80, 82}},
+    {GgmlType::Q3_K, 256, 110, {108}}, {GgmlType::Q4_K, 256, 144, {0, 2}}, {GgmlType::Q5_K, 256, 176, {0, 2}},
+    {GgmlType::Q6_K, 256, 210, {208}}, {GgmlType::Q8_K, 256, 292, {}},
 };
 
 // Random blocks whose scales are finite and moderate: random bytes, then fp16 fields replaced by
@@ -770,9 +783,9 @@ TEST(GgufDequantize, MatchesPlainReferenceOnEveryThreadCount) {
     std::vector<float> expected(static_cast<size_t>(elements));
     for (int64_t i = 0; i < elements; ++i) {
       const int64_t block = i / layout.block_elements;
-      expected[static_cast<size_t>(i)] = reference_element(
-          layout.type, reinterpret_cast<const uint8_t*>(data.data()) + block * layout.block_bytes,
-          static_cast<int>(i % layout.block_elements));
+      expected[static_cast<size_t>(i)] =
+          reference_element(layout.type, reinterpret_cast<const uint8_t*>(data.data()) + block * layout.block_bytes,
+                            static_cast<int>(i % layout.block_elements));
     }
     float largest = 0;
     for (float value : expected) largest = std::max(largest, std::fabs(value));
@@ -824,9 +837,9 @@ TEST(GgufDequantize, HandMadeQ8_0) {
 TEST(GgufDequantize, HandMadeQ4_0) {
   std::string block(18, '\x88');  // every nibble 8: value 0
   block[0] = 0x00;
-  block[1] = 0x40;  // d = 2
+  block[1] = 0x40;                     // d = 2
   block[2] = static_cast<char>(0xF0);  // element 0: nibble 0 -> -16; element 16: nibble 15 -> 14
-  block[3] = 0x19;  // element 1: 9 -> 2; element 17: 1 -> -14
+  block[3] = 0x19;                     // element 1: 9 -> 2; element 17: 1 -> -14
   std::vector<float> expected(32, 0.0f);
   expected[0] = -16;
   expected[16] = 14;
@@ -837,9 +850,9 @@ TEST(GgufDequantize, HandMadeQ4_0) {
 
 TEST(GgufDequantize, HandMadeQ4_1) {
   std::string block(20, '\0');
-  block[1] = 0x38;  // d = 0.5
+  block[1] = 0x38;                     // d = 0.5
   block[3] = static_cast<char>(0xBC);  // m = -1
-  block[4] = 0x3A;  // element 0: 10 * 0.5 - 1 = 4; element 16: 3 * 0.5 - 1 = 0.5
+  block[4] = 0x3A;                     // element 0: 10 * 0.5 - 1 = 4; element 16: 3 * 0.5 - 1 = 0.5
   std::vector<float> expected(32, -1.0f);
   expected[0] = 4;
   expected[16] = 0.5f;
@@ -856,31 +869,31 @@ TEST(GgufDequantize, HandMadeQ4_K) {
   packed[9] = 0x31;                     // sub-block 5: scale low bits 1, min low bits 3
   packed[1] = 0x40;                     // sub-block 5: scale bit 4 -> 17 (sub-block 1 keeps 0)
   packed[5] = static_cast<char>(0x80);  // sub-block 5: min bit 5 -> 35 (sub-block 1 keeps 0)
-  block[16 + 0] = 0x07;  // element 0 (sub-block 0, low nibble of qs[0]) = 7
-  block[16 + 64 + 3] = 0x90;  // element 163 (sub-block 5, high nibble of qs[67]) = 9
+  block[16 + 0] = 0x07;                 // element 0 (sub-block 0, low nibble of qs[0]) = 7
+  block[16 + 64 + 3] = 0x90;            // element 163 (sub-block 5, high nibble of qs[67]) = 9
   std::vector<float> expected(256, 0.0f);
-  for (int i = 0; i < 32; ++i) expected[i] = -2.0f;  // 2 * 0 - 0.5 * 4
+  for (int i = 0; i < 32; ++i) expected[i] = -2.0f;      // 2 * 0 - 0.5 * 4
   for (int i = 160; i < 192; ++i) expected[i] = -17.5f;  // 17 * 0 - 0.5 * 35
-  expected[0] = 12.0f;  // 2 * 7 - 2
-  expected[163] = 135.5f;  // 17 * 9 - 17.5
+  expected[0] = 12.0f;                                   // 2 * 7 - 2
+  expected[163] = 135.5f;                                // 17 * 9 - 17.5
   EXPECT_EQ(dequantize_one(GgmlType::Q4_K, block, 256), expected);
 }
 
 TEST(GgufDequantize, HandMadeQ6_K) {
   std::string block(210, '\0');
   block[208] = 0x00;
-  block[209] = 0x34;  // d = 0.25
-  block[192 + 0] = 4;  // group 0 (elements 0..15): scale 4
-  block[192 + 9] = -2;  // group 9 (elements 144..159): scale -2
+  block[209] = 0x34;            // d = 0.25
+  block[192 + 0] = 4;           // group 0 (elements 0..15): scale 4
+  block[192 + 9] = -2;          // group 9 (elements 144..159): scale -2
   block[0] = 0x05;              // element 0: low nibble of ql[0] = 5
   block[128] = 0x02;            // element 0: bits 0-1 of qh[0] = 2, so q = 5 + 32 - 32 = 5
   block[64 + 22] = 0x03;        // element 150 (second half, l = 22): low nibble of ql[86] = 3
   block[128 + 32 + 22] = 0x01;  // element 150: bits 0-1 of qh[54] = 1, so q = 3 + 16 - 32 = -13
   std::vector<float> expected(256, 0.0f);
-  for (int i = 0; i < 16; ++i) expected[i] = -32.0f;  // 0.25 * 4 * (0 - 32)
+  for (int i = 0; i < 16; ++i) expected[i] = -32.0f;    // 0.25 * 4 * (0 - 32)
   for (int i = 144; i < 160; ++i) expected[i] = 16.0f;  // 0.25 * -2 * (0 - 32)
-  expected[0] = 5.0f;  // 0.25 * 4 * 5
-  expected[150] = 6.5f;  // 0.25 * -2 * -13
+  expected[0] = 5.0f;                                   // 0.25 * 4 * 5
+  expected[150] = 6.5f;                                 // 0.25 * -2 * -13
   EXPECT_EQ(dequantize_one(GgmlType::Q6_K, block, 256), expected);
 }
 

@@ -39,10 +39,22 @@ enum Ggml : uint32_t { kF32 = 0, kF16 = 1, kQ8_0 = 8 };
 
 class GgufWriter {
  public:
-  void u32(const std::string& key, uint32_t v) { header_key(key, U32), put(v); ++kv_; }
-  void f32(const std::string& key, float v) { header_key(key, F32K), put(v); ++kv_; }
-  void boolean(const std::string& key, bool v) { header_key(key, BOOLK), kv_bytes_.push_back(v ? 1 : 0); ++kv_; }
-  void str(const std::string& key, const std::string& v) { header_key(key, STR), put_string(v); ++kv_; }
+  void u32(const std::string& key, uint32_t v) {
+    header_key(key, U32), put(v);
+    ++kv_;
+  }
+  void f32(const std::string& key, float v) {
+    header_key(key, F32K), put(v);
+    ++kv_;
+  }
+  void boolean(const std::string& key, bool v) {
+    header_key(key, BOOLK), kv_bytes_.push_back(v ? 1 : 0);
+    ++kv_;
+  }
+  void str(const std::string& key, const std::string& v) {
+    header_key(key, STR), put_string(v);
+    ++kv_;
+  }
   void strings(const std::string& key, const std::vector<std::string>& v) {
     header_key(key, ARR), put(uint32_t{STR}), put(uint64_t{v.size()});
     for (const auto& s : v) put_string(s);
@@ -146,7 +158,8 @@ std::string encode_q8_0(const std::vector<float>& v) {
 
 // GPT-2's byte-to-unicode table, spelled as UTF-8.
 std::string byte_token(int byte) {
-  const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || (byte >= 0xAE && byte <= 0xFF);
+  const bool printable =
+      (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || (byte >= 0xAE && byte <= 0xFF);
   uint32_t cp = static_cast<uint32_t>(byte);
   if (!printable) {
     uint32_t next = 256;
@@ -169,7 +182,9 @@ std::string byte_token(int byte) {
 // Token ids of the toy vocabulary: 3 control tokens, the 256 bytes (id 3 + byte), 5 merges, 1
 // user-defined token.
 constexpr int32_t kEndOfText = 0, kImStart = 1, kImEnd = 2;
-int32_t byte_id(char c) { return 3 + static_cast<unsigned char>(c); }
+int32_t byte_id(char c) {
+  return 3 + static_cast<unsigned char>(c);
+}
 constexpr int32_t kGt = 259, kHe = 260, kGthe = 261, k12 = 262, kG1 = 263, kTool = 264;
 constexpr int64_t kVocab = 265;
 
@@ -220,7 +235,10 @@ void add_tokenizer(GgufWriter& g, const Toy& toy) {
   std::vector<std::string> tokens = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
   std::vector<int32_t> types = {3, 3, 3};
   for (int b = 0; b < 256; ++b) tokens.push_back(byte_token(b)), types.push_back(1);
-  for (const char* t : {"\xC4\xA0t", "he", "\xC4\xA0the", "12", "\xC4\xA0" "1"}) tokens.push_back(t), types.push_back(1);
+  for (const char* t : {"\xC4\xA0t", "he", "\xC4\xA0the", "12",
+                        "\xC4\xA0"
+                        "1"})
+    tokens.push_back(t), types.push_back(1);
   tokens.push_back("<tool>"), types.push_back(4);
   g.strings("tokenizer.ggml.tokens", tokens);
   g.i32s("tokenizer.ggml.token_type", types);
@@ -273,7 +291,10 @@ Built build(const Toy& toy, const std::string& skip_key = "", const std::string&
     std::vector<int64_t> ne(shape.rbegin(), shape.rend());
     if (gguf == bad_shape) ne.back() -= 1, stored.resize(stored.size() - static_cast<size_t>(n / shape[0]));
     if (type == kQ8_0 && ne[0] % 32 != 0) type = kF32;
-    g.tensor(gguf, type, ne, type == kF32 ? encode_f32(stored) : type == kF16 ? encode_f16(stored) : encode_q8_0(stored));
+    g.tensor(gguf, type, ne,
+             type == kF32   ? encode_f32(stored)
+             : type == kF16 ? encode_f16(stored)
+                            : encode_q8_0(stored));
     b.expected[hf] = std::move(w);
   };
   add("token_embd.weight", "model.embed_tokens.weight", {kVocab, toy.hidden}, kF32);
@@ -346,7 +367,9 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
-json read_json(const std::string& path) { return json::parse(halo::read_file(path)); }
+json read_json(const std::string& path) {
+  return json::parse(halo::read_file(path));
+}
 
 float bf16_to_float(uint16_t v) {
   const uint32_t bits = static_cast<uint32_t>(v) << 16;
@@ -431,7 +454,8 @@ TEST(GgufImport, LlamaUndoesTheQkPermutationAndWritesTransformersConfig) {
   EXPECT_EQ(sm["eos_token"]["content"], "<|im_end|>");
   EXPECT_TRUE(halo::is_regular_file(out + "/halo_import.json"));
   // Nothing is left beside the output.
-  for (const std::string& name : halo::list_directory(s.dir)) EXPECT_TRUE(name == "model.gguf" || name == "out") << name;
+  for (const std::string& name : halo::list_directory(s.dir))
+    EXPECT_TRUE(name == "model.gguf" || name == "out") << name;
 }
 
 TEST(GgufImport, LlamaBiasesUntiedOutputAndBfloat16) {
@@ -514,8 +538,7 @@ TEST(GgufImport, TokenizerLoadsInHaloAndEncodesLikeGpt2) {
   EXPECT_EQ(tokenizer->eos_id(), kImEnd);
   EXPECT_EQ(tokenizer->encode(" the"), (Ids{kGthe}));
   EXPECT_EQ(tokenizer->encode("the 12"), (Ids{byte_id('t'), kHe, byte_id(' '), k12}));  // " 12": merge 1+2 first
-  EXPECT_EQ(tokenizer->encode("<|im_start|>the<tool><|im_end|>"),
-            (Ids{kImStart, byte_id('t'), kHe, kTool, kImEnd}));
+  EXPECT_EQ(tokenizer->encode("<|im_start|>the<tool><|im_end|>"), (Ids{kImStart, byte_id('t'), kHe, kTool, kImEnd}));
   EXPECT_EQ(tokenizer->decode({kImStart, kGthe, k12}), "<|im_start|> the12");
 }
 
@@ -581,7 +604,8 @@ TEST(GgufImport, Llama3RopeFreqsBecomeRopeScaling) {
 
   toy.rope_freqs[7] = 3.0f;  // no llama3 curve fits
   Built bad = build(toy);
-  const std::string message = error_of([&] { halo::import_gguf(write_gguf(s, bad.writer, "bad.gguf"), s.path("out2"), quiet()); });
+  const std::string message =
+      error_of([&] { halo::import_gguf(write_gguf(s, bad.writer, "bad.gguf"), s.path("out2"), quiet()); });
   EXPECT_NE(message.find("rope_freqs.weight"), std::string::npos) << message;
   EXPECT_FALSE(halo::path_exists(s.path("out2")));
 }
@@ -740,11 +764,19 @@ TEST(GgufImportSmolLM2, ImportsConfigAndTokenizerAsTransformersReadsThem) {
   const std::vector<std::pair<std::string, Ids>> cases = {
       {"The capital of France is", {504, 3575, 282, 4649, 314}},
       {"Hello world! 123", {19556, 905, 17, 216, 33, 34, 35}},
-      {"12345 and 3.14159, 1,000,000", {33, 34, 35, 36, 37, 284, 216, 35, 30, 33, 36, 33, 37, 41, 28, 216, 33, 28, 32, 32, 32, 28, 32, 32, 32}},
-      {"def f(x):\n    return x ** 2  # square\n\n\tprint(f(3))", {1604, 275, 24, 104, 727, 472, 1003, 1792, 1903, 216, 34, 216, 907, 5222, 1116, 197, 3272, 24, 86, 24, 35, 1292}},
-      {"Café déjà vu — naïve; 日本語; 😀👍🏽; русский", {51, 1939, 2756, 32564, 90, 16739, 386, 101, 1841, 15486, 46494, 43, 17097, 241, 115, 40993, 179, 120, 248, 43, 40303, 218, 10813, 235, 231, 10813, 233, 138, 43, 216, 9175, 14714, 9382, 39511, 7872, 24958}},
-      {"  multiple   spaces\n\n\nnewlines\r\n trailing   ", {216, 2701, 256, 5600, 1116, 198, 2241, 5110, 2738, 35079, 333}},
-      {"<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n", {1, 4093, 198, 26843, 17, 2, 198, 1, 520, 9531, 198}},
+      {"12345 and 3.14159, 1,000,000",
+       {33, 34, 35, 36, 37, 284, 216, 35, 30, 33, 36, 33, 37, 41, 28, 216, 33, 28, 32, 32, 32, 28, 32, 32, 32}},
+      {"def f(x):\n    return x ** 2  # square\n\n\tprint(f(3))",
+       {1604, 275, 24,   104,  727, 472,  1003, 1792, 1903, 216, 34,
+        216,  907, 5222, 1116, 197, 3272, 24,   86,   24,   35,  1292}},
+      {"Café déjà vu — naïve; 日本語; 😀👍🏽; русский",
+       {51,    1939,  2756, 32564, 90,  16739, 386,  101,   1841,  15486, 46494, 43,
+        17097, 241,   115,  40993, 179, 120,   248,  43,    40303, 218,   10813, 235,
+        231,   10813, 233,  138,   43,  216,   9175, 14714, 9382,  39511, 7872,  24958}},
+      {"  multiple   spaces\n\n\nnewlines\r\n trailing   ",
+       {216, 2701, 256, 5600, 1116, 198, 2241, 5110, 2738, 35079, 333}},
+      {"<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n",
+       {1, 4093, 198, 26843, 17, 2, 198, 1, 520, 9531, 198}},
       {"It's we'll they've I'm SHE'S", {1589, 506, 392, 3060, 502, 3543, 339, 5248, 334, 4493, 23, 67}},
   };
   for (const auto& [text, ids] : cases) EXPECT_EQ(tokenizer->encode(text), ids) << text;

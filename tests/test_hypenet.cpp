@@ -16,9 +16,9 @@
 #include "halo/inference_cache.h"
 #include "halo/model_directory.h"
 #include "halo/tensor_io.h"
-#include "test_support.h"
 #include "model/mixers.h"
 #include "ops/rope.h"
+#include "test_support.h"
 
 namespace halo {
 namespace {
@@ -30,7 +30,9 @@ double relative_max_error(const at::Tensor& got, const at::Tensor& want) {
          want.cpu().to(at::kDouble).abs().max().item<double>();
 }
 
-json fixture_config() { return json::parse(read_file(test::fixture("qwen3-tiny") + "/config.json")); }
+json fixture_config() {
+  return json::parse(read_file(test::fixture("qwen3-tiny") + "/config.json"));
+}
 
 // A directory holding the fixture's weights under a HypeNet config.
 std::string hypenet_dir(json config) {
@@ -158,8 +160,9 @@ TEST(HypeNet, LeftPaddedBatchEqualsEachPromptAlone) {
   c10::InferenceMode guard;
   InferenceCache cache(4);
   cache.set_left_padding(at::tensor(std::vector<int64_t>{0, 7}, at::kLong));
-  at::Tensor batch = at::tensor(std::vector<int64_t>{5, 9, 300, 17, 2, 44, 8, 1000, 3, 0, 0, 0, 0, 0, 0, 0, 77, 12}, at::kLong)
-                         .view({2, 9});
+  at::Tensor batch =
+      at::tensor(std::vector<int64_t>{5, 9, 300, 17, 2, 44, 8, 1000, 3, 0, 0, 0, 0, 0, 0, 0, 77, 12}, at::kLong)
+          .view({2, 9});
   at::Tensor out = model.forward(batch, &cache);
   at::Tensor alone = model.forward(at::tensor(std::vector<int64_t>{77, 12}, at::kLong).view({1, 2}));
   EXPECT_LE(relative_max_error(out.narrow(0, 1, 1).narrow(1, 7, 2), alone), 1e-10);

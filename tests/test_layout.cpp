@@ -17,8 +17,8 @@
 namespace halo {
 namespace {
 
-const std::vector<std::string> kFolderOrder = {"base", "text", "data",  "report", "io",       "ops",
-                                               "model", "inference", "train", "eval", "pipeline", "cli"};
+const std::vector<std::string> kFolderOrder = {"base",  "text",      "data",  "report", "io",       "ops",
+                                               "model", "inference", "train", "eval",   "pipeline", "cli"};
 
 struct SourceFile {
   std::string path;    // relative to src/, e.g. "ops/rope.cpp"
@@ -67,8 +67,8 @@ std::map<std::string, std::string> public_header_folders(const std::vector<Sourc
     const std::string stem = header.substr(0, header.size() - 2);
     for (const SourceFile& f : files) {
       const std::string name = base_name(f.path);
-      const bool implements = name == stem + ".cpp" || (name.rfind(stem + "_", 0) == 0 &&
-                                                        name.size() > 4 && name.substr(name.size() - 4) == ".cpp");
+      const bool implements = name == stem + ".cpp" || (name.rfind(stem + "_", 0) == 0 && name.size() > 4 &&
+                                                        name.substr(name.size() - 4) == ".cpp");
       if (implements && (out[header].empty() || rank_of(f.folder) < rank_of(out[header]))) out[header] = f.folder;
     }
     out.emplace(header, "");

@@ -17,17 +17,17 @@
 namespace halo {
 namespace {
 
-const LightningImpl kImpls[] = {LightningImpl::naive, LightningImpl::chunked,
-                                LightningImpl::recurrent};
+const LightningImpl kImpls[] = {LightningImpl::naive, LightningImpl::chunked, LightningImpl::recurrent};
 
-at::TensorOptions f64() { return at::TensorOptions().dtype(at::kDouble); }
+at::TensorOptions f64() {
+  return at::TensorOptions().dtype(at::kDouble);
+}
 
 // max |a - b| relative to max |b|.
 double rel_diff(const at::Tensor& a, const at::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   if (a.sizes() != b.sizes()) return INFINITY;
-  return ((a.to(at::kDouble) - b.to(at::kDouble)).abs().max() / b.to(at::kDouble).abs().max())
-      .item<double>();
+  return ((a.to(at::kDouble) - b.to(at::kDouble)).abs().max() / b.to(at::kDouble).abs().max()).item<double>();
 }
 
 struct Problem {
@@ -35,18 +35,16 @@ struct Problem {
   double scale;
 };
 
-Problem random_problem(int64_t b, int64_t h, int64_t t, int64_t dk, int64_t dv, at::Tensor decay,
-                       uint64_t seed) {
+Problem random_problem(int64_t b, int64_t h, int64_t t, int64_t dk, int64_t dv, at::Tensor decay, uint64_t seed) {
   at::manual_seed(seed);
-  return {at::randn({b, h, t, dk}, f64()), at::randn({b, h, t, dk}, f64()),
-          at::randn({b, h, t, dv}, f64()), std::move(decay), at::randn({b, h, dk, dv}, f64()),
-          1.0 / std::sqrt(static_cast<double>(dk))};
+  return {at::randn({b, h, t, dk}, f64()),  at::randn({b, h, t, dk}, f64()),
+          at::randn({b, h, t, dv}, f64()),  std::move(decay),
+          at::randn({b, h, dk, dv}, f64()), 1.0 / std::sqrt(static_cast<double>(dk))};
 }
 
 // S = gamma S + k^T v ; o = scale q S, written out element by element.
 LightningOutput scalar_reference(const Problem& p, bool with_state) {
-  const int64_t B = p.q.size(0), H = p.q.size(1), T = p.q.size(2), Dk = p.q.size(3),
-                Dv = p.v.size(3);
+  const int64_t B = p.q.size(0), H = p.q.size(1), T = p.q.size(2), Dk = p.q.size(3), Dv = p.v.size(3);
   at::Tensor out = at::zeros({B, H, T, Dv}, f64());
   at::Tensor state = with_state ? p.s0.clone() : at::zeros({B, H, Dk, Dv}, f64());
   auto q = p.q.accessor<double, 4>(), k = p.k.accessor<double, 4>(), v = p.v.accessor<double, 4>();
@@ -92,8 +90,7 @@ TEST(LightningAttention, HandComputedScalarCase) {
 }
 
 TEST(LightningAttention, ImplementationsMatchScalarReference) {
-  const std::vector<at::Tensor> decay_sets = {alibi_decays(3, at::kDouble),
-                                              at::tensor({0.3, 0.7, 0.97}, f64())};
+  const std::vector<at::Tensor> decay_sets = {alibi_decays(3, at::kDouble), at::tensor({0.3, 0.7, 0.97}, f64())};
   uint64_t seed = 1;
   for (const at::Tensor& decay : decay_sets)
     for (int64_t t : {1, 7, 37, 69})
@@ -103,9 +100,9 @@ TEST(LightningAttention, ImplementationsMatchScalarReference) {
         for (LightningImpl impl : kImpls)
           for (int64_t chunk : {1, 3, 16, 64}) {
             if (impl != LightningImpl::chunked && chunk != 64) continue;
-            SCOPED_TRACE(to_string(impl) + " chunk " + std::to_string(chunk) + " T " +
-                         std::to_string(t) + (with_state ? " with state" : " no state") +
-                         " decay " + std::to_string(decay[0].item<double>()));
+            SCOPED_TRACE(to_string(impl) + " chunk " + std::to_string(chunk) + " T " + std::to_string(t) +
+                         (with_state ? " with state" : " no state") + " decay " +
+                         std::to_string(decay[0].item<double>()));
             LightningOutput got = run(p, impl, with_state, chunk);
             EXPECT_EQ(got.out.scalar_type(), at::kDouble);
             EXPECT_EQ(got.state.scalar_type(), at::kDouble);
@@ -123,10 +120,9 @@ TEST(LightningAttention, StateCarriesAcrossCalls) {
       SCOPED_TRACE(to_string(impl) + " split at " + std::to_string(t1));
       auto head = [&](const at::Tensor& x) { return x.narrow(2, 0, t1); };
       auto tail = [&](const at::Tensor& x) { return x.narrow(2, t1, 50 - t1); };
-      LightningOutput first =
-          lightning_attention(head(p.q), head(p.k), head(p.v), p.decay, p.scale, impl, p.s0, 16);
-      LightningOutput second = lightning_attention(tail(p.q), tail(p.k), tail(p.v), p.decay,
-                                                   p.scale, impl, first.state, 16);
+      LightningOutput first = lightning_attention(head(p.q), head(p.k), head(p.v), p.decay, p.scale, impl, p.s0, 16);
+      LightningOutput second =
+          lightning_attention(tail(p.q), tail(p.k), tail(p.v), p.decay, p.scale, impl, first.state, 16);
       EXPECT_LE(rel_diff(at::cat({first.out, second.out}, 2), whole.out), 1e-10);
       EXPECT_LE(rel_diff(second.state, whole.state), 1e-10);
     }
@@ -135,15 +131,13 @@ TEST(LightningAttention, StateCarriesAcrossCalls) {
 TEST(LightningAttention, ChunkedPrefillThenRecurrentDecode) {
   Problem p = random_problem(1, 3, 40, 4, 4, alibi_decays(3, at::kDouble), 7);
   LightningOutput whole = run(p, LightningImpl::naive, false);
-  LightningOutput prefill = lightning_attention(p.q.narrow(2, 0, 30), p.k.narrow(2, 0, 30),
-                                                p.v.narrow(2, 0, 30), p.decay, p.scale,
-                                                LightningImpl::chunked, {}, 8);
+  LightningOutput prefill = lightning_attention(p.q.narrow(2, 0, 30), p.k.narrow(2, 0, 30), p.v.narrow(2, 0, 30),
+                                                p.decay, p.scale, LightningImpl::chunked, {}, 8);
   std::vector<at::Tensor> outs = {prefill.out};
   at::Tensor state = prefill.state;
   for (int64_t t = 30; t < 40; ++t) {
-    LightningOutput step =
-        lightning_attention(p.q.narrow(2, t, 1), p.k.narrow(2, t, 1), p.v.narrow(2, t, 1),
-                            p.decay, p.scale, LightningImpl::recurrent, state);
+    LightningOutput step = lightning_attention(p.q.narrow(2, t, 1), p.k.narrow(2, t, 1), p.v.narrow(2, t, 1), p.decay,
+                                               p.scale, LightningImpl::recurrent, state);
     outs.push_back(step.out);
     state = step.state;
   }
@@ -193,8 +187,8 @@ struct Grads {
 
 enum class LossUses { both, out_only, state_only };
 
-Grads grads_of(const Problem& p, LightningImpl impl, bool with_state, int64_t chunk,
-               LossUses uses, const at::Tensor& w_out, const at::Tensor& w_state) {
+Grads grads_of(const Problem& p, LightningImpl impl, bool with_state, int64_t chunk, LossUses uses,
+               const at::Tensor& w_out, const at::Tensor& w_state) {
   at::Tensor q = p.q.clone().requires_grad_(true), k = p.k.clone().requires_grad_(true),
              v = p.v.clone().requires_grad_(true), s0 = p.s0.clone().requires_grad_(true);
   c10::optional<at::Tensor> state;
@@ -204,9 +198,7 @@ Grads grads_of(const Problem& p, LightningImpl impl, bool with_state, int64_t ch
   if (uses != LossUses::state_only) loss = loss + (r.out * w_out).sum();
   if (uses != LossUses::out_only) loss = loss + (r.state * w_state).sum();
   loss.backward();
-  auto grad = [](const at::Tensor& x) {
-    return x.grad().defined() ? x.grad() : at::zeros_like(x);
-  };
+  auto grad = [](const at::Tensor& x) { return x.grad().defined() ? x.grad() : at::zeros_like(x); };
   return {grad(q), grad(k), grad(v), grad(s0)};
 }
 
@@ -216,15 +208,14 @@ TEST(LightningAttention, ChunkedGradientsMatchNaiveAutograd) {
     bool with_state;
     LossUses uses;
   };
-  const Case cases[] = {{1, 64, true, LossUses::both},          {7, 3, true, LossUses::both},
-                        {37, 16, false, LossUses::both},        {48, 16, true, LossUses::both},
-                        {70, 64, true, LossUses::out_only},     {70, 64, true, LossUses::state_only},
-                        {5, 8, true, LossUses::both},           {64, 1, true, LossUses::both}};
+  const Case cases[] = {{1, 64, true, LossUses::both},      {7, 3, true, LossUses::both},
+                        {37, 16, false, LossUses::both},    {48, 16, true, LossUses::both},
+                        {70, 64, true, LossUses::out_only}, {70, 64, true, LossUses::state_only},
+                        {5, 8, true, LossUses::both},       {64, 1, true, LossUses::both}};
   uint64_t seed = 100;
   for (const Case& c : cases) {
     SCOPED_TRACE("T " + std::to_string(c.t) + " chunk " + std::to_string(c.chunk) +
-                 (c.with_state ? " with state" : " no state") + " uses " +
-                 std::to_string(static_cast<int>(c.uses)));
+                 (c.with_state ? " with state" : " no state") + " uses " + std::to_string(static_cast<int>(c.uses)));
     Problem p = random_problem(2, 3, c.t, 5, 4, at::tensor({0.3, 0.7, 0.97}, f64()), seed++);
     at::Tensor w_out = at::randn({2, 3, c.t, 4}, f64()), w_state = at::randn({2, 3, 5, 4}, f64());
     Grads want = grads_of(p, LightningImpl::naive, c.with_state, c.chunk, c.uses, w_out, w_state);
@@ -255,9 +246,7 @@ TEST(LightningAttention, ChunkedTakesStridedInputs) {
   EXPECT_LE(rel_diff(got.k, want.k), 1e-10);
   EXPECT_LE(rel_diff(got.v, want.v), 1e-10);
   EXPECT_LE(rel_diff(got.s0, want.s0), 1e-10);
-  EXPECT_LE(rel_diff(run(strided, LightningImpl::chunked, true, 8).out,
-                     run(p, LightningImpl::naive, true).out),
-            1e-10);
+  EXPECT_LE(rel_diff(run(strided, LightningImpl::chunked, true, 8).out, run(p, LightningImpl::naive, true).out), 1e-10);
 }
 
 TEST(LightningAttention, ChunkedLowPrecisionGradients) {
@@ -277,8 +266,8 @@ TEST(LightningAttention, ChunkedLowPrecisionGradients) {
   low.k = p.k.to(at::kBFloat16);
   low.v = p.v.to(at::kBFloat16);
   low.s0 = p.s0.to(at::kFloat);
-  Grads got = grads_of(low, LightningImpl::chunked, true, 8, LossUses::both,
-                       w_out.to(at::kBFloat16), w_state.to(at::kFloat));
+  Grads got =
+      grads_of(low, LightningImpl::chunked, true, 8, LossUses::both, w_out.to(at::kBFloat16), w_state.to(at::kFloat));
   EXPECT_EQ(got.q.scalar_type(), at::kBFloat16);
   EXPECT_EQ(got.v.scalar_type(), at::kBFloat16);
   EXPECT_EQ(got.s0.scalar_type(), at::kFloat);
@@ -292,13 +281,12 @@ TEST(LightningAttention, ChunkedOutputsTakeInPlaceOps) {
   Problem p = random_problem(1, 3, 9, 4, 4, alibi_decays(3, at::kDouble), 16);
   for (int64_t chunk : {4, 9}) {  // two spans, one span
     at::Tensor q = p.q.clone().requires_grad_(true);
-    LightningOutput r =
-        lightning_attention(q, p.k, p.v, p.decay, p.scale, LightningImpl::chunked, p.s0, chunk);
+    LightningOutput r = lightning_attention(q, p.k, p.v, p.decay, p.scale, LightningImpl::chunked, p.s0, chunk);
     r.out.mul_(2);
     r.state.add_(1);
     (r.out.sum() + r.state.sum()).backward();
-    Grads want = grads_of(p, LightningImpl::naive, true, chunk, LossUses::both,
-                          at::full({1, 3, 9, 4}, 2.0, f64()), at::ones({1, 3, 4, 4}, f64()));
+    Grads want = grads_of(p, LightningImpl::naive, true, chunk, LossUses::both, at::full({1, 3, 9, 4}, 2.0, f64()),
+                          at::ones({1, 3, 4, 4}, f64()));
     EXPECT_LE(rel_diff(q.grad(), want.q), 1e-10) << chunk;
   }
 }
@@ -307,8 +295,7 @@ TEST(LightningAttention, ChunkedRefusesDecaysThatWantAGradient) {
   Problem p = random_problem(1, 3, 5, 4, 4, alibi_decays(3, at::kDouble), 15);
   at::Tensor decay = p.decay.clone().requires_grad_(true);
   EXPECT_THROW(lightning_attention(p.q, p.k, p.v, decay, p.scale, LightningImpl::chunked), Error);
-  EXPECT_NO_THROW(lightning_attention(p.q, p.k, p.v, decay.detach(), p.scale,
-                                      LightningImpl::chunked));
+  EXPECT_NO_THROW(lightning_attention(p.q, p.k, p.v, decay.detach(), p.scale, LightningImpl::chunked));
   EXPECT_NO_THROW(lightning_attention(p.q, p.k, p.v, decay, p.scale, LightningImpl::naive));
 }
 
@@ -320,9 +307,9 @@ TEST(LightningAttention, AlibiSlopes) {
   EXPECT_DOUBLE_EQ(s16[15], 0.00390625);
 
   // H=12: P=8 gives 2^-1..2^-8; then 2P=16 slopes at even positions 2^-0.5, 2^-1.5, ... (4).
-  std::vector<double> want12 = {0.5,        0.25,         0.125,        0.0625,
-                                0.03125,    0.015625,     0.0078125,    0.00390625,
-                                std::sqrt(0.5), std::exp2(-1.5), std::exp2(-2.5), std::exp2(-3.5)};
+  std::vector<double> want12 = {
+      0.5,       0.25,       0.125,          0.0625,          0.03125,         0.015625,
+      0.0078125, 0.00390625, std::sqrt(0.5), std::exp2(-1.5), std::exp2(-2.5), std::exp2(-3.5)};
   std::vector<double> s12 = alibi_slopes(12);
   ASSERT_EQ(s12.size(), want12.size());
   for (size_t i = 0; i < want12.size(); ++i) EXPECT_DOUBLE_EQ(s12[i], want12[i]) << i;
@@ -351,8 +338,7 @@ TEST(LightningAttention, ParseImpl) {
   } catch (const Error& e) {
     EXPECT_EQ(e.exit_code(), kExitUsage);
     EXPECT_NE(std::string(e.what()).find("'fast'"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("naive, chunked, recurrent"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("naive, chunked, recurrent"), std::string::npos) << e.what();
   }
 }
 
@@ -368,8 +354,8 @@ TEST(LightningAttention, LowPrecisionComputesInFloat32) {
     LightningOutput want = run(rounded, LightningImpl::naive, true);
     for (LightningImpl impl : kImpls) {
       SCOPED_TRACE(to_string(impl) + " " + std::string(c10::toString(dtype)));
-      LightningOutput got = lightning_attention(p.q.to(dtype), p.k.to(dtype), p.v.to(dtype),
-                                                p.decay, p.scale, impl, p.s0, 8);
+      LightningOutput got =
+          lightning_attention(p.q.to(dtype), p.k.to(dtype), p.v.to(dtype), p.decay, p.scale, impl, p.s0, 8);
       EXPECT_EQ(got.out.scalar_type(), dtype);
       EXPECT_EQ(got.state.scalar_type(), at::kFloat);
       // The recurrence runs in float32; only the output is rounded to dtype (bf16: 2^-8).
@@ -390,27 +376,25 @@ TEST(LightningAttention, EmptySequenceReturnsInitialState) {
 
 TEST(LightningAttention, RejectsBadInputs) {
   Problem p = random_problem(2, 3, 5, 4, 6, alibi_decays(3, at::kDouble), 6);
-  auto call = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& decay, const c10::optional<at::Tensor>& s0,
-                  int64_t chunk = 64) {
+  auto call = [&](const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& decay,
+                  const c10::optional<at::Tensor>& s0, int64_t chunk = 64) {
     lightning_attention(q, k, v, decay, p.scale, LightningImpl::chunked, s0, chunk);
   };
   EXPECT_NO_THROW(call(p.q, p.k, p.v, p.decay, p.s0));
-  EXPECT_THROW(call(p.q[0], p.k, p.v, p.decay, p.s0), Error);                 // 3-D q
-  EXPECT_THROW(call(p.q, p.k.narrow(3, 0, 3), p.v, p.decay, p.s0), Error);    // Dk differs
-  EXPECT_THROW(call(p.q, p.k, p.v.narrow(2, 0, 4), p.decay, p.s0), Error);    // T differs
-  EXPECT_THROW(call(p.q, p.k, p.v, p.decay.narrow(0, 0, 2), p.s0), Error);    // H differs
-  EXPECT_THROW(call(p.q, p.k, p.v, p.decay, p.s0.narrow(3, 0, 5)), Error);    // state Dv
-  EXPECT_THROW(call(p.q, p.k.to(at::kFloat), p.v, p.decay, p.s0), Error);     // mixed dtypes
+  EXPECT_THROW(call(p.q[0], p.k, p.v, p.decay, p.s0), Error);               // 3-D q
+  EXPECT_THROW(call(p.q, p.k.narrow(3, 0, 3), p.v, p.decay, p.s0), Error);  // Dk differs
+  EXPECT_THROW(call(p.q, p.k, p.v.narrow(2, 0, 4), p.decay, p.s0), Error);  // T differs
+  EXPECT_THROW(call(p.q, p.k, p.v, p.decay.narrow(0, 0, 2), p.s0), Error);  // H differs
+  EXPECT_THROW(call(p.q, p.k, p.v, p.decay, p.s0.narrow(3, 0, 5)), Error);  // state Dv
+  EXPECT_THROW(call(p.q, p.k.to(at::kFloat), p.v, p.decay, p.s0), Error);   // mixed dtypes
   EXPECT_THROW(call(p.q.to(at::kLong), p.k.to(at::kLong), p.v.to(at::kLong), p.decay, p.s0),
-               Error);                                                        // integer inputs
-  EXPECT_THROW(call(p.q, p.k, p.v, p.decay, p.s0, 0), Error);                 // chunk size
+               Error);                                         // integer inputs
+  EXPECT_THROW(call(p.q, p.k, p.v, p.decay, p.s0, 0), Error);  // chunk size
   try {
     call(p.q, p.k, p.v.narrow(2, 0, 4), p.decay, p.s0);
     FAIL() << "no error for a v of another length";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("v has shape [2, 3, 4, 6]"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("v has shape [2, 3, 4, 6]"), std::string::npos) << e.what();
   }
 }
 

@@ -59,12 +59,14 @@ TEST_P(LmLossesCuda, CrossEntropyMatchesCpuFloat64) {
       return (nll * valid).sum() / valid.sum();
     });
     const at::Tensor t = targets.to(gpu);
-    Gradients got = with_gradients(hidden.to(gpu, dtype), weight.to(gpu, dtype),
-                                   [&](const at::Tensor& h, const at::Tensor& w) { return chunked_cross_entropy(h, w, t, 16); });
+    Gradients got =
+        with_gradients(hidden.to(gpu, dtype), weight.to(gpu, dtype),
+                       [&](const at::Tensor& h, const at::Tensor& w) { return chunked_cross_entropy(h, w, t, 16); });
     expect_close(got, want, dtype);
     c10::NoGradGuard no_grad;
-    EXPECT_LE(test::relative_error(chunked_cross_entropy(hidden.to(gpu, dtype), weight.to(gpu, dtype), t, 16), want.loss),
-              dtype == at::kFloat ? 1e-4 : 1e-2);
+    EXPECT_LE(
+        test::relative_error(chunked_cross_entropy(hidden.to(gpu, dtype), weight.to(gpu, dtype), t, 16), want.loss),
+        dtype == at::kFloat ? 1e-4 : 1e-2);
   }
 }
 
@@ -73,7 +75,8 @@ TEST_P(LmLossesCuda, KlDivergenceMatchesCpuFloat64) {
   const int64_t vocab = GetParam(), n = 37, dim = 64;
   at::manual_seed(12);
   at::Tensor hidden = at::randn({n, dim}, at::kDouble), weight = at::randn({vocab, dim}, at::kDouble) * 0.3;
-  at::Tensor teacher_hidden = at::randn({n, dim}, at::kDouble), teacher_weight = at::randn({vocab, dim}, at::kDouble) * 0.3;
+  at::Tensor teacher_hidden = at::randn({n, dim}, at::kDouble),
+             teacher_weight = at::randn({vocab, dim}, at::kDouble) * 0.3;
   const at::Device gpu(at::kCUDA, 0);
   for (at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     SCOPED_TRACE(std::string(c10::toString(dtype)) + " V " + std::to_string(vocab));
@@ -85,12 +88,13 @@ TEST_P(LmLossesCuda, KlDivergenceMatchesCpuFloat64) {
       return (log_t.exp() * (log_t - log_s)).sum(1).mean();
     });
     const at::Tensor gth = teacher_hidden.to(gpu, dtype), gtw = teacher_weight.to(gpu, dtype);
-    Gradients got = with_gradients(hidden.to(gpu, dtype), weight.to(gpu, dtype), [&](const at::Tensor& h, const at::Tensor& w) {
-      return chunked_kl_divergence(h, w, gth, gtw, 16);
-    });
+    Gradients got = with_gradients(
+        hidden.to(gpu, dtype), weight.to(gpu, dtype),
+        [&](const at::Tensor& h, const at::Tensor& w) { return chunked_kl_divergence(h, w, gth, gtw, 16); });
     expect_close(got, want, dtype);
     c10::NoGradGuard no_grad;
-    EXPECT_LE(test::relative_error(chunked_kl_divergence(hidden.to(gpu, dtype), weight.to(gpu, dtype), gth, gtw, 16), want.loss),
+    EXPECT_LE(test::relative_error(chunked_kl_divergence(hidden.to(gpu, dtype), weight.to(gpu, dtype), gth, gtw, 16),
+                                   want.loss),
               dtype == at::kFloat ? 1e-4 : 1e-2);
     // A distribution against itself: zero up to float32 rounding of the row statistics.
     EXPECT_NEAR(chunked_kl_divergence(gth, gtw, gth, gtw, 16).item<double>(), 0.0, 1e-5);

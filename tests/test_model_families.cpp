@@ -27,7 +27,9 @@
 namespace halo {
 namespace {
 
-std::string family_fixture(const std::string& name) { return HALO_SOURCE_DIR "/tests/data/" + name; }
+std::string family_fixture(const std::string& name) {
+  return HALO_SOURCE_DIR "/tests/data/" + name;
+}
 
 double relative_max_error(const at::Tensor& got, const at::Tensor& want) {
   const at::Tensor g = got.to(at::kDouble).cpu(), w = want.to(at::kDouble).cpu();
@@ -79,7 +81,8 @@ TEST_P(Family, HypeNetConversionKeepsTheTeachersLayersAndRoundTrips) {
   EXPECT_EQ(lightning.k_bias.defined(), tc.attention_bias);
   if (tc.attention_bias) {  // K/V heads expanded to the query heads, biases with them
     EXPECT_EQ(lightning.k_bias.size(0), tc.num_attention_heads * tc.head_dim);
-    EXPECT_TRUE(lightning.k_bias.narrow(0, 0, tc.head_dim).equal(teacher.layer(0).mixer.k_bias.narrow(0, 0, tc.head_dim)));
+    EXPECT_TRUE(
+        lightning.k_bias.narrow(0, 0, tc.head_dim).equal(teacher.layer(0).mixer.k_bias.narrow(0, 0, tc.head_dim)));
   }
   const std::string dir = test::make_temp_dir() + "/student";
   SaveOptions save;
@@ -167,7 +170,8 @@ std::string smollm2_gguf() {
 
 TEST(SmolLM2, ImportedTeacherGivesTransformersLogits) {
   const std::string gguf = smollm2_gguf();
-  if (gguf.empty()) GTEST_SKIP() << "SmolLM2 GGUF not found: run scripts/fetch_teacher.sh smollm2 or set HALO_SMOLLM2_GGUF";
+  if (gguf.empty())
+    GTEST_SKIP() << "SmolLM2 GGUF not found: run scripts/fetch_teacher.sh smollm2 or set HALO_SMOLLM2_GGUF";
   const std::string dir = test::make_temp_dir() + "/smollm2";
   GgufImportOptions import;
   import.progress = false;

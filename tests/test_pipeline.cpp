@@ -8,17 +8,17 @@
 
 #include <sstream>
 
+#include "data/token_dataset.h"
 #include "halo/causal_lm.h"
 #include "halo/error.h"
 #include "halo/experiment.h"
 #include "halo/file_system.h"
 #include "halo/hypenet_conversion.h"
+#include "halo/model_directory.h"
 #include "halo/token_corpus.h"
-#include "data/token_dataset.h"
 #include "halo/tokenizer.h"
 #include "halo/training_tasks.h"
 #include "test_support.h"
-#include "halo/model_directory.h"
 
 namespace halo {
 namespace {
@@ -50,7 +50,8 @@ TinyData make_data() {
 
 std::string experiment_yaml(const TinyData& d, const std::string& body) {
   const std::string path = d.dir + "/experiment.yaml";
-  test::write_text(path, "run_dir: " + d.dir + "/run\ndevice: cpu\ndtype: float32\ntokenizer: " + d.tokenizer + "\n" + body);
+  test::write_text(path,
+                   "run_dir: " + d.dir + "/run\ndevice: cpu\ndtype: float32\ntokenizer: " + d.tokenizer + "\n" + body);
   return path;
 }
 
@@ -74,24 +75,37 @@ void expect_loss_falls(const std::string& metrics) {
 TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
   const TinyData d = make_data();
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
-  const std::string path = experiment_yaml(d,
-      "teacher: " + test::fixture("qwen3-tiny") + "\n"
-      "align:\n" + data + "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 6}\n"
-      "select:\n  criterion: halo\n"
-      "  niah: {length: 512, samples: 1, depths: [0.5], filler: " + d.text + "}\n"
-      "  commonsense: {text: " + d.text + ", tokens: 256}\n"
-      "distill:\n" + data + "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2}\n"
-      "finetune:\n  data: {tokens: " + d.tokens + ", seq_len: 64, batch_size: 2}\n"
-      "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  recompute_activations: true\n"
-      "report: {text: " + d.text + ", context_factors: [16], ppl_tokens: 600, filler: " + d.text +
-      ", niah_samples: 1, decode_tokens: 4}\n");
+  const std::string path =
+      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") +
+                             "\n"
+                             "align:\n" +
+                             data +
+                             "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 6}\n"
+                             "select:\n  criterion: halo\n"
+                             "  niah: {length: 512, samples: 1, depths: [0.5], filler: " +
+                             d.text +
+                             "}\n"
+                             "  commonsense: {text: " +
+                             d.text +
+                             ", tokens: 256}\n"
+                             "distill:\n" +
+                             data +
+                             "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2}\n"
+                             "finetune:\n  data: {tokens: " +
+                             d.tokens +
+                             ", seq_len: 64, batch_size: 2}\n"
+                             "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  recompute_activations: true\n"
+                             "report: {text: " +
+                             d.text + ", context_factors: [16], ppl_tokens: 600, filler: " + d.text +
+                             ", niah_samples: 1, decode_tokens: 4}\n");
   const Experiment x = load_experiment(path);
   EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
   ASSERT_TRUE(run_experiment(x, "all"));
   for (const char* stage : {"align", "select", "distill", "finetune", "report"}) {
     EXPECT_TRUE(path_exists(x.run_dir + "/" + stage + "/DONE")) << stage;
   }
-  for (const char* stage : {"align", "distill", "finetune"}) expect_loss_falls(x.run_dir + "/" + stage + "/metrics.jsonl");
+  for (const char* stage : {"align", "distill", "finetune"})
+    expect_loss_falls(x.run_dir + "/" + stage + "/metrics.jsonl");
   const json selection = json::parse(read_file(x.run_dir + "/select/selection.json"));
   ASSERT_EQ(selection["attention_layers"].size(), 1u);  // floor(4 / 4)
   EXPECT_TRUE(path_exists(x.run_dir + "/select/selection.png"));
@@ -118,12 +132,16 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
 
 TEST(Pipeline, PretrainMakesTheTeacherOfLaterStages) {
   const TinyData d = make_data();
-  const std::string path = experiment_yaml(d,
+  const std::string path = experiment_yaml(
+      d,
       "pretrain:\n  model: {hidden_size: 32, intermediate_size: 64, num_hidden_layers: 4, num_attention_heads: 2,"
       " num_key_value_heads: 1, head_dim: 16}\n"
-      "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n"
-      "  train: {steps: 20, lr: 1.0e-2, warmup_steps: 2}\n"
-      "align:\n  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n  train: {steps: 4, lr: 1.0e-3}\n");
+      "  data: {tokens: " +
+          d.tokens +
+          ", seq_len: 32, batch_size: 4}\n"
+          "  train: {steps: 20, lr: 1.0e-2, warmup_steps: 2}\n"
+          "align:\n  data: {tokens: " +
+          d.tokens + ", seq_len: 32, batch_size: 4}\n  train: {steps: 4, lr: 1.0e-3}\n");
   const Experiment x = load_experiment(path);
   ASSERT_TRUE(run_experiment(x, "all"));
   expect_loss_falls(x.run_dir + "/pretrain/metrics.jsonl");
@@ -147,11 +165,13 @@ TEST(Experiment, BadFilesNameTheKey) {
   const TinyData d = make_data();
   const std::string teacher = "teacher: " + test::fixture("qwen3-tiny") + "\n";
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
-  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, lerning_rate: 1}\n", "align.train.lerning_rate");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, lerning_rate: 1}\n",
+                          "align.train.lerning_rate");
   expect_experiment_error(d, teacher + "align:\n" + data + "  train: {lr: 1.0e-3}\n", "align.train.steps");
   expect_experiment_error(d, teacher + "align:\n  train: {steps: 3, lr: 1.0e-3}\n", "align.data");
   expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: many, lr: 1.0e-3}\n", "align.train.steps");
-  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, schedule: linear}\n", "schedule");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, schedule: linear}\n",
+                          "schedule");
   expect_experiment_error(d, teacher + "bogus: 1\n", "unknown key 'bogus'");
   expect_experiment_error(d, "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3}\n", "teacher");
   expect_experiment_error(d, teacher + "align: [1, 2\n", "not valid YAML");
@@ -168,8 +188,9 @@ TEST(Experiment, DataFromAnotherVocabularyIsRejected) {
   options.out_dir = qwen_tokens;
   options.tokenizer = fingerprint_tokenizer(test::shared_dir() + "/data/qwen3-tokenizer");
   tokenize_corpus(*qwen, options);
-  const Experiment x = load_experiment(experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") +
-      "\nalign:\n  data: {tokens: " + qwen_tokens + ", seq_len: 32, batch_size: 4}\n  train: {steps: 2, lr: 1.0e-3}\n"));
+  const Experiment x = load_experiment(
+      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + qwen_tokens +
+                             ", seq_len: 32, batch_size: 4}\n  train: {steps: 2, lr: 1.0e-3}\n"));
   try {
     run_experiment(x, "align");
     FAIL() << "no error";

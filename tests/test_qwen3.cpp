@@ -9,18 +9,17 @@
 
 #include "halo/causal_lm.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/generation.h"
 #include "halo/inference_cache.h"
 #include "halo/model_config.h"
+#include "halo/model_directory.h"
 #include "halo/perplexity.h"
-#include "halo/file_system.h"
 #include "halo/tensor_io.h"
 #include "test_support.h"
-#include "halo/model_directory.h"
 
 namespace halo {
 namespace {
-
 
 double relative_max_error(const at::Tensor& got, const at::Tensor& want) {
   return (got.cpu().to(at::kDouble) - want.cpu().to(at::kDouble)).abs().max().item<double>() /
@@ -87,8 +86,8 @@ TEST(CausalLM, CachedDecodingEqualsFullForward) {
     at::Tensor full = model.forward(ids);
     InferenceCache cache(model.config().num_hidden_layers);
     std::vector<at::Tensor> parts;
-    parts.push_back(model.forward(ids.narrow(1, 0, 9), &cache));   // prefill
-    parts.push_back(model.forward(ids.narrow(1, 9, 5), &cache));   // a chunk continuing the cache
+    parts.push_back(model.forward(ids.narrow(1, 0, 9), &cache));  // prefill
+    parts.push_back(model.forward(ids.narrow(1, 9, 5), &cache));  // a chunk continuing the cache
     for (int64_t t = 14; t < 23; ++t) parts.push_back(model.forward(ids.narrow(1, t, 1), &cache));
     EXPECT_EQ(cache.length(), 23);
     EXPECT_LE(relative_max_error(at::cat(parts, 1), full), tolerance) << dtype;
@@ -110,7 +109,8 @@ TEST(CausalLM, BFloat16ComputeStaysCloseToFloat32) {
   // The cached path in bf16 (on CUDA: flash kernels with log-sum-exp merging, folded decode).
   InferenceCache cache(model.config().num_hidden_layers);
   at::Tensor ids = ref.at("input_ids");
-  std::vector<at::Tensor> parts{model.forward(ids.narrow(1, 0, 20), &cache), model.forward(ids.narrow(1, 20, 9), &cache)};
+  std::vector<at::Tensor> parts{model.forward(ids.narrow(1, 0, 20), &cache),
+                                model.forward(ids.narrow(1, 20, 9), &cache)};
   for (int64_t t = 29; t < ids.size(1); ++t) parts.push_back(model.forward(ids.narrow(1, t, 1), &cache));
   close(at::cat(parts, 1));
 }
@@ -183,8 +183,9 @@ TEST(ModelConfig, BadConfigsNameTheKey) {
   expect_config_error(replace(kConfig4x, R"("vocab_size": 1024,)", ""), "vocab_size");
   expect_config_error(replace(kConfig4x, R"("num_key_value_heads": 2)", R"("num_key_value_heads": 3)"),
                       "num_key_value_heads");
-  expect_config_error(replace(kConfig4x, R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "longrope", "factor": 4})"),
-                      "longrope");
+  expect_config_error(
+      replace(kConfig4x, R"("rope_scaling": null)", R"("rope_scaling": {"rope_type": "longrope", "factor": 4})"),
+      "longrope");
   expect_config_error(replace(kConfig4x, R"("torch_dtype": "bfloat16")", R"("torch_dtype": "int8")"), "torch_dtype");
   expect_config_error(replace(kConfig4x, R"("hidden_size": 64)", R"("hidden_size": "64")"), "hidden_size");
   expect_config_error(replace(kConfig4x, R"("qwen3")", R"("gpt_neox")"), "model_type");
@@ -200,7 +201,8 @@ std::string copy_fixture_with_config(const std::string& config_text) {
 }
 
 TEST(LoadCausalLM, ShapeMismatchNamesTheTensor) {
-  const std::string dir = copy_fixture_with_config(replace(kConfig4x, R"("intermediate_size": 160)", R"("intermediate_size": 128)"));
+  const std::string dir =
+      copy_fixture_with_config(replace(kConfig4x, R"("intermediate_size": 160)", R"("intermediate_size": 128)"));
   try {
     load_causal_lm(dir, at::kFloat, test::device());
     FAIL() << "no error";
@@ -210,14 +212,16 @@ TEST(LoadCausalLM, ShapeMismatchNamesTheTensor) {
 }
 
 TEST(LoadCausalLM, MissingAndUnexpectedTensorsAreListed) {
-  const std::string more_layers = copy_fixture_with_config(replace(kConfig4x, R"("num_hidden_layers": 4)", R"("num_hidden_layers": 5)"));
+  const std::string more_layers =
+      copy_fixture_with_config(replace(kConfig4x, R"("num_hidden_layers": 4)", R"("num_hidden_layers": 5)"));
   try {
     load_causal_lm(more_layers, at::kFloat, test::device());
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("missing tensors model.layers.4."), std::string::npos) << e.what();
   }
-  const std::string fewer_layers = copy_fixture_with_config(replace(kConfig4x, R"("num_hidden_layers": 4)", R"("num_hidden_layers": 3)"));
+  const std::string fewer_layers =
+      copy_fixture_with_config(replace(kConfig4x, R"("num_hidden_layers": 4)", R"("num_hidden_layers": 3)"));
   try {
     load_causal_lm(fewer_layers, at::kFloat, test::device());
     FAIL() << "no error";

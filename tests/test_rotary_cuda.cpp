@@ -8,9 +8,9 @@
 #include <string>
 
 #include "halo/causal_lm.h"
-#include "tensor_error.h"
 #include "halo/model_config.h"
 #include "ops/rope.h"
+#include "tensor_error.h"
 
 namespace halo {
 namespace {

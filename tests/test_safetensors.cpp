@@ -79,13 +79,10 @@ std::string halo_error_message(const std::function<void()>& action) {
 }
 
 // Expects `action` to fail with one line that names `file` and contains `detail`.
-void expect_error(const std::function<void()>& action, const std::string& file,
-                  const std::string& detail) {
+void expect_error(const std::function<void()>& action, const std::string& file, const std::string& detail) {
   const std::string message = halo_error_message(action);
-  EXPECT_NE(message.find(file), std::string::npos)
-      << "message does not name " << file << ": " << message;
-  EXPECT_NE(message.find(detail), std::string::npos)
-      << "message lacks '" << detail << "': " << message;
+  EXPECT_NE(message.find(file), std::string::npos) << "message does not name " << file << ": " << message;
+  EXPECT_NE(message.find(detail), std::string::npos) << "message lacks '" << detail << "': " << message;
   EXPECT_EQ(message.find('\n'), std::string::npos) << "message is not one line: " << message;
 }
 
@@ -132,8 +129,8 @@ TEST_F(SafetensorsTest, DtypeNamesAndSizesFollowTheFormat) {
   EXPECT_EQ(dtype_size(DType::BF16), 2u);
   EXPECT_EQ(dtype_size(DType::BOOL), 1u);
   EXPECT_EQ(parse_dtype("I16", "ctx"), DType::I16);
-  expect_error([] { parse_dtype("F8_E4M3", "some.safetensors: tensor 'x'"); },
-               "some.safetensors: tensor 'x'", "F8_E4M3");
+  expect_error([] { parse_dtype("F8_E4M3", "some.safetensors: tensor 'x'"); }, "some.safetensors: tensor 'x'",
+               "F8_E4M3");
   EXPECT_EQ(to_scalar_type(DType::I8), at::kChar);
   EXPECT_EQ(to_dtype(at::kByte), DType::U8);
   expect_error(
@@ -145,10 +142,8 @@ TEST_F(SafetensorsTest, DtypeNamesAndSizesFollowTheFormat) {
 
 TEST_F(SafetensorsTest, RoundTripsScalarsAndEmptyTensors) {
   const NamedTensors tensors = {
-      {"scalar", at::scalar_tensor(3.5, at::kDouble)},
-      {"int_scalar", at::scalar_tensor(-7, at::kLong)},
-      {"empty", at::zeros({0, 5}, at::kFloat)},
-      {"empty_1d", at::zeros({0}, at::kLong)},
+      {"scalar", at::scalar_tensor(3.5, at::kDouble)}, {"int_scalar", at::scalar_tensor(-7, at::kLong)},
+      {"empty", at::zeros({0, 5}, at::kFloat)},        {"empty_1d", at::zeros({0}, at::kLong)},
       {"after", at::arange(0, 3, at::kFloat)},
   };
   save_tensors(path("s.safetensors"), tensors);
@@ -173,8 +168,7 @@ TEST_F(SafetensorsTest, SavesNonContiguousTensorsAsTheirValues) {
   const at::Tensor offset_view = base.narrow(0, 2, 2);
   ASSERT_FALSE(transposed.is_contiguous());
   ASSERT_FALSE(strided.is_contiguous());
-  save_tensors(path("v.safetensors"),
-               {{"transposed", transposed}, {"strided", strided}, {"offset_view", offset_view}});
+  save_tensors(path("v.safetensors"), {{"transposed", transposed}, {"strided", strided}, {"offset_view", offset_view}});
   const auto loaded = load_tensors(path("v.safetensors"));
   expect_same(transposed, loaded.at("transposed"), "transposed");
   expect_same(strided, loaded.at("strided"), "strided");
@@ -184,8 +178,7 @@ TEST_F(SafetensorsTest, SavesNonContiguousTensorsAsTheirValues) {
 }
 
 TEST_F(SafetensorsTest, RoundTripsMetadataAndOmitsItWhenEmpty) {
-  const std::map<std::string, std::string> metadata = {{"format", "pt"},
-                                                       {"note", "héllo \"quoted\""}};
+  const std::map<std::string, std::string> metadata = {{"format", "pt"}, {"note", "héllo \"quoted\""}};
   save_tensors(path("m.safetensors"), {{"x", at::arange(0, 4, at::kFloat)}}, metadata);
   EXPECT_EQ(SafetensorsFile(path("m.safetensors")).metadata(), metadata);
 
@@ -200,8 +193,7 @@ TEST_F(SafetensorsTest, WritesTheLayoutPythonExpects) {
   save_tensors(path("all.safetensors"), every_dtype(), {{"format", "pt"}});
   const std::string bytes = read_file(path("all.safetensors"));
   uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i)
-    header_size = (header_size << 8) | static_cast<unsigned char>(bytes[i]);
+  for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | static_cast<unsigned char>(bytes[i]);
   EXPECT_EQ(header_size % 8, 0u);
   const json header = json::parse(bytes.substr(8, header_size));
   EXPECT_EQ(header["__metadata__"], (json{{"format", "pt"}}));
@@ -212,8 +204,7 @@ TEST_F(SafetensorsTest, WritesTheLayoutPythonExpects) {
   for (const auto& [name, entry] : header.items()) {
     if (name == "__metadata__") continue;
     EXPECT_EQ(entry.size(), 3u) << name;
-    ranges.emplace_back(entry["data_offsets"][0].get<uint64_t>(),
-                        entry["data_offsets"][1].get<uint64_t>());
+    ranges.emplace_back(entry["data_offsets"][0].get<uint64_t>(), entry["data_offsets"][1].get<uint64_t>());
   }
   std::sort(ranges.begin(), ranges.end());
   uint64_t expected_begin = 0;
@@ -230,8 +221,7 @@ TEST_F(SafetensorsTest, LoadsAlignedDataWithoutCopying) {
   ASSERT_EQ(files.entries().size(), 10u);
   for (const auto& [name, entry] : files.entries()) {
     const at::Tensor tensor = entry_to_tensor(entry);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(entry.tensor->data) % dtype_size(entry.tensor->dtype), 0u)
-        << name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(entry.tensor->data) % dtype_size(entry.tensor->dtype), 0u) << name;
     EXPECT_EQ(tensor.data_ptr(), entry.tensor->data) << name << " was copied";
   }
 }
@@ -243,8 +233,7 @@ TEST_F(SafetensorsTest, CopiesMisalignedData) {
   header.append((8 - header.size() % 8) % 8, ' ');
   const float values[2] = {1.5f, -2.25f};
   write_bytes(path("odd.safetensors"),
-              crafted(header, std::string("\x07", 1) +
-                                  std::string(reinterpret_cast<const char*>(values), 8)));
+              crafted(header, std::string("\x07", 1) + std::string(reinterpret_cast<const char*>(values), 8)));
   const WeightFiles files(path("odd.safetensors"));
   const WeightEntry* b = files.find("b");
   ASSERT_NE(b, nullptr);
@@ -260,8 +249,7 @@ TEST_F(SafetensorsTest, CopiesMisalignedData) {
 TEST_F(SafetensorsTest, LoadedTensorsOutliveTheirFilesAndNeverWriteBack) {
   save_tensors(path("w.safetensors"), {{"w", at::arange(0, 1024, at::kFloat)}});
   ASSERT_EQ(::chmod(path("w.safetensors").c_str(), 0444), 0);
-  at::Tensor tensor =
-      load_tensors(path("w.safetensors")).at("w");  // every owner but `tensor` is gone
+  at::Tensor tensor = load_tensors(path("w.safetensors")).at("w");  // every owner but `tensor` is gone
   EXPECT_EQ(tensor[1000].item<float>(), 1000.0f);
   tensor.fill_(-1.0f);  // copy-on-write: neither a crash nor a change to the file
   EXPECT_EQ(tensor[3].item<float>(), -1.0f);
@@ -290,19 +278,17 @@ TEST_F(SafetensorsTest, ShardsBySizeAndLoadsTheShards) {
   const NamedTensors tensors = ten_kilobyte_tensors();  // 10 x 1024 bytes + 24
   const std::string out = path("model");
   save_weights(out, tensors, 2500, {{"format", "pt"}});
-  EXPECT_EQ(
-      files_in(out),
-      (std::set<std::string>{"model-00001-of-00005.safetensors", "model-00002-of-00005.safetensors",
-                             "model-00003-of-00005.safetensors", "model-00004-of-00005.safetensors",
-                             "model-00005-of-00005.safetensors", "model.safetensors.index.json"}));
+  EXPECT_EQ(files_in(out),
+            (std::set<std::string>{"model-00001-of-00005.safetensors", "model-00002-of-00005.safetensors",
+                                   "model-00003-of-00005.safetensors", "model-00004-of-00005.safetensors",
+                                   "model-00005-of-00005.safetensors", "model.safetensors.index.json"}));
   const json index = json::parse(read_file(out + "/model.safetensors.index.json"));
   EXPECT_EQ(index["metadata"]["total_size"], 10 * 1024 + 24);
   EXPECT_EQ(index["weight_map"].size(), tensors.size());
   EXPECT_EQ(index["weight_map"]["layer.0.weight"], "model-00001-of-00005.safetensors");
   EXPECT_EQ(index["weight_map"]["layer.3.weight"], "model-00002-of-00005.safetensors");
   EXPECT_EQ(index["weight_map"]["small.bias"], "model-00005-of-00005.safetensors");
-  EXPECT_EQ(SafetensorsFile(out + "/model-00003-of-00005.safetensors").metadata().at("format"),
-            "pt");
+  EXPECT_EQ(SafetensorsFile(out + "/model-00003-of-00005.safetensors").metadata().at("format"), "pt");
   expect_loads_as(out, tensors);
 
   const WeightFiles files(out);
@@ -313,8 +299,7 @@ TEST_F(SafetensorsTest, ShardsBySizeAndLoadsTheShards) {
 
 TEST_F(SafetensorsTest, GivesATensorLargerThanTheLimitAShardOfItsOwn) {
   const at::Tensor big = at::randn({64, 64}, at::kFloat);
-  const NamedTensors tensors = {
-      {"a", at::arange(0, 4, at::kFloat)}, {"big", big}, {"c", at::arange(0, 4, at::kFloat)}};
+  const NamedTensors tensors = {{"a", at::arange(0, 4, at::kFloat)}, {"big", big}, {"c", at::arange(0, 4, at::kFloat)}};
   save_weights(path("model"), tensors, 1000);
   const json index = json::parse(read_file(path("model/model.safetensors.index.json")));
   EXPECT_EQ(index["weight_map"]["a"], "model-00001-of-00003.safetensors");
@@ -336,8 +321,7 @@ TEST_F(SafetensorsTest, ResavingRemovesStaleWeightFilesOnly) {
 
   save_weights(out, tensors, 6000);  // sharded again: the single file must go
   EXPECT_EQ(files_in(out), (std::set<std::string>{"config.json", "model-00001-of-00002.safetensors",
-                                                  "model-00002-of-00002.safetensors",
-                                                  "model.safetensors.index.json"}));
+                                                  "model-00002-of-00002.safetensors", "model.safetensors.index.json"}));
   expect_loads_as(out, tensors);
 
   save_weights(out, tensors, 1 << 20);  // fits under the limit: one file
@@ -375,8 +359,7 @@ TEST_F(SafetensorsTest, ReadsTheQwen3Fixtures) {
     const auto outputs = load_tensors(dir + "/reference.safetensors");
     const at::Tensor ids = outputs.at("input_ids");
     EXPECT_EQ(ids[0][0].item<int64_t>(), 175);
-    const at::Tensor embedded =
-        weights.at("model.embed_tokens.weight").to(at::kFloat).index_select(0, ids.flatten());
+    const at::Tensor embedded = weights.at("model.embed_tokens.weight").to(at::kFloat).index_select(0, ids.flatten());
     EXPECT_TRUE(at::equal(embedded.reshape({2, 37, 64}), outputs.at("hidden_states.0")));
   }
 }
@@ -390,8 +373,7 @@ TEST_F(SafetensorsTest, WriterRejectsInconsistentInput) {
       path("x.safetensors"), "'t'");
   expect_error(
       [&] {
-        write_safetensors(path("x.safetensors"),
-                          {{"t", DType::F32, {4}, data, 16}, {"t", DType::F32, {4}, data, 16}});
+        write_safetensors(path("x.safetensors"), {{"t", DType::F32, {4}, data, 16}, {"t", DType::F32, {4}, data, 16}});
       },
       path("x.safetensors"), "given twice");
   expect_error(
@@ -425,39 +407,25 @@ std::vector<CorruptFile> corrupt_files() {
       {"json array", crafted("[1, 2]", ""), "not a JSON object"},
       {"entry not an object", crafted(one("5"), ""), "'t'"},
       {"missing dtype", crafted(one(R"({"shape":[2],"data_offsets":[0,8]})"), f32x2), "\"dtype\""},
-      {"missing shape", crafted(one(R"({"dtype":"F32","data_offsets":[0,8]})"), f32x2),
-       "\"shape\""},
-      {"missing offsets", crafted(one(R"({"dtype":"F32","shape":[2]})"), f32x2),
-       "\"data_offsets\""},
-      {"dtype not a string", crafted(one(R"({"dtype":4,"shape":[2],"data_offsets":[0,8]})"), f32x2),
-       "\"dtype\""},
-      {"shape not a list", crafted(one(R"({"dtype":"F32","shape":2,"data_offsets":[0,8]})"), f32x2),
-       "\"shape\""},
-      {"shape of strings",
-       crafted(one(R"({"dtype":"F32","shape":["2"],"data_offsets":[0,8]})"), f32x2), "\"shape\""},
-      {"fractional dim",
-       crafted(one(R"({"dtype":"F32","shape":[2.5],"data_offsets":[0,8]})"), f32x2), "\"shape\""},
-      {"one offset", crafted(one(R"({"dtype":"F32","shape":[2],"data_offsets":[8]})"), f32x2),
-       "\"data_offsets\""},
-      {"negative offset",
-       crafted(one(R"({"dtype":"F32","shape":[2],"data_offsets":[-8,0]})"), f32x2),
+      {"missing shape", crafted(one(R"({"dtype":"F32","data_offsets":[0,8]})"), f32x2), "\"shape\""},
+      {"missing offsets", crafted(one(R"({"dtype":"F32","shape":[2]})"), f32x2), "\"data_offsets\""},
+      {"dtype not a string", crafted(one(R"({"dtype":4,"shape":[2],"data_offsets":[0,8]})"), f32x2), "\"dtype\""},
+      {"shape not a list", crafted(one(R"({"dtype":"F32","shape":2,"data_offsets":[0,8]})"), f32x2), "\"shape\""},
+      {"shape of strings", crafted(one(R"({"dtype":"F32","shape":["2"],"data_offsets":[0,8]})"), f32x2), "\"shape\""},
+      {"fractional dim", crafted(one(R"({"dtype":"F32","shape":[2.5],"data_offsets":[0,8]})"), f32x2), "\"shape\""},
+      {"one offset", crafted(one(R"({"dtype":"F32","shape":[2],"data_offsets":[8]})"), f32x2), "\"data_offsets\""},
+      {"negative offset", crafted(one(R"({"dtype":"F32","shape":[2],"data_offsets":[-8,0]})"), f32x2),
        "\"data_offsets\""},
       {"unknown dtype", crafted(one(R"({"dtype":"F8","shape":[8],"data_offsets":[0,8]})"), f32x2),
        "unknown dtype \"F8\""},
-      {"negative dim", crafted(one(R"({"dtype":"F32","shape":[-2],"data_offsets":[0,8]})"), f32x2),
-       "negative"},
-      {"begin after end",
-       crafted(one(R"({"dtype":"F32","shape":[0],"data_offsets":[8,0]})"), f32x2),
+      {"negative dim", crafted(one(R"({"dtype":"F32","shape":[-2],"data_offsets":[0,8]})"), f32x2), "negative"},
+      {"begin after end", crafted(one(R"({"dtype":"F32","shape":[0],"data_offsets":[8,0]})"), f32x2),
        "begin after end"},
-      {"end past the data",
-       crafted(one(R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})"), f32x2),
+      {"end past the data", crafted(one(R"({"dtype":"F32","shape":[4],"data_offsets":[0,16]})"), f32x2),
        "past the end of the data"},
-      {"byte count", crafted(one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})"), f32x2),
-       "needs 12"},
+      {"byte count", crafted(one(R"({"dtype":"F32","shape":[3],"data_offsets":[0,8]})"), f32x2), "needs 12"},
       {"overflowing shape",
-       crafted(one(R"({"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]})"),
-               f32x2),
-       "too large"},
+       crafted(one(R"({"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,8]})"), f32x2), "too large"},
       {"overlap",
        crafted(
            R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"u":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
@@ -479,8 +447,8 @@ TEST_F(SafetensorsTest, EveryCorruptionIsAOneLineErrorNamingTheFile) {
 
 TEST_F(SafetensorsTest, TensorErrorsNameTheTensor) {
   const std::string file = path("named.safetensors");
-  write_bytes(file, crafted(R"({"the.weight":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})",
-                            std::string(8, '\0')));
+  write_bytes(file,
+              crafted(R"({"the.weight":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::string(8, '\0')));
   expect_error([&] { SafetensorsFile opened(file); }, file, "'the.weight'");
 }
 
@@ -494,10 +462,8 @@ TEST_F(SafetensorsTest, TruncatedFixtureIsAnError) {
 }
 
 TEST_F(SafetensorsTest, MissingFilesAreErrors) {
-  expect_error([&] { SafetensorsFile opened(path("absent.safetensors")); },
-               path("absent.safetensors"), "cannot open");
-  expect_error([&] { load_tensors(path("absent.safetensors")); }, path("absent.safetensors"),
-               "No such file");
+  expect_error([&] { SafetensorsFile opened(path("absent.safetensors")); }, path("absent.safetensors"), "cannot open");
+  expect_error([&] { load_tensors(path("absent.safetensors")); }, path("absent.safetensors"), "No such file");
   expect_error([&] { load_tensors(dir_); }, dir_, "model.safetensors.index.json");
   expect_error([&] { SafetensorsFile opened(dir_); }, dir_, "not a regular file");
 }
@@ -506,13 +472,11 @@ class ShardedIndexTest : public SafetensorsTest {
  protected:
   void SetUp() override {
     SafetensorsTest::SetUp();
-    save_weights(dir_,
-                    {{"a", at::arange(0, 4, at::kFloat)}, {"b", at::arange(0, 4, at::kFloat)}}, 16);
+    save_weights(dir_, {{"a", at::arange(0, 4, at::kFloat)}, {"b", at::arange(0, 4, at::kFloat)}}, 16);
     index_ = path("model.safetensors.index.json");
   }
   void write_index(const json& weight_map) {
-    write_bytes(index_,
-                json{{"metadata", {{"total_size", 32}}}, {"weight_map", weight_map}}.dump());
+    write_bytes(index_, json{{"metadata", {{"total_size", 32}}}, {"weight_map", weight_map}}.dump());
   }
   std::string index_;
 };
@@ -524,17 +488,14 @@ TEST_F(ShardedIndexTest, LoadsAsWritten) {
 
 TEST_F(ShardedIndexTest, MissingShardIsAnError) {
   ASSERT_EQ(::unlink(path("model-00002-of-00002.safetensors").c_str()), 0);
-  expect_error([&] { load_tensors(dir_); }, path("model-00002-of-00002.safetensors"),
-               "does not exist");
+  expect_error([&] { load_tensors(dir_); }, path("model-00002-of-00002.safetensors"), "does not exist");
   expect_error([&] { load_tensors(dir_); }, index_, "'b'");
 }
 
 TEST_F(ShardedIndexTest, TensorMissingFromItsShardIsAnError) {
-  write_index(
-      {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00001-of-00002.safetensors"}});
+  write_index({{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00001-of-00002.safetensors"}});
   expect_error([&] { load_tensors(dir_); }, index_, "'b'");
-  expect_error([&] { load_tensors(dir_); }, path("model-00001-of-00002.safetensors"),
-               "does not contain");
+  expect_error([&] { load_tensors(dir_); }, path("model-00001-of-00002.safetensors"), "does not contain");
 }
 
 TEST_F(ShardedIndexTest, DuplicateTensorAcrossShardsIsAnError) {

@@ -8,9 +8,9 @@
 #include <utf8proc.h>
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdlib>
 #include <fstream>
@@ -32,7 +32,9 @@ c10::Device device() {
   return d;
 }
 
-std::string fixture(const std::string& name) { return shared_dir() + "/fixtures/" + name; }
+std::string fixture(const std::string& name) {
+  return shared_dir() + "/fixtures/" + name;
+}
 
 namespace {
 std::vector<std::string>& temp_dirs() {
@@ -75,7 +77,8 @@ std::string write_byte_tokenizer(const std::string& dir) {
     bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
     int cp = printable ? b : 256 + extra++;
     std::string utf8;
-    if (cp < 0x80) utf8 += static_cast<char>(cp);
+    if (cp < 0x80)
+      utf8 += static_cast<char>(cp);
     else {
       utf8 += static_cast<char>(0xC0 | (cp >> 6));
       utf8 += static_cast<char>(0x80 | (cp & 0x3F));
@@ -83,8 +86,11 @@ std::string write_byte_tokenizer(const std::string& dir) {
     vocab[utf8] = b;
   }
   nlohmann::json tok = {
-      {"version", "1.0"}, {"added_tokens", nlohmann::json::array()}, {"normalizer", nullptr},
-      {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}}},
+      {"version", "1.0"},
+      {"added_tokens", nlohmann::json::array()},
+      {"normalizer", nullptr},
+      {"pre_tokenizer",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}}},
       {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
   write_text(dir + "/tokenizer.json", tok.dump());
@@ -110,9 +116,9 @@ std::string write_token_dir(const std::vector<uint32_t>& ids, int64_t vocab_size
 
 std::string nfc(const std::string& text) {
   utf8proc_uint8_t* normalized = nullptr;
-  const auto length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                   static_cast<utf8proc_ssize_t>(text.size()), &normalized,
-                                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const auto length =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()), static_cast<utf8proc_ssize_t>(text.size()),
+                   &normalized, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (length < 0) throw std::runtime_error("utf8proc_map failed");
   std::string result(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
   std::free(normalized);
@@ -158,7 +164,8 @@ bool ParsedPng::has_color(uint8_t r, uint8_t g, uint8_t b) const {
   for (uint32_t y = 0; y < height; ++y) {
     for (uint32_t x = 0; x < width; ++x) {
       const size_t i = y * (1 + 3 * width) + 1 + 3 * x;
-      if (i + 2 < raw.size() && uint8_t(raw[i]) == r && uint8_t(raw[i + 1]) == g && uint8_t(raw[i + 2]) == b) return true;
+      if (i + 2 < raw.size() && uint8_t(raw[i]) == r && uint8_t(raw[i + 1]) == g && uint8_t(raw[i + 2]) == b)
+        return true;
     }
   }
   return false;

@@ -4,8 +4,8 @@
 #pragma once
 #include <c10/core/Device.h>
 
-#include <functional>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 

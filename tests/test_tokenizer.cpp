@@ -54,8 +54,8 @@ const std::vector<Case>& reference_cases() {
     const json file = json::parse(halo::read_file(kQwen3Dir + "/cases.json"));
     std::vector<Case> result;
     for (const json& entry : file.at("cases")) {
-      result.push_back(Case{entry.at("name"), entry.at("text"), entry.at("decoded"),
-                            entry.at("ids").get<std::vector<int32_t>>()});
+      result.push_back(
+          Case{entry.at("name"), entry.at("text"), entry.at("decoded"), entry.at("ids").get<std::vector<int32_t>>()});
     }
     return result;
   }();
@@ -123,8 +123,7 @@ TEST(Qwen3Tokenizer, AddedTokensAreMatchedWholeBeforePreTokenization) {
   for (int32_t id : tokenizer.encode("user\nhi")) expected.push_back(id);
   expected.push_back(151645);
   EXPECT_EQ(tokenizer.encode("<|im_start|>user\nhi<|im_end|>"), expected);
-  EXPECT_EQ(tokenizer.encode("x<tool_call>"),
-            (std::vector<int32_t>{id_of(tokenizer, "x"), 151657}));
+  EXPECT_EQ(tokenizer.encode("x<tool_call>"), (std::vector<int32_t>{id_of(tokenizer, "x"), 151657}));
   // Almost an added token: ordinary text.
   EXPECT_GT(tokenizer.encode("<|im_start|").size(), 1u);
   EXPECT_EQ(tokenizer.decode({151644, 872}), "<|im_start|>user");
@@ -138,8 +137,7 @@ TEST(Qwen3Tokenizer, MongolianVowelSeparatorIsNotWhiteSpace) {
 }
 
 TEST(Qwen3Tokenizer, RejectsInvalidUtf8WithTheBytePosition) {
-  EXPECT_NE(error_message([] { qwen3().encode("abc\xFF"); }).find("not valid UTF-8 at byte 3"),
-            std::string::npos);
+  EXPECT_NE(error_message([] { qwen3().encode("abc\xFF"); }).find("not valid UTF-8 at byte 3"), std::string::npos);
   EXPECT_NE(error_message([] { qwen3().encode("ab\xE4\xBD"); }).find("at byte 2"),
             std::string::npos);  // truncated character
   EXPECT_NE(error_message([] { qwen3().encode("\xED\xA0\x80"); }).find("at byte 0"),
@@ -156,8 +154,7 @@ TEST(Qwen3Tokenizer, DecodeChecksIdsAndReplacesBrokenCharacters) {
 }
 
 TEST(Qwen3Tokenizer, LongRunsEncodeAndRoundTrip) {
-  const std::string text =
-      std::string(100000, ' ') + "x" + std::string(100000, 'a') + "\n" + std::string(50000, '\n');
+  const std::string text = std::string(100000, ' ') + "x" + std::string(100000, 'a') + "\n" + std::string(50000, '\n');
   EXPECT_EQ(qwen3().decode(qwen3().encode(text)), text);
 }
 
@@ -190,8 +187,7 @@ TEST_F(Qwen3Variant, MergesAsStringsOrPairsGiveTheSameIds) {
   json variant = qwen3_json();
   json& merges = variant["model"]["merges"];
   ASSERT_TRUE(merges[0].is_array());  // the real file has pairs
-  for (json& merge : merges)
-    merge = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
+  for (json& merge : merges) merge = merge[0].get<std::string>() + " " + merge[1].get<std::string>();
   const auto tokenizer = load_variant(variant);
   for (const Case& c : reference_cases()) {
     EXPECT_EQ(tokenizer->encode(c.text), c.ids) << "case " << c.name;
@@ -208,20 +204,16 @@ TEST_F(Qwen3Variant, LongestAddedTokenWins) {
 
 TEST_F(Qwen3Variant, BareByteLevelUsesTheGpt2Regex) {
   json variant = qwen3_json();
-  variant["pre_tokenizer"] = {{"type", "ByteLevel"},
-                              {"add_prefix_space", false},
-                              {"trim_offsets", false},
-                              {"use_regex", true}};
+  variant["pre_tokenizer"] = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", true}};
   const auto tokenizer = load_variant(variant);
   // Qwen3's regex takes "'T" case-insensitively as a contraction; GPT-2's does not.
   const std::string space_don =
       "\xC4\xA0"
       "DON";
-  EXPECT_EQ(qwen3().encode(" DON'T"),
-            (std::vector<int32_t>{id_of(qwen3(), space_don), id_of(qwen3(), "'T")}));
-  EXPECT_EQ(
-      tokenizer->encode(" DON'T"),
-      (std::vector<int32_t>{id_of(qwen3(), space_don), id_of(qwen3(), "'"), id_of(qwen3(), "T")}));
+  EXPECT_EQ(qwen3().encode(" DON'T"), (std::vector<int32_t>{id_of(qwen3(), space_don), id_of(qwen3(), "'T")}));
+  EXPECT_EQ(tokenizer->encode(" DON'T"),
+            (std::vector<int32_t>{id_of(qwen3(), space_don), id_of(qwen3(), "'"), id_of(qwen3(), "T")}));
 }
 
 TEST_F(Qwen3Variant, EosTokenFromConfigObjectOrFailure) {
@@ -257,8 +249,7 @@ TEST(TokenizerLoading, BadJsonNamesTheFile) {
 TEST(TokenizerLoading, UnsupportedModelTypeNamesTheFileAndType) {
   TempDir dir;
   write_text(dir.file("tokenizer.json"), R"({"model": {"type": "WordPiece", "vocab": {}}})");
-  const std::string message =
-      error_message([&] { halo::load_tokenizer(dir.file("tokenizer.json")); });
+  const std::string message = error_message([&] { halo::load_tokenizer(dir.file("tokenizer.json")); });
   EXPECT_NE(message.find(dir.file("tokenizer.json")), std::string::npos) << message;
   EXPECT_NE(message.find("WordPiece"), std::string::npos) << message;
 }
@@ -305,11 +296,27 @@ class PreTokenizerSteps : public ::testing::Test {
       if (byte != missing_byte) vocab[byte_level(byte)] = byte;
     }
     // "Ġ" is U+0120, "Ù£" / "Ù¤" the bytes of U+0663 / U+0664, "Â½" those of U+00BD.
-    const std::vector<std::string> merges = {
-        "1 2", "12 3", "4 5", "\xC4\xA0 1", "\xC4\xA0" "1 2", "h e", "l l", "he ll", "hell o",
-        "\xC4\xA0 w", "o r", "\xC4\xA0w or", "\xC4\xA0wor l", "\xC4\xA0worl d",
-        "\xC4\xA0 \xC4\xA0", "\xC3\x99 \xC2\xA3", "\xC3\x99 \xC2\xA4",
-        "\xC3\x99\xC2\xA3 \xC3\x99\xC2\xA4", "\xC3\x82 \xC2\xBD", "\xC4\xA0 \xC3\x82\xC2\xBD"};
+    const std::vector<std::string> merges = {"1 2",
+                                             "12 3",
+                                             "4 5",
+                                             "\xC4\xA0 1",
+                                             "\xC4\xA0"
+                                             "1 2",
+                                             "h e",
+                                             "l l",
+                                             "he ll",
+                                             "hell o",
+                                             "\xC4\xA0 w",
+                                             "o r",
+                                             "\xC4\xA0w or",
+                                             "\xC4\xA0wor l",
+                                             "\xC4\xA0worl d",
+                                             "\xC4\xA0 \xC4\xA0",
+                                             "\xC3\x99 \xC2\xA3",
+                                             "\xC3\x99 \xC2\xA4",
+                                             "\xC3\x99\xC2\xA3 \xC3\x99\xC2\xA4",
+                                             "\xC3\x82 \xC2\xBD",
+                                             "\xC4\xA0 \xC3\x82\xC2\xBD"};
     for (size_t i = 0; i < merges.size(); ++i) {
       const size_t space = merges[i].find(' ');
       vocab[merges[i].substr(0, space) + merges[i].substr(space + 1)] = 256 + static_cast<int>(i);
@@ -321,17 +328,13 @@ class PreTokenizerSteps : public ::testing::Test {
   }
 
   static json byte_level_step(bool use_regex) {
-    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", use_regex},
-            {"use_regex", use_regex}};
+    return {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", use_regex}, {"use_regex", use_regex}};
   }
   static json split(const std::string& regex) {
-    return {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"},
-            {"invert", false}};
+    return {{"type", "Split"}, {"pattern", {{"Regex", regex}}}, {"behavior", "Isolated"}, {"invert", false}};
   }
   static json digits(bool individual) { return {{"type", "Digits"}, {"individual_digits", individual}}; }
-  static json sequence(const std::vector<json>& steps) {
-    return {{"type", "Sequence"}, {"pretokenizers", steps}};
-  }
+  static json sequence(const std::vector<json>& steps) { return {{"type", "Sequence"}, {"pretokenizers", steps}}; }
 
   // Each text's ids, in the order of kTexts.
   void expect_ids(const json& pre_tokenizer, const std::vector<std::vector<int32_t>>& expected) {
@@ -344,9 +347,9 @@ class PreTokenizerSteps : public ::testing::Test {
   }
 
   // Arabic-Indic digits (Nd), VULGAR FRACTION ONE HALF (No), ROMAN NUMERAL TWELVE (Nl).
-  static constexpr const char* kTexts[] = {
-      "hello world 12345", " 123 1245 12",
-      "x12y45 \xD9\xA3\xD9\xA4\xD9\xA5 \xC2\xBD \xE2\x85\xAB 2", "  world  \n 1234567"};
+  static constexpr const char* kTexts[] = {"hello world 12345", " 123 1245 12",
+                                           "x12y45 \xD9\xA3\xD9\xA4\xD9\xA5 \xC2\xBD \xE2\x85\xAB 2",
+                                           "  world  \n 1234567"};
   TempDir dir_;
 };
 
@@ -399,9 +402,7 @@ TEST_F(PreTokenizerSteps, SplitThenByteLevelRegexCutsEachPieceAgain) {
 }
 
 TEST_F(PreTokenizerSteps, ByteLevelMustComeLastAndBeThere) {
-  const auto message_of = [&](const json& pre_tokenizer) {
-    return error_message([&] { load(pre_tokenizer); });
-  };
+  const auto message_of = [&](const json& pre_tokenizer) { return error_message([&] { load(pre_tokenizer); }); };
   for (const json& bad : {sequence({byte_level_step(true), digits(true)}), sequence({digits(true)}),
                           byte_level_step(false), json{{"type", "Whitespace"}}}) {
     const std::string message = message_of(bad);
@@ -415,7 +416,9 @@ TEST_F(PreTokenizerSteps, ByteWithoutATokenIsDropped) {
   const auto tokenizer = load(byte_level_step(true), 0x01);
   EXPECT_EQ(tokenizer->encode("x\x01y"), (std::vector<int32_t>{120, 121}));
   EXPECT_EQ(tokenizer->encode("\x01\x01"), (std::vector<int32_t>{}));
-  EXPECT_EQ(tokenizer->encode("4\x01" "5 12"), (std::vector<int32_t>{52, 53, 32, 256}));
+  EXPECT_EQ(tokenizer->encode("4\x01"
+                              "5 12"),
+            (std::vector<int32_t>{52, 53, 32, 256}));
 }
 
 // A tiny BPE SentencePiece model trained on the first lines of WikiText-2's validation split.

@@ -25,15 +25,15 @@
 #include <limits>
 #include <thread>
 
+#include "data/token_dataset.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
-#include "train/optimizer.h"
 #include "halo/token_corpus.h"
-#include "data/token_dataset.h"
 #include "halo/trainer.h"
-#include "train/training_checkpoint.h"
 #include "test_support.h"
+#include "train/optimizer.h"
+#include "train/training_checkpoint.h"
 
 extern char** environ;
 
@@ -298,7 +298,9 @@ TEST_F(TrainerTest, Fp32MasterKeepsUpdatesSmallerThanTheBf16Spacing) {
 }
 
 TEST_F(TrainerTest, GradClippingBoundsTheGlobalNorm) {
-  auto grads = [] { return std::vector<at::Tensor>{at::tensor({3.0f, 4.0f}), at::tensor({12.0f}).reshape({1, 1}), at::Tensor()}; };
+  auto grads = [] {
+    return std::vector<at::Tensor>{at::tensor({3.0f, 4.0f}), at::tensor({12.0f}).reshape({1, 1}), at::Tensor()};
+  };
   auto norm = [](const std::vector<at::Tensor>& g) {
     return std::sqrt(g[0].pow(2).sum().item<double>() + g[1].pow(2).sum().item<double>());
   };
@@ -350,7 +352,8 @@ std::vector<at::Tensor> interrupted_and_resumed(const std::string& corpus, const
                                                 const std::function<void()>& before_resume) {
   TrainerConfig config = config_for(run_dir, 10);
   config.checkpoint_every = 4;
-  struct sigaction before {}, after {};
+  struct sigaction before {
+  }, after{};
   ::sigaction(SIGINT, nullptr, &before);
   const Trained first = train(corpus, config, 1, [](BigramTask& task) {
     task.before_loss = [&task] {
@@ -454,7 +457,8 @@ TEST_F(TrainerTest, KeepsTheNewestCheckpointsAndRemovesStaleTemporaries) {
   train(make_corpus(), config);
   EXPECT_EQ(list_directory(run_dir + "/checkpoints"), (std::vector<std::string>{"step-00000008", "step-00000009"}));
   config.keep_checkpoints = 0;
-  EXPECT_NE(error_of([&] { train(make_corpus(), config); }).find("checkpoints to keep must be >= 1"), std::string::npos);
+  EXPECT_NE(error_of([&] { train(make_corpus(), config); }).find("checkpoints to keep must be >= 1"),
+            std::string::npos);
 }
 
 TEST_F(TrainerTest, ResumingIntoADifferentModelFailsClearly) {
@@ -539,7 +543,8 @@ pid_t spawn_training_child(const ChildRun& run) {
   const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) throw std::runtime_error("cannot read /proc/self/exe");
   exe[n] = '\0';
-  std::vector<std::string> args = {exe, "--gtest_filter=TrainerChild.DISABLED_Train", "--gtest_also_run_disabled_tests"};
+  std::vector<std::string> args = {exe, "--gtest_filter=TrainerChild.DISABLED_Train",
+                                   "--gtest_also_run_disabled_tests"};
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) env.emplace_back(*e);
   env.push_back("HALO_TRAINER_CHILD_CORPUS=" + run.corpus);
@@ -631,7 +636,8 @@ TEST_F(TrainerTest, CheckpointsSurviveKillNineAndTheRunResumesExactly) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     ASSERT_TRUE(training && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
-        << "the child did not train until killed:\n" << read_file(run.run_dir + "/child.log");
+        << "the child did not train until killed:\n"
+        << read_file(run.run_dir + "/child.log");
     expect_checkpoints_complete(run.run_dir);
   }
   // Finish in this process a few steps past the newest checkpoint, and compare with a run that
@@ -659,8 +665,8 @@ TEST_F(TrainerTest, SigtermEndsTrainingWithACheckpointOfTheLastStep) {
   ::kill(pid, SIGTERM);
   int status = 0;
   ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(training && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "status " << status << "\n" << read_file(run.run_dir + "/child.log");
+  ASSERT_TRUE(training && WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n"
+                                                                         << read_file(run.run_dir + "/child.log");
   const auto result = nlohmann::json::parse(read_file(run.run_dir + "/child-result.json"));
   EXPECT_TRUE(result["interrupted"].get<bool>());
   const int64_t steps_done = result["steps_done"].get<int64_t>();

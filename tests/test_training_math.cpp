@@ -7,10 +7,10 @@
 
 #include "halo/causal_lm.h"
 #include "halo/hypenet_conversion.h"
-#include "ops/lm_losses.h"
-#include "halo/training_tasks.h"
-#include "test_support.h"
 #include "halo/model_directory.h"
+#include "halo/training_tasks.h"
+#include "ops/lm_losses.h"
+#include "test_support.h"
 
 namespace halo {
 namespace {

@@ -46,8 +46,7 @@ struct BpeTrainingResult {
 
   // What was read: files, text bytes (up to max_bytes), pre-tokenized pieces (special tokens
   // left out), their bytes after NFC, and the tokens that the merges make of them.
-  int64_t files = 0, text_bytes = 0, pieces = 0, distinct_pieces = 0, piece_bytes = 0,
-          piece_tokens = 0;
+  int64_t files = 0, text_bytes = 0, pieces = 0, distinct_pieces = 0, piece_bytes = 0, piece_tokens = 0;
 
   int32_t vocab_size() const { return static_cast<int32_t>(tokens.size() + special_tokens.size()); }
 };

@@ -51,13 +51,13 @@ struct LayerWeights {
 
 // What every layer of one forward call shares: RoPE tables, HyPE scales, masks for padding.
 struct ForwardContext {
-  int64_t offset = 0;            // absolute position of the first token
-  int64_t length = 0;            // tokens in this call
-  at::Tensor attn_cos, attn_sin;     // RoPE of attention layers [B|1, 1, T, D]
-  at::Tensor light_cos, light_sin;   // RoPE of lightning layers [B|1, 1, T, D']
-  at::Tensor hype_scale;             // [B|1, 1, T, 1]; undefined when off
-  at::Tensor attn_mask;              // bool [B, 1, T, S]; undefined: plain causal
-  at::Tensor token_valid;            // [B, 1, T, 1] 1/0 in the compute dtype; undefined: all valid
+  int64_t offset = 0;               // absolute position of the first token
+  int64_t length = 0;               // tokens in this call
+  at::Tensor attn_cos, attn_sin;    // RoPE of attention layers [B|1, 1, T, D]
+  at::Tensor light_cos, light_sin;  // RoPE of lightning layers [B|1, 1, T, D']
+  at::Tensor hype_scale;            // [B|1, 1, T, 1]; undefined when off
+  at::Tensor attn_mask;             // bool [B, 1, T, S]; undefined: plain causal
+  at::Tensor token_valid;           // [B, 1, T, 1] 1/0 in the compute dtype; undefined: all valid
   LightningImpl lightning_impl = LightningImpl::chunked;
   int64_t lightning_chunk = 64;
   // A decode step whose cache position is device data (CausalLM::decode_step): the cache slot

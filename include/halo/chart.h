@@ -22,8 +22,8 @@ struct LineSeries {
 };
 
 struct LineChart {
-  std::string title;    // above the plot, e.g. "FORWARD MS"
-  std::string x_label;  // below the x tick labels
+  std::string title;                  // above the plot, e.g. "FORWARD MS"
+  std::string x_label;                // below the x tick labels
   bool log_x = false, log_y = false;  // log axes need positive values; others are skipped
   // x ticks sit at every distinct x of the points; labels count with K = 1024 and M = 1048576
   // when that is exact ("4K"), else %g.
@@ -40,7 +40,7 @@ struct Bar {
 };
 
 struct BarChart {
-  std::string title;  // above the plot; none when empty
+  std::string title;              // above the plot; none when empty
   int slot = 16, bar_width = 10;  // pixels per bar slot and per bar
   std::vector<Bar> bars;
 };

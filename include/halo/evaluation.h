@@ -24,12 +24,12 @@ void check_token_range(const std::vector<int32_t>& ids, int64_t vocab_size);
 // ---- Needle in a haystack -------------------------------------------------------------------
 
 struct NeedleOptions {
-  std::vector<int64_t> lengths = {512, 2048, 8192};  // prompt lengths in tokens (exact)
+  std::vector<int64_t> lengths = {512, 2048, 8192};          // prompt lengths in tokens (exact)
   std::vector<double> depths = {0.0, 0.25, 0.5, 0.75, 1.0};  // needle position, fraction of the haystack
-  int64_t samples = 10;         // prompts per (length, depth)
+  int64_t samples = 10;                                      // prompts per (length, depth)
   uint64_t seed = 0;
-  int64_t max_new_tokens = 12;  // greedy answer length
-  int64_t batch_tokens = 32768; // prompts of one length run together, up to this many tokens
+  int64_t max_new_tokens = 12;   // greedy answer length
+  int64_t batch_tokens = 32768;  // prompts of one length run together, up to this many tokens
 };
 
 // One prompt: header, haystack with the needle at a sentence boundary, question. The prompt
@@ -37,9 +37,9 @@ struct NeedleOptions {
 struct NeedleSample {
   int64_t length = 0;
   double depth = 0;
-  std::string key, value;        // "<word>-<word>", 7 digits
+  std::string key, value;  // "<word>-<word>", 7 digits
   std::vector<int32_t> prompt;
-  int64_t needle_begin = 0;      // index of the needle's first token in `prompt`
+  int64_t needle_begin = 0;  // index of the needle's first token in `prompt`
   int64_t needle_tokens = 0;
   int64_t haystack_begin = 0, haystack_tokens = 0;  // the filler span, needle excluded
 };
@@ -63,8 +63,8 @@ struct NeedleCell {
 };
 
 struct NeedleResult {
-  std::vector<NeedleCell> cells;       // in the order of options.lengths x options.depths
-  std::vector<std::string> answers;    // decoded output of each sample, in sample order
+  std::vector<NeedleCell> cells;     // in the order of options.lengths x options.depths
+  std::vector<std::string> answers;  // decoded output of each sample, in sample order
   int64_t correct = 0, total = 0;
   double accuracy() const { return total > 0 ? static_cast<double>(correct) / total : 0.0; }
   // Accuracy over all depths of one length.
@@ -90,7 +90,8 @@ struct ChoiceItem {
 // {"context": ..., "choices": [...], "label": i}, labels_path empty). The format is that of
 // the first object. Blank lines are skipped; a bad line fails naming file:line. `limit` > 0
 // keeps the first `limit` items.
-std::vector<ChoiceItem> load_multiple_choice(const std::string& path, const std::string& labels_path, int64_t limit = 0);
+std::vector<ChoiceItem> load_multiple_choice(const std::string& path, const std::string& labels_path,
+                                             int64_t limit = 0);
 
 struct ChoiceScores {
   std::vector<double> log_likelihood;  // summed over each choice's tokens

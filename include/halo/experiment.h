@@ -17,9 +17,9 @@
 namespace halo {
 
 struct DataConfig {
-  std::string tokens;       // a directory made by `halo data prepare`
-  int64_t seq_len = 512;    // T
-  int64_t batch_size = 8;   // B per micro-batch
+  std::string tokens;      // a directory made by `halo data prepare`
+  int64_t seq_len = 512;   // T
+  int64_t batch_size = 8;  // B per micro-batch
 };
 
 struct TrainingStageConfig {
@@ -31,23 +31,23 @@ struct TrainingStageConfig {
 };
 
 struct PretrainConfig : TrainingStageConfig {
-  ModelConfig model;        // architecture (vocab_size from the tokenizer when 0)
+  ModelConfig model;  // architecture (vocab_size from the tokenizer when 0)
   double init_std = 0.02;
 };
 
 struct SelectConfig {
   bool enabled = false;
-  std::string criterion = "halo";  // halo | recall | kl | even
-  int64_t keep = -1;               // attention layers to keep; -1: floor(L/4)
+  std::string criterion = "halo";         // halo | recall | kl | even
+  int64_t keep = -1;                      // attention layers to keep; -1: floor(L/4)
   std::vector<int64_t> attention_layers;  // skip measuring: use these (criterion "given")
   int64_t niah_length = 512;
   int64_t niah_samples = 20;
   std::vector<double> niah_depths = {0.1, 0.3, 0.5, 0.7, 0.9};
-  std::string filler;              // NIAH filler text file
-  std::string mc_task;             // multiple-choice JSONL (PIQA format or generic); "" -> text loss
+  std::string filler;   // NIAH filler text file
+  std::string mc_task;  // multiple-choice JSONL (PIQA format or generic); "" -> text loss
   std::string mc_labels;
   int64_t mc_limit = 200;
-  std::string heldout_text;        // commonsense proxy when mc_task is empty: -loss on this text
+  std::string heldout_text;  // commonsense proxy when mc_task is empty: -loss on this text
   int64_t heldout_tokens = 4096;
 };
 
@@ -68,7 +68,7 @@ struct TuneConfig {
 
 struct ReportConfig {
   bool enabled = false;
-  std::string text;                       // perplexity text (held out)
+  std::string text;                                   // perplexity text (held out)
   std::vector<int64_t> lengths_factors = {1, 4, 16};  // context = factor x training length
   int64_t ppl_tokens = 32768;
   std::string filler;
@@ -77,13 +77,13 @@ struct ReportConfig {
 };
 
 struct Experiment {
-  std::string path;          // the YAML file
+  std::string path;  // the YAML file
   std::string run_dir;
   std::string device = "auto";
   std::string dtype = "auto";  // training/inference dtype: auto = bfloat16 on CUDA, float32 on CPU
   uint64_t seed = 0;
-  std::string teacher;       // Qwen3 directory; empty when pretrain makes one
-  std::string tokenizer;     // tokenizer directory/file (default: the teacher's directory)
+  std::string teacher;    // Qwen3 directory; empty when pretrain makes one
+  std::string tokenizer;  // tokenizer directory/file (default: the teacher's directory)
   PretrainConfig pretrain;
   TrainingStageConfig align;
   SelectConfig select;

@@ -40,15 +40,14 @@ struct GenerationStats {
 // Continues several prompts at once. Shorter prompts are left-padded (the padding never reaches
 // attention or recurrent state, so each row gets the tokens it would get alone); each row stops
 // at its own stop id. `on_token(row, id)` sees each new id; returning false stops that row.
-std::vector<std::vector<int64_t>> generate_batch(
-    CausalLM& model, const std::vector<std::vector<int64_t>>& prompts, const GenerationOptions& options,
-    const std::function<bool(int64_t row, int64_t id)>& on_token = {}, GenerationStats* stats = nullptr);
+std::vector<std::vector<int64_t>> generate_batch(CausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
+                                                 const GenerationOptions& options,
+                                                 const std::function<bool(int64_t row, int64_t id)>& on_token = {},
+                                                 GenerationStats* stats = nullptr);
 
 // Continues `prompt` (batch 1). `on_token` sees each new id as it is chosen; returning false
 // stops generation. Returns the new ids (without the prompt).
-std::vector<int64_t> generate(CausalLM& model, const std::vector<int64_t>& prompt,
-                              const GenerationOptions& options,
-                              const std::function<bool(int64_t)>& on_token = {},
-                              GenerationStats* stats = nullptr);
+std::vector<int64_t> generate(CausalLM& model, const std::vector<int64_t>& prompt, const GenerationOptions& options,
+                              const std::function<bool(int64_t)>& on_token = {}, GenerationStats* stats = nullptr);
 
 }  // namespace halo

@@ -41,7 +41,7 @@ struct GgufImportResult {
   std::string architecture;  // "llama" | "qwen2" | "qwen3"
   int64_t parameters = 0;    // elements written (lm_head not counted when tied)
   int64_t tensors = 0;
-  uint64_t bytes = 0;        // bytes of tensor data written
+  uint64_t bytes = 0;  // bytes of tensor data written
   bool tied_embeddings = false;
 };
 

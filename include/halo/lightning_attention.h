@@ -42,7 +42,6 @@ struct LightningOutput {
 // gives the decays no gradient (they are fixed) and fails if they require one.
 LightningOutput lightning_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& decay, double scale, LightningImpl impl,
-                                    const c10::optional<at::Tensor>& initial_state = {},
-                                    int64_t chunk_size = 64);
+                                    const c10::optional<at::Tensor>& initial_state = {}, int64_t chunk_size = 64);
 
 }  // namespace halo

@@ -15,15 +15,15 @@ enum class MixerType { attention, lightning };
 
 // RoPE's frequency scaling, as transformers' rope_scaling / rope_parameters names it.
 struct RopeScaling {
-  std::string type = "default";                    // default | linear | llama3 | yarn
-  double factor = 1.0;                             // linear, llama3, yarn
-  double low_freq_factor = 1.0;                    // llama3
-  double high_freq_factor = 4.0;                   // llama3
-  int64_t original_max_position_embeddings = 0;    // llama3, yarn (yarn: 0 = max_position_embeddings)
-  double beta_fast = 32.0, beta_slow = 1.0;        // yarn
-  std::optional<double> attention_factor;          // yarn: the cos/sin factor (default from factor, mscale)
-  std::optional<double> mscale, mscale_all_dim;    // yarn
-  bool truncate = true;                            // yarn
+  std::string type = "default";                  // default | linear | llama3 | yarn
+  double factor = 1.0;                           // linear, llama3, yarn
+  double low_freq_factor = 1.0;                  // llama3
+  double high_freq_factor = 4.0;                 // llama3
+  int64_t original_max_position_embeddings = 0;  // llama3, yarn (yarn: 0 = max_position_embeddings)
+  double beta_fast = 32.0, beta_slow = 1.0;      // yarn
+  std::optional<double> attention_factor;        // yarn: the cos/sin factor (default from factor, mscale)
+  std::optional<double> mscale, mscale_all_dim;  // yarn
+  bool truncate = true;                          // yarn
 };
 
 struct ModelConfig {

@@ -18,8 +18,8 @@ class Tokenizer;
 struct ModelConfig;
 
 struct SaveOptions {
-  c10::ScalarType dtype = c10::kBFloat16;   // dtype of the stored weights
-  uint64_t max_shard_bytes = 5'000'000'000; // 0: never shard
+  c10::ScalarType dtype = c10::kBFloat16;    // dtype of the stored weights
+  uint64_t max_shard_bytes = 5'000'000'000;  // 0: never shard
   std::string tokenizer_source;              // directory whose tokenizer files are copied ("" = none)
 };
 
@@ -30,7 +30,8 @@ CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, con
 // The token ids that end a generation from this model, one rule for every command and stage:
 // config.json's eos ids, generation_config.json's (when the directory has one) and the
 // tokenizer's EOS (when given and defined), sorted, without duplicates.
-std::vector<int64_t> stop_token_ids(const std::string& model_dir, const ModelConfig& config, const Tokenizer* tokenizer);
+std::vector<int64_t> stop_token_ids(const std::string& model_dir, const ModelConfig& config,
+                                    const Tokenizer* tokenizer);
 
 void save_model_directory(CausalLM& model, const std::string& dir, const SaveOptions& options);
 

@@ -29,7 +29,7 @@ class SplitMix64 {
 
 const std::string& needle_header();
 std::string needle_sentence(const std::string& key, const std::string& value);  // leading space
-std::string needle_question(const std::string& key);                             // ends with "is:"
+std::string needle_question(const std::string& key);                            // ends with "is:"
 std::string draw_needle_key(SplitMix64& rng);
 std::string draw_needle_value(SplitMix64& rng);
 

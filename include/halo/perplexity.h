@@ -2,8 +2,8 @@
 // `context` tokens and starts `stride` after the previous one; only tokens not scored by an
 // earlier window are scored (the Hugging Face "strided" method). Every scored token sees at
 // least one token of context in its window, so with stride == context (disjoint windows) the
-// first token of each later window goes unscored; a stride below the context scores all. Logits are formed a slice of positions at a time, so a 151k vocabulary
-// never needs a [T, V] float32 tensor for the whole window.
+// first token of each later window goes unscored; a stride below the context scores all. Logits are formed a slice of
+// positions at a time, so a 151k vocabulary never needs a [T, V] float32 tensor for the whole window.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -16,8 +16,8 @@ namespace halo {
 class CausalLM;
 
 struct PerplexityResult {
-  double nll_sum = 0;    // natural-log loss summed over scored tokens
-  int64_t tokens = 0;    // tokens scored
+  double nll_sum = 0;  // natural-log loss summed over scored tokens
+  int64_t tokens = 0;  // tokens scored
   double mean_nll() const { return tokens > 0 ? nll_sum / tokens : 0.0; }
   double perplexity() const;
 };

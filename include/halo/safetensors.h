@@ -96,8 +96,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
 // `max_shard_bytes` (0 = never shard), else model-0000i-of-0000n.safetensors shards plus
 // model.safetensors.index.json ({"metadata": {"total_size": ...}, "weight_map": {...}}).
 // Stale weight files from an earlier save in `dir` are removed after the new ones are in place.
-void write_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors,
-                      uint64_t max_shard_bytes,
-                      const std::map<std::string, std::string>& metadata = {});
+void write_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors, uint64_t max_shard_bytes,
+                   const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace halo

@@ -29,6 +29,6 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
 
 // Saves a model directory's weights, sharded above max_shard_bytes (see write_weights).
 void save_weights(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes,
-                     const std::map<std::string, std::string>& metadata = {});
+                  const std::map<std::string, std::string>& metadata = {});
 
 }  // namespace halo

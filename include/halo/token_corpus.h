@@ -59,18 +59,18 @@ TokenizerFingerprint fingerprint_tokenizer(const std::string& dir_or_file);
 struct TokenizeCorpusOptions {
   std::vector<std::string> inputs;  // files, directories, glob patterns (expand_inputs, file_system.h)
   std::string out_dir;
-  DocumentOptions documents;        // how files are read as documents (document_reader.h)
-  int threads = 1;                  // tokenizer workers
+  DocumentOptions documents;  // how files are read as documents (document_reader.h)
+  int threads = 1;            // tokenizer workers
   bool append_eos = true;
-  TokenizerFingerprint tokenizer;   // recorded in the manifest
-  int64_t batch_bytes = 1 << 20;    // documents are handed to workers in batches of about this much text
+  TokenizerFingerprint tokenizer;  // recorded in the manifest
+  int64_t batch_bytes = 1 << 20;   // documents are handed to workers in batches of about this much text
 };
 
 // Tokenizes the documents of the input files as DocumentReader reads them (document_reader.h;
 // a whole-file document is held in memory until its batch is written). Documents that are empty
 // or only whitespace are skipped and counted. Runs `threads` workers calling tokenizer.encode
-// concurrently (it must be safe to call from several threads). Returns the manifest it wrote. Fails with file (and line) when a document cannot be read or tokenized,
-// and without an EOS id unless append_eos is false.
+// concurrently (it must be safe to call from several threads). Returns the manifest it wrote. Fails with file (and
+// line) when a document cannot be read or tokenized, and without an EOS id unless append_eos is false.
 TokenCorpusManifest tokenize_corpus(const Tokenizer& tokenizer, const TokenizeCorpusOptions& options);
 
 }  // namespace halo

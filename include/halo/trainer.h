@@ -26,22 +26,22 @@ class AdamW;
 class TokenBatcher;
 
 struct TrainerConfig {
-  int64_t steps = 0;               // optimizer steps
-  int64_t grad_accum = 1;          // micro-batches per step
+  int64_t steps = 0;       // optimizer steps
+  int64_t grad_accum = 1;  // micro-batches per step
   double lr = 1e-3, min_lr = 1e-5;
   std::string schedule = "cosine";  // cosine | wsd | constant
-  int64_t warmup_steps = 0;        // linear from 0
-  double wsd_decay_fraction = 0.1; // WSD: last fraction of steps decays linearly to min_lr
+  int64_t warmup_steps = 0;         // linear from 0
+  double wsd_decay_fraction = 0.1;  // WSD: last fraction of steps decays linearly to min_lr
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8;
-  double weight_decay = 0.0;       // applied to parameters with >= 2 dimensions only
-  double grad_clip = 1.0;          // max global L2 norm; 0 disables
-  bool fp32_master = false;        // keep float32 copies of low-precision parameters
-  std::string nan_policy = "stop"; // stop | skip (a skipped step still counts toward `steps`)
-  int64_t checkpoint_every = 0;    // 0: only at the end (and on a signal)
+  double weight_decay = 0.0;        // applied to parameters with >= 2 dimensions only
+  double grad_clip = 1.0;           // max global L2 norm; 0 disables
+  bool fp32_master = false;         // keep float32 copies of low-precision parameters
+  std::string nan_policy = "stop";  // stop | skip (a skipped step still counts toward `steps`)
+  int64_t checkpoint_every = 0;     // 0: only at the end (and on a signal)
   int64_t keep_checkpoints = 2;
-  uint64_t seed = 0;               // seeds torch's global generators on a fresh start (data order: TokenBatcherOptions)
-  std::string run_dir;             // checkpoints/, metrics.jsonl
-  std::string label = "train";     // progress bar / log prefix
+  uint64_t seed = 0;            // seeds torch's global generators on a fresh start (data order: TokenBatcherOptions)
+  std::string run_dir;          // checkpoints/, metrics.jsonl
+  std::string label = "train";  // progress bar / log prefix
 };
 
 // The learning rate at `step` (0-based) under `config`.
@@ -97,9 +97,9 @@ class TrainStep {
 };
 
 struct TrainingResult {
-  int64_t steps_done = 0;     // total optimizer steps completed (including before a resume)
-  bool interrupted = false;   // stopped by SIGINT/SIGTERM after saving a checkpoint
-  double final_loss = 0;      // mean loss of the last step
+  int64_t steps_done = 0;    // total optimizer steps completed (including before a resume)
+  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
+  double final_loss = 0;     // mean loss of the last step
 };
 
 class Trainer {

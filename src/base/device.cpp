@@ -46,11 +46,16 @@ void synchronize(const c10::Device& device) {
 
 const char* scalar_type_name(c10::ScalarType type) {
   switch (type) {
-    case c10::kFloat: return "float32";
-    case c10::kBFloat16: return "bfloat16";
-    case c10::kHalf: return "float16";
-    case c10::kDouble: return "float64";
-    default: return c10::toString(type);
+    case c10::kFloat:
+      return "float32";
+    case c10::kBFloat16:
+      return "bfloat16";
+    case c10::kHalf:
+      return "float16";
+    case c10::kDouble:
+      return "float64";
+    default:
+      return c10::toString(type);
   }
 }
 

@@ -128,7 +128,9 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
-void copy_file_atomic(const std::string& from, const std::string& to) { write_file_atomic(to, read_file(from)); }
+void copy_file_atomic(const std::string& from, const std::string& to) {
+  write_file_atomic(to, read_file(from));
+}
 
 std::string canonical_path(const std::string& path) {
   char* resolved = ::realpath(path.c_str(), nullptr);
@@ -137,7 +139,6 @@ std::string canonical_path(const std::string& path) {
   std::free(resolved);
   return out;
 }
-
 
 namespace {
 

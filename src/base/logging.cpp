@@ -24,11 +24,16 @@ Level current = Level::info;
 
 spdlog::level::level_enum to_spdlog(Level l) {
   switch (l) {
-    case Level::debug: return spdlog::level::debug;
-    case Level::info: return spdlog::level::info;
-    case Level::warn: return spdlog::level::warn;
-    case Level::error: return spdlog::level::err;
-    case Level::off: return spdlog::level::off;
+    case Level::debug:
+      return spdlog::level::debug;
+    case Level::info:
+      return spdlog::level::info;
+    case Level::warn:
+      return spdlog::level::warn;
+    case Level::error:
+      return spdlog::level::err;
+    case Level::off:
+      return spdlog::level::off;
   }
   return spdlog::level::info;
 }
@@ -40,7 +45,9 @@ void set_level(Level l) {
   logger().set_level(to_spdlog(l));
 }
 
-Level level() { return current; }
+Level level() {
+  return current;
+}
 
 Level parse_level(const std::string& name) {
   if (name == "debug") return Level::debug;
@@ -51,9 +58,17 @@ Level parse_level(const std::string& name) {
   usage_fail("--log-level: unknown level '", name, "' (use debug, info, warn, error or off)");
 }
 
-void debug(const std::string& m) { logger().debug(m); }
-void info(const std::string& m) { logger().info(m); }
-void warn(const std::string& m) { logger().warn(m); }
-void error(const std::string& m) { logger().error(m); }
+void debug(const std::string& m) {
+  logger().debug(m);
+}
+void info(const std::string& m) {
+  logger().info(m);
+}
+void warn(const std::string& m) {
+  logger().warn(m);
+}
+void error(const std::string& m) {
+  logger().error(m);
+}
 
 }  // namespace halo::log

@@ -72,31 +72,30 @@ int run_eval(int argc, char** argv) {
       "Example: halo eval --model ./Qwen3-1.7B --tasks ppl,niah,mc --text brown.txt --filler brown.txt \\\n"
       "           --task-file piqa/valid.jsonl --labels piqa/valid-labels.lst --lengths 512,2048,8192");
   add_model_options(options);
-  options.add_options()
-      ("tasks", "Comma-separated tasks: ppl, niah, mc", cxxopts::value<std::string>()->default_value("ppl,niah,mc"))
-      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
-      ("json", "Print the results as JSON instead of a table")
-      ("out", "Also write the JSON results to this file", cxxopts::value<std::string>());
-  options.add_options("ppl")
-      ("text", "Held-out text file", cxxopts::value<std::string>())
-      ("context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))
-      ("stride", "Window advance in tokens (default: the context)", cxxopts::value<int64_t>())
-      ("max-tokens", "Score only the first N tokens of the text (0: all)", cxxopts::value<int64_t>()->default_value("0"));
-  options.add_options("niah")
-      ("filler", "Filler text file for the haystack (default: --text)", cxxopts::value<std::string>())
-      ("lengths", "Prompt lengths in tokens", cxxopts::value<std::string>()->default_value("512,2048,8192"))
-      ("depths", "Needle depths, fractions of the haystack", cxxopts::value<std::string>()->default_value("0,0.25,0.5,0.75,1"))
-      ("samples", "Prompts per (length, depth)", cxxopts::value<int64_t>()->default_value("10"))
-      ("seed", "Seed of keys, values and filler offsets", cxxopts::value<uint64_t>()->default_value("0"))
-      ("max-new-tokens", "Greedy answer length", cxxopts::value<int64_t>()->default_value("12"));
-  options.add_options("mc")
-      ("task-file", "JSONL items: PIQA (goal, sol1, sol2 + --labels) or {context, choices, label}",
-       cxxopts::value<std::string>())
-      ("labels", "PIQA labels file (one 0/1 a line)", cxxopts::value<std::string>())
-      ("limit", "Score only the first N items (0: all)", cxxopts::value<int64_t>()->default_value("0"));
-  options.add_options("niah, mc")
-      ("batch-tokens", "Prompts or choices run together up to this many tokens",
-       cxxopts::value<int64_t>()->default_value("32768"));
+  options.add_options()("tasks", "Comma-separated tasks: ppl, niah, mc",
+                        cxxopts::value<std::string>()->default_value("ppl,niah,mc"))(
+      "t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())(
+      "json", "Print the results as JSON instead of a table")("out", "Also write the JSON results to this file",
+                                                              cxxopts::value<std::string>());
+  options.add_options("ppl")("text", "Held-out text file", cxxopts::value<std::string>())(
+      "context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))(
+      "stride", "Window advance in tokens (default: the context)", cxxopts::value<int64_t>())(
+      "max-tokens", "Score only the first N tokens of the text (0: all)",
+      cxxopts::value<int64_t>()->default_value("0"));
+  options.add_options("niah")("filler", "Filler text file for the haystack (default: --text)",
+                              cxxopts::value<std::string>())(
+      "lengths", "Prompt lengths in tokens", cxxopts::value<std::string>()->default_value("512,2048,8192"))(
+      "depths", "Needle depths, fractions of the haystack",
+      cxxopts::value<std::string>()->default_value("0,0.25,0.5,0.75,1"))(
+      "samples", "Prompts per (length, depth)", cxxopts::value<int64_t>()->default_value("10"))(
+      "seed", "Seed of keys, values and filler offsets", cxxopts::value<uint64_t>()->default_value("0"))(
+      "max-new-tokens", "Greedy answer length", cxxopts::value<int64_t>()->default_value("12"));
+  options.add_options("mc")("task-file", "JSONL items: PIQA (goal, sol1, sol2 + --labels) or {context, choices, label}",
+                            cxxopts::value<std::string>())("labels", "PIQA labels file (one 0/1 a line)",
+                                                           cxxopts::value<std::string>())(
+      "limit", "Score only the first N items (0: all)", cxxopts::value<int64_t>()->default_value("0"));
+  options.add_options("niah, mc")("batch-tokens", "Prompts or choices run together up to this many tokens",
+                                  cxxopts::value<int64_t>()->default_value("32768"));
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::set<std::string> tasks = parse_tasks(result["tasks"].as<std::string>());
@@ -133,7 +132,8 @@ int run_eval(int argc, char** argv) {
   if (tasks.count("niah")) needle_samples = build_needle_samples(*tokenizer, read_file(filler_path), needle);
   std::vector<ChoiceItem> choice_items;
   if (tasks.count("mc")) {
-    choice_items = load_multiple_choice(task_path, result.count("labels") ? result["labels"].as<std::string>() : "", limit);
+    choice_items =
+        load_multiple_choice(task_path, result.count("labels") ? result["labels"].as<std::string>() : "", limit);
   }
 
   CausalLM model = load_model_from_options(result, "halo eval");
@@ -153,8 +153,12 @@ int run_eval(int argc, char** argv) {
     const std::string setting = cat(base_name(text_path), " ctx ", context);
     rows.push_back({"ppl", setting, "loss", r.mean_nll()});
     rows.push_back({"ppl", setting, "perplexity", r.perplexity()});
-    report["tasks"]["ppl"] = {{"text", text_path},   {"context", context},          {"stride", stride},
-                              {"tokens", r.tokens},  {"loss", r.mean_nll()},        {"perplexity", r.perplexity()},
+    report["tasks"]["ppl"] = {{"text", text_path},
+                              {"context", context},
+                              {"stride", stride},
+                              {"tokens", r.tokens},
+                              {"loss", r.mean_nll()},
+                              {"perplexity", r.perplexity()},
                               {"seconds", seconds_since(start)}};
   }
   if (tasks.count("niah")) {
@@ -176,7 +180,10 @@ int run_eval(int argc, char** argv) {
     nlohmann::json cells = nlohmann::json::array(), by_length = nlohmann::json::object();
     for (const auto& c : r.cells) {
       rows.push_back({"niah", cat("len ", c.length, " depth ", fixed(c.depth, 2)), "accuracy", c.accuracy()});
-      cells.push_back({{"length", c.length}, {"depth", c.depth}, {"correct", c.correct}, {"total", c.total},
+      cells.push_back({{"length", c.length},
+                       {"depth", c.depth},
+                       {"correct", c.correct},
+                       {"total", c.total},
                        {"accuracy", c.accuracy()}});
     }
     for (int64_t length : needle.lengths) {
@@ -184,9 +191,15 @@ int run_eval(int argc, char** argv) {
       by_length[std::to_string(length)] = r.length_accuracy(length);
     }
     rows.push_back({"niah", "all", "accuracy", r.accuracy()});
-    report["tasks"]["niah"] = {{"filler", filler_path},    {"samples", needle.samples}, {"seed", needle.seed},
-                               {"accuracy", r.accuracy()}, {"correct", r.correct},      {"total", r.total},
-                               {"lengths", by_length},     {"cells", cells},            {"seconds", seconds_since(start)}};
+    report["tasks"]["niah"] = {{"filler", filler_path},
+                               {"samples", needle.samples},
+                               {"seed", needle.seed},
+                               {"accuracy", r.accuracy()},
+                               {"correct", r.correct},
+                               {"total", r.total},
+                               {"lengths", by_length},
+                               {"cells", cells},
+                               {"seconds", seconds_since(start)}};
   }
   if (tasks.count("mc")) {
     auto start = std::chrono::steady_clock::now();
@@ -201,8 +214,11 @@ int run_eval(int argc, char** argv) {
     const std::string setting = cat(base_name(task_path), " n=", choice_items.size());
     rows.push_back({"mc", setting, "acc", r.acc()});
     rows.push_back({"mc", setting, "acc_norm", r.acc_norm()});
-    report["tasks"]["mc"] = {{"task_file", task_path}, {"items", choice_items.size()}, {"acc", r.acc()},
-                             {"acc_norm", r.acc_norm()}, {"seconds", seconds_since(start)}};
+    report["tasks"]["mc"] = {{"task_file", task_path},
+                             {"items", choice_items.size()},
+                             {"acc", r.acc()},
+                             {"acc_norm", r.acc_norm()},
+                             {"seconds", seconds_since(start)}};
   }
 
   nlohmann::json table = nlohmann::json::array();

@@ -14,13 +14,15 @@
 namespace halo::cli {
 
 int run_forward(int argc, char** argv) {
-  cxxopts::Options options("halo forward", "Run one forward pass on token ids from a safetensors file.\n"
-                                           "Example: halo forward --model ./Qwen3-0.6B --input ids.safetensors --output out.safetensors");
+  cxxopts::Options options(
+      "halo forward",
+      "Run one forward pass on token ids from a safetensors file.\n"
+      "Example: halo forward --model ./Qwen3-0.6B --input ids.safetensors --output out.safetensors");
   add_model_options(options);
-  options.add_options()
-      ("i,input", "safetensors file holding the int64 tensor input_ids [batch, time]", cxxopts::value<std::string>())
-      ("o,output", "safetensors file to write (float32 logits [batch, time, vocab])", cxxopts::value<std::string>())
-      ("hidden-states", "Also write hidden_states.0 .. hidden_states.L (0: embeddings, L: after the final norm)");
+  options.add_options()("i,input", "safetensors file holding the int64 tensor input_ids [batch, time]",
+                        cxxopts::value<std::string>())(
+      "o,output", "safetensors file to write (float32 logits [batch, time, vocab])", cxxopts::value<std::string>())(
+      "hidden-states", "Also write hidden_states.0 .. hidden_states.L (0: embeddings, L: after the final norm)");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string input_path = require_string(result, "input", "halo forward");
@@ -48,7 +50,8 @@ int run_forward(int argc, char** argv) {
   NamedTensors out{{"logits", logits.to(at::kFloat)}};
   for (size_t i = 0; i < hidden.size(); ++i) out.emplace_back(cat("hidden_states.", i), hidden[i].to(at::kFloat));
   save_tensors(output_path, out);
-  log::info(cat("wrote ", output_path, ": logits ", logits.sizes(), want_hidden ? cat(" and ", hidden.size(), " hidden states") : ""));
+  log::info(cat("wrote ", output_path, ": logits ", logits.sizes(),
+                want_hidden ? cat(" and ", hidden.size(), " hidden states") : ""));
   return kExitOk;
 }
 

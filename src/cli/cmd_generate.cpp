@@ -46,24 +46,26 @@ std::vector<int64_t> parse_prompt_ids(const std::string& text) {
 }  // namespace
 
 int run_generate(int argc, char** argv) {
-  cxxopts::Options options("halo generate", "Generate a continuation of a prompt, streamed as it is produced.\n"
-                                            "Example: halo generate --model ./Qwen3-0.6B --prompt \"The sky is\" --max-new-tokens 32");
+  cxxopts::Options options("halo generate",
+                           "Generate a continuation of a prompt, streamed as it is produced.\n"
+                           "Example: halo generate --model ./Qwen3-0.6B --prompt \"The sky is\" --max-new-tokens 32");
   add_model_options(options);
-  options.add_options()
-      ("p,prompt", "Prompt text", cxxopts::value<std::string>())
-      ("prompt-ids", "Prompt as space-separated token ids (no tokenizer needed)", cxxopts::value<std::string>())
-      ("prompt-file", "Generate for every line of a file as one left-padded batch; prints JSON lines "
-       "{\"prompt\", \"completion\"} (ids with --print-ids)", cxxopts::value<std::string>())
-      ("ids-in-file", "The lines of --prompt-file are space-separated token ids, not text")
-      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
-      ("n,max-new-tokens", "Number of tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"))
-      ("temperature", "Sampling temperature; 0 means greedy", cxxopts::value<double>()->default_value("0"))
-      ("top-p", "Nucleus sampling: keep the most likely tokens up to this probability mass",
-       cxxopts::value<double>()->default_value("1"))
-      ("seed", "Random seed for sampling", cxxopts::value<uint64_t>()->default_value("0"))
-      ("print-ids", "Print the generated token ids instead of text")
-      ("ignore-eos", "Do not stop at end-of-sequence tokens")
-      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph (for comparison)");
+  options.add_options()("p,prompt", "Prompt text", cxxopts::value<std::string>())(
+      "prompt-ids", "Prompt as space-separated token ids (no tokenizer needed)", cxxopts::value<std::string>())(
+      "prompt-file",
+      "Generate for every line of a file as one left-padded batch; prints JSON lines "
+      "{\"prompt\", \"completion\"} (ids with --print-ids)",
+      cxxopts::value<std::string>())("ids-in-file",
+                                     "The lines of --prompt-file are space-separated token ids, not text")(
+      "t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())(
+      "n,max-new-tokens", "Number of tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"))(
+      "temperature", "Sampling temperature; 0 means greedy", cxxopts::value<double>()->default_value("0"))(
+      "top-p", "Nucleus sampling: keep the most likely tokens up to this probability mass",
+      cxxopts::value<double>()->default_value("1"))("seed", "Random seed for sampling",
+                                                    cxxopts::value<uint64_t>()->default_value("0"))(
+      "print-ids", "Print the generated token ids instead of text")("ignore-eos",
+                                                                    "Do not stop at end-of-sequence tokens")(
+      "no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph (for comparison)");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   if (result.count("prompt") + result.count("prompt-ids") + result.count("prompt-file") != 1) {
@@ -86,8 +88,10 @@ int run_generate(int argc, char** argv) {
     for (std::string line; std::getline(lines, line);) {
       if (line.empty()) continue;
       std::vector<int64_t> ids;
-      if (result.count("ids-in-file")) ids = parse_prompt_ids(line);
-      else for (int32_t id : tokenizer->encode(line)) ids.push_back(id);
+      if (result.count("ids-in-file"))
+        ids = parse_prompt_ids(line);
+      else
+        for (int32_t id : tokenizer->encode(line)) ids.push_back(id);
       batch.push_back(ids);
       batch_text.push_back(line);
     }
@@ -121,8 +125,10 @@ int run_generate(int argc, char** argv) {
     const auto outputs = generate_batch(model, batch, gen, {}, &stats);
     for (size_t r = 0; r < outputs.size(); ++r) {
       nlohmann::json line = {{"prompt", batch_text[r]}};
-      if (print_ids || !tokenizer) line["completion"] = outputs[r];
-      else line["completion"] = tokenizer->decode(std::vector<int32_t>(outputs[r].begin(), outputs[r].end()));
+      if (print_ids || !tokenizer)
+        line["completion"] = outputs[r];
+      else
+        line["completion"] = tokenizer->decode(std::vector<int32_t>(outputs[r].begin(), outputs[r].end()));
       std::printf("%s\n", line.dump().c_str());
     }
     log::info(cat(batch.size(), " prompts, ", stats.new_tokens, " new tokens in ",

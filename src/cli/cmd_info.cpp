@@ -17,9 +17,10 @@
 namespace halo::cli {
 
 int run_info(int argc, char** argv) {
-  cxxopts::Options options("halo info", "Describe a model directory: architecture, parameter count, dtype, layers;\n"
-                                        "or a GGUF file: architecture, sizes, tensor types, tokenizer (halo import reads it).\n"
-                                        "Example: halo info --model ./Qwen3-1.7B");
+  cxxopts::Options options("halo info",
+                           "Describe a model directory: architecture, parameter count, dtype, layers;\n"
+                           "or a GGUF file: architecture, sizes, tensor types, tokenizer (halo import reads it).\n"
+                           "Example: halo info --model ./Qwen3-1.7B");
   options.add_options()("m,model", "Model directory, or a .gguf file", cxxopts::value<std::string>());
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
@@ -49,7 +50,8 @@ int run_info(int argc, char** argv) {
 
   std::printf("model          %s\n", dir.c_str());
   std::printf("architecture   %s\n", c.model_type.c_str());
-  std::printf("weights        %s (%zu tensors, %.1f MB)\n", files.source().c_str(), files.entries().size(), bytes / 1e6);
+  std::printf("weights        %s (%zu tensors, %.1f MB)\n", files.source().c_str(), files.entries().size(),
+              bytes / 1e6);
   std::printf("parameters     %lld (%s)\n", static_cast<long long>(total),
               total >= 1e9 ? (fixed(total / 1e9, 2) + " B").c_str() : (fixed(total / 1e6, 2) + " M").c_str());
   std::printf("stored dtype   %s (config: %s)\n", dtypes.c_str(), c.dtype.c_str());

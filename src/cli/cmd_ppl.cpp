@@ -18,16 +18,16 @@
 namespace halo::cli {
 
 int run_ppl(int argc, char** argv) {
-  cxxopts::Options options("halo ppl", "Perplexity of a text file (sliding windows of --context tokens, advancing by --stride).\n"
-                                       "Example: halo ppl --model ./Qwen3-0.6B --text brown.txt --context 2048");
+  cxxopts::Options options("halo ppl",
+                           "Perplexity of a text file (sliding windows of --context tokens, advancing by --stride).\n"
+                           "Example: halo ppl --model ./Qwen3-0.6B --text brown.txt --context 2048");
   add_model_options(options);
-  options.add_options()
-      ("text", "Text file to score", cxxopts::value<std::string>())
-      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
-      ("context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))
-      ("stride", "Window advance in tokens (default: the context, i.e. disjoint windows)", cxxopts::value<int64_t>())
-      ("max-tokens", "Score only the first N tokens of the file (0: all)", cxxopts::value<int64_t>()->default_value("0"))
-      ("json", "Print the result as JSON");
+  options.add_options()("text", "Text file to score", cxxopts::value<std::string>())(
+      "t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())(
+      "context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))(
+      "stride", "Window advance in tokens (default: the context, i.e. disjoint windows)", cxxopts::value<int64_t>())(
+      "max-tokens", "Score only the first N tokens of the file (0: all)",
+      cxxopts::value<int64_t>()->default_value("0"))("json", "Print the result as JSON");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string text_path = require_string(result, "text", "halo ppl");
@@ -59,8 +59,9 @@ int run_ppl(int argc, char** argv) {
   });
   bar.finish();
   if (result.count("json")) {
-    nlohmann::json j = {{"text", text_path}, {"tokens", r.tokens}, {"nll", r.mean_nll()},
-                        {"perplexity", r.perplexity()}, {"context", context}, {"stride", stride}};
+    nlohmann::json j = {{"text", text_path},   {"tokens", r.tokens},
+                        {"nll", r.mean_nll()}, {"perplexity", r.perplexity()},
+                        {"context", context},  {"stride", stride}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("perplexity %.4f (mean nll %.5f nats over %lld tokens; context %lld, stride %lld)\n", r.perplexity(),

@@ -25,17 +25,16 @@ const char* stage_summary(const std::string& stage) {
 
 int run_experiment_command(const std::string& stage, int argc, char** argv) {
   const bool all = stage == "all";
-  cxxopts::Options options(all ? "halo run" : "halo " + stage,
-                           all ? "Run a HALO experiment (YAML) stage by stage: pretrain, align, select, distill, finetune, "
-                                 "tune, report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
-                                 "Example: halo run configs/quickstart.yaml"
-                               : std::string(stage_summary(stage)) + "\nExample: halo " + stage +
-                                     " --config configs/quickstart.yaml");
-  options.add_options()
-      ("c,config", "Experiment YAML file", cxxopts::value<std::string>())
-      ("dry-run", "Print the plan (token budgets, memory estimates) and exit")
-      ("device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())
-      ("dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>());
+  cxxopts::Options options(
+      all ? "halo run" : "halo " + stage,
+      all ? "Run a HALO experiment (YAML) stage by stage: pretrain, align, select, distill, finetune, "
+            "tune, report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
+            "Example: halo run configs/quickstart.yaml"
+          : std::string(stage_summary(stage)) + "\nExample: halo " + stage + " --config configs/quickstart.yaml");
+  options.add_options()("c,config", "Experiment YAML file", cxxopts::value<std::string>())(
+      "dry-run", "Print the plan (token budgets, memory estimates) and exit")(
+      "device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())(
+      "dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>());
   if (all) {
     options.add_options()("stage", "Run only this stage", cxxopts::value<std::string>()->default_value("all"));
     options.parse_positional({"config"});
@@ -58,7 +57,9 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
 
 }  // namespace
 
-int run_run(int argc, char** argv) { return run_experiment_command("all", argc, argv); }
+int run_run(int argc, char** argv) {
+  return run_experiment_command("all", argc, argv);
+}
 int run_stage(int argc, char** argv) {
   std::string name = argv[0];
   return run_experiment_command(name, argc, argv);

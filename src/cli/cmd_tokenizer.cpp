@@ -22,19 +22,20 @@ int run_tokenizer_train(int argc, char** argv) {
       "DIR/tokenizer.json and DIR/tokenizer_config.json (eos_token: the first special token).\n"
       "Example: halo tokenizer train --input runs/corpus/raw --vocab-size 4096 --out runs/tokenizer");
   const unsigned cores = std::thread::hardware_concurrency();
-  options.add_options()
-      ("i,input", "Input files, directories (recursed) or glob patterns of UTF-8 text; repeat or list them after --input",
-       cxxopts::value<std::vector<std::string>>())
-      ("vocab-size", "Vocabulary size: 256 byte tokens + merges + special tokens", cxxopts::value<int32_t>())
-      ("o,out", "Output directory", cxxopts::value<std::string>());
+  options.add_options()(
+      "i,input",
+      "Input files, directories (recursed) or glob patterns of UTF-8 text; repeat or list them after --input",
+      cxxopts::value<std::vector<std::string>>())(
+      "vocab-size", "Vocabulary size: 256 byte tokens + merges + special tokens", cxxopts::value<int32_t>())(
+      "o,out", "Output directory", cxxopts::value<std::string>());
   add_document_options(options);
-  options.add_options()
-      ("min-frequency", "Never merge a pair seen fewer times", cxxopts::value<int64_t>()->default_value("2"))
-      ("special", "Special tokens, comma-separated (\"\" for none); the first is EOS",
-       cxxopts::value<std::vector<std::string>>()->default_value("<|endoftext|>,<|im_start|>,<|im_end|>"))
-      ("max-mb", "Read at most this many MB (10^6 bytes) of text; 0: all", cxxopts::value<double>()->default_value("0"))
-      ("threads", "Threads that pre-tokenize and count (the result does not depend on it)",
-       cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)));
+  options.add_options()("min-frequency", "Never merge a pair seen fewer times",
+                        cxxopts::value<int64_t>()->default_value("2"))(
+      "special", "Special tokens, comma-separated (\"\" for none); the first is EOS",
+      cxxopts::value<std::vector<std::string>>()->default_value("<|endoftext|>,<|im_start|>,<|im_end|>"))(
+      "max-mb", "Read at most this many MB (10^6 bytes) of text; 0: all", cxxopts::value<double>()->default_value("0"))(
+      "threads", "Threads that pre-tokenize and count (the result does not depend on it)",
+      cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)));
   options.parse_positional({"input"});
   options.positional_help("[PATHS...]").show_positional_help();
   add_common_options(options);
@@ -61,12 +62,12 @@ int run_tokenizer_train(int argc, char** argv) {
   const BpeTrainingResult trained = train_bpe(result["input"].as<std::vector<std::string>>(), trainer);
   write_tokenizer_json(out_dir, trained);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s: vocab %d (256 bytes + %zu merged + %zu special), %zu merges; %.2f MB of text from %lld files, "
-              "%.2f bytes/token on it; %.1f s\n",
-              out_dir.c_str(), trained.vocab_size(), trained.tokens.size() - 256, trained.special_tokens.size(),
-              trained.merges.size(), trained.text_bytes / 1e6, static_cast<long long>(trained.files),
-              trained.piece_tokens > 0 ? static_cast<double>(trained.piece_bytes) / trained.piece_tokens : 0.0,
-              seconds);
+  std::printf(
+      "%s: vocab %d (256 bytes + %zu merged + %zu special), %zu merges; %.2f MB of text from %lld files, "
+      "%.2f bytes/token on it; %.1f s\n",
+      out_dir.c_str(), trained.vocab_size(), trained.tokens.size() - 256, trained.special_tokens.size(),
+      trained.merges.size(), trained.text_bytes / 1e6, static_cast<long long>(trained.files),
+      trained.piece_tokens > 0 ? static_cast<double>(trained.piece_bytes) / trained.piece_tokens : 0.0, seconds);
   return kExitOk;
 }
 

@@ -13,11 +13,11 @@
 namespace halo::cli {
 
 void add_model_options(cxxopts::Options& options) {
-  options.add_options("Model")
-      ("m,model", "Model directory (config.json + model.safetensors or shards)", cxxopts::value<std::string>())
-      ("dtype", "Compute dtype: float32, bfloat16, float16 or auto (stored dtype on CUDA, float32 on CPU)",
-       cxxopts::value<std::string>()->default_value("auto"))
-      ("device", "cpu, cuda, cuda:N or auto", cxxopts::value<std::string>()->default_value("auto"));
+  options.add_options("Model")("m,model", "Model directory (config.json + model.safetensors or shards)",
+                               cxxopts::value<std::string>())(
+      "dtype", "Compute dtype: float32, bfloat16, float16 or auto (stored dtype on CUDA, float32 on CPU)",
+      cxxopts::value<std::string>()->default_value("auto"))("device", "cpu, cuda, cuda:N or auto",
+                                                            cxxopts::value<std::string>()->default_value("auto"));
 }
 
 CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::string& command) {
@@ -29,9 +29,9 @@ CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::
   auto start = std::chrono::steady_clock::now();
   CausalLM model = load_causal_lm(dir, dtype, device);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  log::info(cat("loaded ", dir, ": ", model.config().model_type, ", ", model.config().num_hidden_layers,
-                " layers, ", model.parameter_count(), " parameters, ", scalar_type_name(dtype), " on ",
-                device.str(), " in ", fixed(seconds, 2), " s"));
+  log::info(cat("loaded ", dir, ": ", model.config().model_type, ", ", model.config().num_hidden_layers, " layers, ",
+                model.parameter_count(), " parameters, ", scalar_type_name(dtype), " on ", device.str(), " in ",
+                fixed(seconds, 2), " s"));
   return model;
 }
 

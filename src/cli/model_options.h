@@ -15,5 +15,4 @@ void add_model_options(cxxopts::Options& options);
 // Loads the model that --model/--dtype/--device name, logging what was loaded.
 CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::string& command);
 
-
 }  // namespace halo::cli

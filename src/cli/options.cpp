@@ -11,11 +11,10 @@
 namespace halo::cli {
 
 void add_common_options(cxxopts::Options& options) {
-  options.add_options("Common")
-      ("h,help", "Show this help and exit")
-      ("log-level", "Log verbosity: debug, info, warn, error or off",
-       cxxopts::value<std::string>()->default_value("info"))
-      ("q,quiet", "Only print results and errors (same as --log-level error)");
+  options.add_options("Common")("h,help", "Show this help and exit")(
+      "log-level", "Log verbosity: debug, info, warn, error or off",
+      cxxopts::value<std::string>()->default_value("info"))(
+      "q,quiet", "Only print results and errors (same as --log-level error)");
 }
 
 cxxopts::ParseResult parse_command_line(cxxopts::Options& options, int argc, char** argv) {
@@ -30,28 +29,25 @@ cxxopts::ParseResult parse_command_line(cxxopts::Options& options, int argc, cha
     std::exit(kExitOk);
   }
   if (!result.unmatched().empty()) {
-    usage_fail(options.program(), ": unexpected argument '", result.unmatched().front(), "' (see ",
-               options.program(), " --help)");
+    usage_fail(options.program(), ": unexpected argument '", result.unmatched().front(), "' (see ", options.program(),
+               " --help)");
   }
-  log::set_level(result.count("quiet") ? log::Level::error
-                                       : log::parse_level(result["log-level"].as<std::string>()));
+  log::set_level(result.count("quiet") ? log::Level::error : log::parse_level(result["log-level"].as<std::string>()));
   return result;
 }
 
-std::string require_string(const cxxopts::ParseResult& result, const std::string& name,
-                           const std::string& command) {
+std::string require_string(const cxxopts::ParseResult& result, const std::string& name, const std::string& command) {
   if (!result.count(name)) usage_fail(command, ": --", name, " is required (see ", command, " --help)");
   return result[name].as<std::string>();
 }
 
 void add_document_options(cxxopts::Options& options) {
-  options.add_options()
-      ("format", "Input format: auto (.jsonl/.json: jsonl, else text), text or jsonl",
-       cxxopts::value<std::string>()->default_value("auto"))
-      ("split", "Documents in text files: file (a document per file) or blank-line (per blank-line-separated block)",
-       cxxopts::value<std::string>()->default_value("file"))
-      ("jsonl-field", "The string field of each JSONL object that holds the text",
-       cxxopts::value<std::string>()->default_value("text"));
+  options.add_options()("format", "Input format: auto (.jsonl/.json: jsonl, else text), text or jsonl",
+                        cxxopts::value<std::string>()->default_value("auto"))(
+      "split", "Documents in text files: file (a document per file) or blank-line (per blank-line-separated block)",
+      cxxopts::value<std::string>()->default_value("file"))("jsonl-field",
+                                                            "The string field of each JSONL object that holds the text",
+                                                            cxxopts::value<std::string>()->default_value("text"));
 }
 
 DocumentOptions document_options(const cxxopts::ParseResult& result) {

@@ -20,8 +20,7 @@ void add_common_options(cxxopts::Options& options);
 cxxopts::ParseResult parse_command_line(cxxopts::Options& options, int argc, char** argv);
 
 // The value of a required option, or a usage error naming it and the command's --help.
-std::string require_string(const cxxopts::ParseResult& result, const std::string& name,
-                           const std::string& command);
+std::string require_string(const cxxopts::ParseResult& result, const std::string& name, const std::string& command);
 
 // The non-empty items of a comma-separated list.
 std::vector<std::string> split_list(const std::string& text);

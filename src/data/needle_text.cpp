@@ -9,14 +9,14 @@ namespace halo {
 namespace {
 
 // Keys are "<adjective>-<noun>": 32 x 32 combinations.
-const char* const kAdjectives[] = {
-    "amber",  "bold",   "brisk",  "calm",   "clever", "crimson", "dusty",  "eager",  "faint",  "fierce", "gentle",
-    "golden", "hollow", "humble", "icy",    "jolly",  "lively",  "lucky",  "mellow", "misty",  "noble",  "pale",
-    "proud",  "quiet",  "rapid",  "rusty",  "silent", "silver",  "sturdy", "tender", "vivid",  "wild"};
-const char* const kNouns[] = {
-    "anchor", "badger", "beacon", "canyon", "cedar",  "comet",   "falcon", "forest", "garden", "glacier", "harbor",
-    "island", "lantern", "meadow", "mirror", "orchid", "otter",  "pepper", "planet", "quarry", "river",  "saddle",
-    "spruce", "summit", "thistle", "tiger", "tunnel", "valley",  "walnut", "willow", "wizard", "zephyr"};
+const char* const kAdjectives[] = {"amber",  "bold",   "brisk",  "calm",   "clever", "crimson", "dusty", "eager",
+                                   "faint",  "fierce", "gentle", "golden", "hollow", "humble",  "icy",   "jolly",
+                                   "lively", "lucky",  "mellow", "misty",  "noble",  "pale",    "proud", "quiet",
+                                   "rapid",  "rusty",  "silent", "silver", "sturdy", "tender",  "vivid", "wild"};
+const char* const kNouns[] = {"anchor",  "badger",  "beacon", "canyon", "cedar",   "comet",  "falcon", "forest",
+                              "garden",  "glacier", "harbor", "island", "lantern", "meadow", "mirror", "orchid",
+                              "otter",   "pepper",  "planet", "quarry", "river",   "saddle", "spruce", "summit",
+                              "thistle", "tiger",   "tunnel", "valley", "walnut",  "willow", "wizard", "zephyr"};
 
 }  // namespace
 
@@ -32,8 +32,8 @@ std::string needle_sentence(const std::string& key, const std::string& value) {
 }
 
 std::string needle_question(const std::string& key) {
-  return "\nWhat is the special magic number for " + key + " mentioned in the provided text? The special magic number for " +
-         key + " is:";
+  return "\nWhat is the special magic number for " + key +
+         " mentioned in the provided text? The special magic number for " + key + " is:";
 }
 
 std::string draw_needle_key(SplitMix64& rng) {
@@ -42,7 +42,9 @@ std::string draw_needle_key(SplitMix64& rng) {
   return adjective + "-" + kNouns[rng.below(words)];
 }
 
-std::string draw_needle_value(SplitMix64& rng) { return std::to_string(1000000 + rng.below(9000000)); }
+std::string draw_needle_value(SplitMix64& rng) {
+  return std::to_string(1000000 + rng.below(9000000));
+}
 
 std::vector<std::string> split_sentences(const std::string& text) {
   std::vector<std::string> sentences;
@@ -75,7 +77,8 @@ std::vector<std::string> retrieval_documents(const std::vector<std::string>& fil
   docs.reserve(count);
   for (int64_t d = 0; d < count; ++d) {
     const std::string key = draw_needle_key(rng), value = draw_needle_value(rng);
-    const int64_t target = min_chars + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_chars - min_chars + 1)));
+    const int64_t target =
+        min_chars + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_chars - min_chars + 1)));
     std::vector<const std::string*> pieces;
     int64_t chars = 0;
     for (size_t i = rng.below(filler.size()); chars < target; i = (i + 1) % filler.size()) {

@@ -56,6 +56,7 @@ class ManifestFields {
     if (!v.is_boolean()) fail(where_, ": \"", key, "\" must be true or false");
     return v.get<bool>();
   }
+
  private:
   const nlohmann::json& object_;
   std::string where_;
@@ -122,16 +123,16 @@ TokenCorpusManifest manifest_from_json(const std::string& text, const std::strin
   TokenCorpusSource total;
   for (size_t i = 0; i < sources.size(); ++i) {
     ManifestFields s(sources[i], cat(origin, ": sources[", i, "]"));
-    TokenCorpusSource source{s.string("path"), s.count("documents"), s.count("skipped_documents"),
-                             s.count("tokens"), s.count("bytes")};
+    TokenCorpusSource source{s.string("path"), s.count("documents"), s.count("skipped_documents"), s.count("tokens"),
+                             s.count("bytes")};
     total.documents += source.documents;
     total.skipped_documents += source.skipped_documents;
     total.tokens += source.tokens;
     total.bytes += source.bytes;
     m.sources.push_back(std::move(source));
   }
-  if (total.documents != m.documents || total.skipped_documents != m.skipped_documents ||
-      total.tokens != m.tokens || total.bytes != m.bytes) {
+  if (total.documents != m.documents || total.skipped_documents != m.skipped_documents || total.tokens != m.tokens ||
+      total.bytes != m.bytes) {
     fail(origin, ": the totals do not match the sum over \"sources\"");
   }
   return m;

@@ -72,8 +72,11 @@ class TokenizationPipeline {
  public:
   TokenizationPipeline(const Tokenizer& tokenizer, const TokenizeCorpusOptions& options,
                        const std::vector<std::string>& files)
-      : tokenizer_(tokenizer), options_(options), files_(files),
-        vocab_size_(tokenizer.vocab_size()), max_in_flight_(4 * static_cast<int64_t>(options.threads)) {
+      : tokenizer_(tokenizer),
+        options_(options),
+        files_(files),
+        vocab_size_(tokenizer.vocab_size()),
+        max_in_flight_(4 * static_cast<int64_t>(options.threads)) {
     if (options.append_eos) eos_ = static_cast<uint32_t>(*tokenizer.eos_id());
   }
 
@@ -202,9 +205,8 @@ class TokenizationPipeline {
       TokenBatch batch;
       {
         std::unique_lock<std::mutex> lock(mutex_);
-        writer_cv_.wait(lock, [&] {
-          return error_ || finished_.count(next) || (reading_done_ && next == batches_read_);
-        });
+        writer_cv_.wait(lock,
+                        [&] { return error_ || finished_.count(next) || (reading_done_ && next == batches_read_); });
         if (error_) return;
         auto it = finished_.find(next);
         if (it == finished_.end()) return;  // every batch written
@@ -299,8 +301,9 @@ TokenCorpusManifest tokenize_corpus(const Tokenizer& tokenizer, const TokenizeCo
   if (options.batch_bytes < 1) usage_fail("batch_bytes must be >= 1");
   if (options.out_dir.empty()) usage_fail("no output directory given");
   if (options.append_eos && !tokenizer.eos_id()) {
-    fail("the tokenizer has no EOS token (no eos_token in tokenizer_config.json), so documents cannot be "
-         "separated; pass --no-eos to concatenate them without one");
+    fail(
+        "the tokenizer has no EOS token (no eos_token in tokenizer_config.json), so documents cannot be "
+        "separated; pass --no-eos to concatenate them without one");
   }
   std::vector<std::string> files;
   for (auto& file : expand_inputs(options.inputs)) {

@@ -34,8 +34,8 @@ std::vector<int64_t> window_permutation(int64_t n, uint64_t seed, int64_t epoch)
   for (int64_t i = 0; i < n; ++i) order[i] = i;
   for (int64_t i = n - 1; i > 0; --i) {
     // A uniform draw from [0, i] by multiply-shift (bias below 2^-40 for any realistic i).
-    const auto j = static_cast<int64_t>((static_cast<unsigned __int128>(splitmix64(state)) *
-                                         static_cast<uint64_t>(i + 1)) >> 64);
+    const auto j =
+        static_cast<int64_t>((static_cast<unsigned __int128>(splitmix64(state)) * static_cast<uint64_t>(i + 1)) >> 64);
     std::swap(order[i], order[j]);
   }
   return order;
@@ -47,7 +47,7 @@ TokenDataset::TokenDataset(const std::string& dir)
     : manifest_(read_manifest(dir)), tokens_path_(join_path(dir, kTokensFile)) {
   const int fd = ::open(tokens_path_.c_str(), O_RDONLY);
   if (fd < 0) fail(tokens_path_, ": cannot open (", std::strerror(errno), ")");
-  struct stat st{};
+  struct stat st {};
   if (::fstat(fd, &st) != 0) {
     ::close(fd);
     fail(tokens_path_, ": cannot stat (", std::strerror(errno), ")");

@@ -20,7 +20,9 @@
 namespace halo {
 namespace {
 
-bool is_blank(const std::string& line) { return line.find_first_not_of(" \t\r") == std::string::npos; }
+bool is_blank(const std::string& line) {
+  return line.find_first_not_of(" \t\r") == std::string::npos;
+}
 
 // Non-blank lines of a file with their 1-based line numbers.
 std::vector<std::pair<int64_t, std::string>> content_lines(const std::string& path) {
@@ -103,7 +105,7 @@ at::Tensor target_log_probs(const CausalLM& model, const at::Tensor& hidden, con
 
 struct ChoiceRow {
   size_t item = 0;
-  std::vector<int64_t> ids;   // context + choice
+  std::vector<int64_t> ids;  // context + choice
   int64_t context_tokens = 0;
 };
 
@@ -138,8 +140,9 @@ std::vector<ChoiceItem> load_multiple_choice(const std::string& path, const std:
     if (items.empty()) {
       piqa = object.contains("goal");
       if (!piqa && !object.contains("context")) {
-        fail(where, ": neither PIQA ({\"goal\", \"sol1\", \"sol2\"}) nor the generic format "
-                    "({\"context\", \"choices\", \"label\"})");
+        fail(where,
+             ": neither PIQA ({\"goal\", \"sol1\", \"sol2\"}) nor the generic format "
+             "({\"context\", \"choices\", \"label\"})");
       }
       if (piqa && labels_path.empty()) usage_fail(path, " is in PIQA format: give its labels file (--labels)");
       if (!piqa && !labels_path.empty()) {

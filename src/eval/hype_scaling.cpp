@@ -115,8 +115,8 @@ void write_hype_scaling_report(const std::string& dir, const HypeScalingResult& 
   }
   std::ostringstream md;
   md << "# HyPE logits scaling: the choice of a\n\nRule: among the values of a whose mean NIAH accuracy is within "
-     << fixed(100 * options.niah_tolerance, 1) << " points of the best, the lowest mean held-out loss. Chosen: **a = "
-     << result.best_a << "**.\n\n| a |";
+     << fixed(100 * options.niah_tolerance, 1)
+     << " points of the best, the lowest mean held-out loss. Chosen: **a = " << result.best_a << "**.\n\n| a |";
   for (int64_t length : result.lengths) md << " NIAH @ " << count_label(static_cast<double>(length)) << " |";
   for (int64_t length : result.lengths) md << " loss @ " << count_label(static_cast<double>(length)) << " |";
   md << " mean NIAH | mean loss |\n|---|";

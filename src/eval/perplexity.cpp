@@ -11,7 +11,9 @@
 
 namespace halo {
 
-double PerplexityResult::perplexity() const { return std::exp(mean_nll()); }
+double PerplexityResult::perplexity() const {
+  return std::exp(mean_nll());
+}
 
 double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& targets, int64_t slice) {
   double total = 0;
@@ -43,7 +45,8 @@ PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, in
     const int64_t first = std::max(scored_until, begin + 1);
     const int64_t count = end - first;
     if (count > 0) {
-      result.nll_sum += summed_nll(model, hidden.narrow(0, first - 1 - begin, count), window.narrow(0, first - begin, count));
+      result.nll_sum +=
+          summed_nll(model, hidden.narrow(0, first - 1 - begin, count), window.narrow(0, first - begin, count));
       result.tokens += count;
       scored_until = end;
     }

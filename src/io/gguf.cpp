@@ -30,7 +30,7 @@ using Kind = GgufValue::Kind;
 constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint64_t kMaxAlignment = uint64_t{1} << 31;  // the format stores it as a UINT32
-constexpr uint32_t kMaxDims = 4;                      // GGML_MAX_DIMS
+constexpr uint32_t kMaxDims = 4;                       // GGML_MAX_DIMS
 constexpr size_t kMaxShownNameBytes = 120;
 // The smallest possible encodings: a key/value pair (key length, type, one-byte value) and a
 // tensor info (name length, n_dims, type, offset).
@@ -41,32 +41,57 @@ constexpr uint64_t kMinTensorInfoBytes = 8 + 4 + 4 + 8;
 constexpr uint64_t kMaxReservedItems = 1 << 16;
 
 // Indexed by GgufValue::Kind.
-const char* const kKindNames[] = {"UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
-                                  "BOOL", "STRING", "ARRAY", "UINT64", "INT64", "FLOAT64"};
+const char* const kKindNames[] = {"UINT8", "INT8",   "UINT16", "INT16",  "UINT32", "INT32",  "FLOAT32",
+                                  "BOOL",  "STRING", "ARRAY",  "UINT64", "INT64",  "FLOAT64"};
 
-size_t initial_capacity(uint64_t count) { return static_cast<size_t>(std::min(count, kMaxReservedItems)); }
+size_t initial_capacity(uint64_t count) {
+  return static_cast<size_t>(std::min(count, kMaxReservedItems));
+}
 
 bool is_integer_kind(Kind kind) {
   switch (kind) {
-    case Kind::UINT8: case Kind::INT8: case Kind::UINT16: case Kind::INT16:
-    case Kind::UINT32: case Kind::INT32: case Kind::UINT64: case Kind::INT64:
+    case Kind::UINT8:
+    case Kind::INT8:
+    case Kind::UINT16:
+    case Kind::INT16:
+    case Kind::UINT32:
+    case Kind::INT32:
+    case Kind::UINT64:
+    case Kind::INT64:
       return true;
     default:
       return false;
   }
 }
-bool is_float_kind(Kind kind) { return kind == Kind::FLOAT32 || kind == Kind::FLOAT64; }
-bool is_number_kind(Kind kind) { return is_integer_kind(kind) || is_float_kind(kind); }
-bool is_string_kind(Kind kind) { return kind == Kind::STRING; }
-bool is_bool_kind(Kind kind) { return kind == Kind::BOOL; }
+bool is_float_kind(Kind kind) {
+  return kind == Kind::FLOAT32 || kind == Kind::FLOAT64;
+}
+bool is_number_kind(Kind kind) {
+  return is_integer_kind(kind) || is_float_kind(kind);
+}
+bool is_string_kind(Kind kind) {
+  return kind == Kind::STRING;
+}
+bool is_bool_kind(Kind kind) {
+  return kind == Kind::BOOL;
+}
 
 // Bytes one element of `kind` takes in the file; strings take at least their 8-byte length.
 uint64_t min_encoded_bytes(Kind kind) {
   switch (kind) {
-    case Kind::UINT8: case Kind::INT8: case Kind::BOOL: return 1;
-    case Kind::UINT16: case Kind::INT16: return 2;
-    case Kind::UINT32: case Kind::INT32: case Kind::FLOAT32: return 4;
-    default: return 8;
+    case Kind::UINT8:
+    case Kind::INT8:
+    case Kind::BOOL:
+      return 1;
+    case Kind::UINT16:
+    case Kind::INT16:
+      return 2;
+    case Kind::UINT32:
+    case Kind::INT32:
+    case Kind::FLOAT32:
+      return 4;
+    default:
+      return 8;
   }
 }
 
@@ -95,8 +120,7 @@ std::string describe_kind(const GgufValue& value) {
 // `what` describes the field for the message (a callable, so it is only built on failure).
 class Cursor {
  public:
-  Cursor(const std::string& path, const uint8_t* bytes, uint64_t size)
-      : path_(path), bytes_(bytes), size_(size) {}
+  Cursor(const std::string& path, const uint8_t* bytes, uint64_t size) : path_(path), bytes_(bytes), size_(size) {}
 
   uint64_t position() const { return position_; }
   uint64_t remaining() const { return size_ - position_; }
@@ -125,8 +149,8 @@ class Cursor {
   uint64_t read_count(uint64_t min_item_bytes, const What& what) {
     const uint64_t count = read<uint64_t>(what);
     if (count > remaining() / min_item_bytes) {
-      fail(path_, ": ", what(), " is ", count, " but only ", remaining(),
-           " bytes remain in the file (size ", size_, "); the file is truncated or corrupt");
+      fail(path_, ": ", what(), " is ", count, " but only ", remaining(), " bytes remain in the file (size ", size_,
+           "); the file is truncated or corrupt");
     }
     return count;
   }
@@ -135,8 +159,8 @@ class Cursor {
   template <class What>
   void require(uint64_t bytes, const What& what) const {
     if (bytes > remaining()) {
-      fail(path_, ": ", what(), " (", bytes, " bytes at offset ", position_,
-           ") runs past the end of the file (size ", size_, "); the file is truncated or corrupt");
+      fail(path_, ": ", what(), " (", bytes, " bytes at offset ", position_, ") runs past the end of the file (size ",
+           size_, "); the file is truncated or corrupt");
     }
   }
 
@@ -150,25 +174,49 @@ class Cursor {
 template <class What>
 void read_element(Cursor& cursor, Kind kind, GgufValue& value, const What& what) {
   switch (kind) {
-    case Kind::UINT8: value.integers.push_back(cursor.read<uint8_t>(what)); break;
-    case Kind::INT8: value.integers.push_back(cursor.read<int8_t>(what)); break;
-    case Kind::UINT16: value.integers.push_back(cursor.read<uint16_t>(what)); break;
-    case Kind::INT16: value.integers.push_back(cursor.read<int16_t>(what)); break;
-    case Kind::UINT32: value.integers.push_back(cursor.read<uint32_t>(what)); break;
-    case Kind::INT32: value.integers.push_back(cursor.read<int32_t>(what)); break;
-    case Kind::UINT64: value.integers.push_back(static_cast<int64_t>(cursor.read<uint64_t>(what))); break;
-    case Kind::INT64: value.integers.push_back(cursor.read<int64_t>(what)); break;
-    case Kind::FLOAT32: value.floats.push_back(cursor.read<float>(what)); break;
-    case Kind::FLOAT64: value.floats.push_back(cursor.read<double>(what)); break;
-    case Kind::BOOL: value.integers.push_back(cursor.read<uint8_t>(what) != 0); break;
-    case Kind::STRING: value.strings.push_back(cursor.read_string(what)); break;
-    case Kind::ARRAY: break;  // callers never pass ARRAY
+    case Kind::UINT8:
+      value.integers.push_back(cursor.read<uint8_t>(what));
+      break;
+    case Kind::INT8:
+      value.integers.push_back(cursor.read<int8_t>(what));
+      break;
+    case Kind::UINT16:
+      value.integers.push_back(cursor.read<uint16_t>(what));
+      break;
+    case Kind::INT16:
+      value.integers.push_back(cursor.read<int16_t>(what));
+      break;
+    case Kind::UINT32:
+      value.integers.push_back(cursor.read<uint32_t>(what));
+      break;
+    case Kind::INT32:
+      value.integers.push_back(cursor.read<int32_t>(what));
+      break;
+    case Kind::UINT64:
+      value.integers.push_back(static_cast<int64_t>(cursor.read<uint64_t>(what)));
+      break;
+    case Kind::INT64:
+      value.integers.push_back(cursor.read<int64_t>(what));
+      break;
+    case Kind::FLOAT32:
+      value.floats.push_back(cursor.read<float>(what));
+      break;
+    case Kind::FLOAT64:
+      value.floats.push_back(cursor.read<double>(what));
+      break;
+    case Kind::BOOL:
+      value.integers.push_back(cursor.read<uint8_t>(what) != 0);
+      break;
+    case Kind::STRING:
+      value.strings.push_back(cursor.read_string(what));
+      break;
+    case Kind::ARRAY:
+      break;  // callers never pass ARRAY
   }
 }
 
 // The value of metadata key `key` (its type already read as `raw_kind`).
-GgufValue read_value(Cursor& cursor, const std::string& path, const std::string& key,
-                     uint32_t raw_kind) {
+GgufValue read_value(Cursor& cursor, const std::string& path, const std::string& key, uint32_t raw_kind) {
   auto check_kind = [&](uint32_t kind, const char* role) {
     if (kind > static_cast<uint32_t>(Kind::FLOAT64)) {
       fail(path, ": metadata key '", printable(key), "' has ", role, " ", kind,
@@ -183,9 +231,9 @@ GgufValue read_value(Cursor& cursor, const std::string& path, const std::string&
     read_element(cursor, value.kind, value, what);
     return value;
   }
-  value.element_kind = check_kind(
-      cursor.read<uint32_t>([&] { return cat("the element type of metadata key '", printable(key), "'"); }),
-      "array element type");
+  value.element_kind =
+      check_kind(cursor.read<uint32_t>([&] { return cat("the element type of metadata key '", printable(key), "'"); }),
+                 "array element type");
   if (value.element_kind == Kind::ARRAY) {
     fail(path, ": metadata key '", printable(key), "' is an array of arrays, which halo does not read");
   }
@@ -200,9 +248,8 @@ GgufValue read_value(Cursor& cursor, const std::string& path, const std::string&
     value.integers.reserve(initial_capacity(count));
   }
   for (uint64_t i = 0; i < count; ++i) {
-    read_element(cursor, value.element_kind, value, [&] {
-      return cat("element ", i, " of metadata key '", printable(key), "'");
-    });
+    read_element(cursor, value.element_kind, value,
+                 [&] { return cat("element ", i, " of metadata key '", printable(key), "'"); });
   }
   return value;
 }
@@ -217,8 +264,7 @@ uint64_t read_alignment(const std::string& path, const std::map<std::string, Ggu
          ", expected an integer; the file is corrupt");
   }
   const int64_t alignment = value.integers[0];
-  if (alignment <= 0 || static_cast<uint64_t>(alignment) > kMaxAlignment ||
-      (alignment & (alignment - 1)) != 0) {
+  if (alignment <= 0 || static_cast<uint64_t>(alignment) > kMaxAlignment || (alignment & (alignment - 1)) != 0) {
     fail(path, ": general.alignment is ", alignment,
          ", which is not a power of two between 1 and 2^31; the file is corrupt");
   }
@@ -239,7 +285,9 @@ size_t GgufValue::size() const {
   return integers.size();
 }
 
-std::vector<int64_t> GgufTensorInfo::shape() const { return {ne.rbegin(), ne.rend()}; }
+std::vector<int64_t> GgufTensorInfo::shape() const {
+  return {ne.rbegin(), ne.rend()};
+}
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
   // Checked before open(): opening a FIFO for reading would block until a writer appears.
@@ -288,8 +336,8 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
     keys_.reserve(initial_capacity(key_count));
     for (uint64_t i = 0; i < key_count; ++i) {
       std::string key = cursor.read_string([&] { return cat("the name of metadata key ", i); });
-      const uint32_t kind = cursor.read<uint32_t>(
-          [&] { return cat("the value type of metadata key '", printable(key), "'"); });
+      const uint32_t kind =
+          cursor.read<uint32_t>([&] { return cat("the value type of metadata key '", printable(key), "'"); });
       GgufValue value = read_value(cursor, path, key, kind);
       if (!values_.emplace(key, std::move(value)).second) {
         fail(path, ": metadata key '", printable(key), "' appears twice; the file is corrupt");
@@ -333,8 +381,8 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
       const int64_t block = ggml_block_elements(tensor.type);
       const int64_t row = tensor.ne.empty() ? 1 : tensor.ne[0];
       if (row % block != 0) {
-        fail(context, " has rows of ", row, " elements, not a multiple of the ", ggml_type_name(type),
-             " block size ", block, "; the file is corrupt");
+        fail(context, " has rows of ", row, " elements, not a multiple of the ", ggml_type_name(type), " block size ",
+             block, "; the file is corrupt");
       }
       uint64_t nbytes = 0;
       if (__builtin_mul_overflow(static_cast<uint64_t>(tensor.elements / block),
@@ -378,13 +426,11 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
       tensor.file_offset = begin;
       if (end > begin) extents.push_back({begin, end, i});
     }
-    std::sort(extents.begin(), extents.end(),
-              [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
+    std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
     for (size_t i = 1; i < extents.size(); ++i) {
       if (extents[i].begin < extents[i - 1].end) {
         fail(path, ": tensors '", printable(tensors_[extents[i - 1].index].name), "' and '",
-             printable(tensors_[extents[i].index].name),
-             "' overlap in the data section; the file is corrupt");
+             printable(tensors_[extents[i].index].name), "' overlap in the data section; the file is corrupt");
       }
     }
   } catch (...) {
@@ -393,7 +439,9 @@ GgufFile::GgufFile(const std::string& path) : path_(path) {
   }
 }
 
-GgufFile::~GgufFile() { ::munmap(map_, map_size_); }
+GgufFile::~GgufFile() {
+  ::munmap(map_, map_size_);
+}
 
 const GgufValue* GgufFile::find(const std::string& key) const {
   auto found = values_.find(key);

@@ -21,7 +21,7 @@ namespace {
 
 constexpr int kMaxDefaultThreads = 16;
 constexpr int64_t kMinElementsPerThread = 1 << 16;  // below this a thread costs more than it saves
-constexpr int kSuperBlock = 256;                     // QK_K: elements per K-quant block
+constexpr int kSuperBlock = 256;                    // QK_K: elements per K-quant block
 
 uint16_t load_u16(const uint8_t* bytes) {
   uint16_t value;
@@ -52,7 +52,9 @@ float half_to_float(uint16_t half) {
   return sign ? -magnitude : magnitude;
 }
 
-float load_half(const uint8_t* bytes) { return half_to_float(load_u16(bytes)); }
+float load_half(const uint8_t* bytes) {
+  return half_to_float(load_u16(bytes));
+}
 
 // Kernels: decode `blocks` consecutive blocks starting at `in` into `out`.
 using Kernel = void (*)(const uint8_t* in, int64_t blocks, float* out);
@@ -376,9 +378,13 @@ std::string ggml_supported_type_names() {
   return names;
 }
 
-int64_t ggml_block_elements(GgmlType type) { return supported_traits(type).block_elements; }
+int64_t ggml_block_elements(GgmlType type) {
+  return supported_traits(type).block_elements;
+}
 
-size_t ggml_block_bytes(GgmlType type) { return supported_traits(type).block_bytes; }
+size_t ggml_block_bytes(GgmlType type) {
+  return supported_traits(type).block_bytes;
+}
 
 void dequantize(GgmlType type, const void* data, int64_t elements, float* out, int threads) {
   const TypeTraits& traits = supported_traits(type);

@@ -42,10 +42,9 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::F64, "F64", 8},   {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
-    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-    {DType::I16, "I16", 2},   {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
-    {DType::BOOL, "BOOL", 1},
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4},   {DType::F16, "F16", 2}, {DType::BF16, "BF16", 2},
+    {DType::I64, "I64", 8}, {DType::I32, "I32", 4},   {DType::I16, "I16", 2}, {DType::I8, "I8", 1},
+    {DType::U8, "U8", 1},   {DType::BOOL, "BOOL", 1},
 };
 
 const DTypeInfo& info(DType dtype) {
@@ -72,8 +71,8 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 }
 
 // The parts of a header entry ({"dtype", "shape", "data_offsets"}), type-checked.
-TensorEntry parse_entry(const std::string& name, const json& value, const std::string& context,
-                        uint64_t* begin, uint64_t* end) {
+TensorEntry parse_entry(const std::string& name, const json& value, const std::string& context, uint64_t* begin,
+                        uint64_t* end) {
   if (!value.is_object()) fail(context, ": entry is not a JSON object");
   for (const char* key : {"dtype", "shape", "data_offsets"}) {
     if (!value.contains(key)) fail(context, ": entry has no \"", key, "\"");
@@ -157,8 +156,8 @@ void check_tensor_to_write(const std::string& path, const TensorToWrite& tensor)
     fail(context, ": invalid shape ", shape_string(tensor.shape));
   }
   if (expected != tensor.nbytes) {
-    fail(context, ": ", tensor.nbytes, " bytes given but shape ", shape_string(tensor.shape),
-         " of ", dtype_name(tensor.dtype), " needs ", expected);
+    fail(context, ": ", tensor.nbytes, " bytes given but shape ", shape_string(tensor.shape), " of ",
+         dtype_name(tensor.dtype), " needs ", expected);
   }
 }
 
@@ -188,16 +187,19 @@ void remove_stale_weight_files(const std::string& dir, const std::set<std::strin
 
 }  // namespace
 
-size_t dtype_size(DType dtype) { return info(dtype).size; }
+size_t dtype_size(DType dtype) {
+  return info(dtype).size;
+}
 
-const char* dtype_name(DType dtype) { return info(dtype).name; }
+const char* dtype_name(DType dtype) {
+  return info(dtype).name;
+}
 
 DType parse_dtype(const std::string& name, const std::string& context) {
   for (const DTypeInfo& candidate : kDTypes) {
     if (name == candidate.name) return candidate.dtype;
   }
-  fail(context, ": unknown dtype \"", name,
-       "\" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
+  fail(context, ": unknown dtype \"", name, "\" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -214,8 +216,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     fail(path, ": file is ", file_size, " bytes, too short for a safetensors header");
   }
   // MAP_NORESERVE: the private writable mapping needs no swap reserved for pages never written.
-  void* map =
-      ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+  void* map = ::mmap(nullptr, file_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
   int map_errno = errno;
   ::close(fd);
   if (map == MAP_FAILED) fail(path, ": cannot map (", std::strerror(map_errno), ")");
@@ -227,12 +228,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
     uint64_t header_size = 0;
     for (int i = 7; i >= 0; --i) header_size = (header_size << 8) | bytes[i];
     if (header_size > kMaxHeaderBytes) {
-      fail(path, ": header length ", header_size,
-           " exceeds the 100 MB limit (not a safetensors file?)");
+      fail(path, ": header length ", header_size, " exceeds the 100 MB limit (not a safetensors file?)");
     }
     if (header_size > file_size - 8) {
-      fail(path, ": header length ", header_size, " runs past the end of the file (", file_size,
-           " bytes; truncated?)");
+      fail(path, ": header length ", header_size, " runs past the end of the file (", file_size, " bytes; truncated?)");
     }
     const char* header_begin = reinterpret_cast<const char*>(bytes + 8);
     json header;
@@ -264,17 +263,16 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       TensorEntry entry = parse_entry(name, value, context, &begin, &end);
       if (begin > end) fail(context, ": data_offsets [", begin, ", ", end, "] begin after end");
       if (end > data_size) {
-        fail(context, ": data_offsets [", begin, ", ", end, "] run past the end of the data (",
-             data_size, " bytes; truncated?)");
+        fail(context, ": data_offsets [", begin, ", ", end, "] run past the end of the data (", data_size,
+             " bytes; truncated?)");
       }
       uint64_t expected = 0;
       if (!shape_nbytes(entry.shape, entry.dtype, &expected)) {
         fail(context, ": shape ", shape_string(entry.shape), " is too large");
       }
       if (expected != end - begin) {
-        fail(context, ": data_offsets [", begin, ", ", end, "] hold ", end - begin,
-             " bytes but shape ", shape_string(entry.shape), " of ", dtype_name(entry.dtype),
-             " needs ", expected);
+        fail(context, ": data_offsets [", begin, ", ", end, "] hold ", end - begin, " bytes but shape ",
+             shape_string(entry.shape), " of ", dtype_name(entry.dtype), " needs ", expected);
       }
       entry.data = bytes + data_start + begin;
       entry.nbytes = end - begin;
@@ -283,13 +281,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       tensors_.push_back(std::move(entry));
     }
 
-    std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) {
-      return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
-    });
+    std::sort(ranges.begin(), ranges.end(),
+              [](const Range& a, const Range& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
     for (size_t i = 1; i < ranges.size(); ++i) {
       if (ranges[i].begin < ranges[i - 1].end) {
-        fail(path, ": tensors '", tensors_[ranges[i - 1].index].name, "' and '",
-             tensors_[ranges[i].index].name, "' overlap in the data section");
+        fail(path, ": tensors '", tensors_[ranges[i - 1].index].name, "' and '", tensors_[ranges[i].index].name,
+             "' overlap in the data section");
       }
     }
     std::vector<TensorEntry> in_file_order;
@@ -302,7 +299,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
   }
 }
 
-SafetensorsFile::~SafetensorsFile() { ::munmap(map_, map_size_); }
+SafetensorsFile::~SafetensorsFile() {
+  ::munmap(map_, map_size_);
+}
 
 const TensorEntry* SafetensorsFile::find(const std::string& name) const {
   auto found = by_name_.find(name);
@@ -323,11 +322,9 @@ WeightFiles::WeightFiles(const std::string& dir_or_file) {
       index_path.clear();
       source_ = single;
     } else if (!path_exists(index_path)) {
-      fail(dir_or_file, ": no weights found (looked for ", kSingleFileName, " and ", kIndexFileName,
-           ")");
+      fail(dir_or_file, ": no weights found (looked for ", kSingleFileName, " and ", kIndexFileName, ")");
     }
-  } else if (dir_or_file.size() >= 5 &&
-             dir_or_file.compare(dir_or_file.size() - 5, 5, ".json") == 0) {
+  } else if (dir_or_file.size() >= 5 && dir_or_file.compare(dir_or_file.size() - 5, 5, ".json") == 0) {
     index_path = dir_or_file;
   } else {
     source_ = dir_or_file;
@@ -353,29 +350,26 @@ WeightFiles::WeightFiles(const std::string& dir_or_file) {
   const std::string dir = parent_directory(index_path);
   std::map<std::string, std::shared_ptr<const SafetensorsFile>> shards;
   for (const auto& [name, shard_name] : weight_map.items()) {
-    if (!shard_name.is_string())
-      fail(index_path, ": weight_map entry '", name, "' is not a string");
+    if (!shard_name.is_string()) fail(index_path, ": weight_map entry '", name, "' is not a string");
     const std::string shard = shard_name.get<std::string>();
     auto& file = shards[shard];
     if (!file) {
       const std::string shard_path = join_path(dir, shard);
       if (!path_exists(shard_path)) {
-        fail(index_path, ": shard ", shard_path, " (listed for tensor '", name,
-             "') does not exist");
+        fail(index_path, ": shard ", shard_path, " (listed for tensor '", name, "') does not exist");
       }
       file = std::make_shared<const SafetensorsFile>(shard_path);
     }
     if (!file->find(name)) {
-      fail(index_path, ": tensor '", name, "' is listed in shard ", file->path(),
-           " but that file does not contain it");
+      fail(index_path, ": tensor '", name, "' is listed in shard ", file->path(), " but that file does not contain it");
     }
   }
   for (const auto& [shard, file] : shards) {
     for (const TensorEntry& tensor : file->tensors()) {
       auto [where, inserted] = entries_.emplace(tensor.name, WeightEntry{file, &tensor});
       if (!inserted) {
-        fail(index_path, ": tensor '", tensor.name, "' appears in both ",
-             where->second.file->path(), " and ", file->path());
+        fail(index_path, ": tensor '", tensor.name, "' appears in both ", where->second.file->path(), " and ",
+             file->path());
       }
     }
   }
@@ -395,10 +389,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   }
   std::vector<const TensorToWrite*> layout;
   for (const TensorToWrite& tensor : tensors) layout.push_back(&tensor);
-  std::stable_sort(layout.begin(), layout.end(),
-                   [](const TensorToWrite* a, const TensorToWrite* b) {
-                     return dtype_size(a->dtype) > dtype_size(b->dtype);
-                   });
+  std::stable_sort(layout.begin(), layout.end(), [](const TensorToWrite* a, const TensorToWrite* b) {
+    return dtype_size(a->dtype) > dtype_size(b->dtype);
+  });
 
   ordered_json header = ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -426,9 +419,8 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   out.commit();
 }
 
-void write_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors,
-                      uint64_t max_shard_bytes,
-                      const std::map<std::string, std::string>& metadata) {
+void write_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors, uint64_t max_shard_bytes,
+                   const std::map<std::string, std::string>& metadata) {
   create_directories(dir);
 
   uint64_t total_size = 0;

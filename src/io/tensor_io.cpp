@@ -31,8 +31,8 @@ std::vector<TensorToWrite> to_write(const std::string& destination, const NamedT
       fail(context, ": ", error.what());
     }
     const at::Tensor& cpu = storage->emplace_back(tensor.contiguous().cpu());
-    entries.push_back({name, dtype, std::vector<int64_t>(cpu.sizes().begin(), cpu.sizes().end()),
-                       cpu.data_ptr(), cpu.nbytes()});
+    entries.push_back(
+        {name, dtype, std::vector<int64_t>(cpu.sizes().begin(), cpu.sizes().end()), cpu.data_ptr(), cpu.nbytes()});
   }
   return entries;
 }
@@ -123,7 +123,7 @@ void save_tensors(const std::string& path, const NamedTensors& tensors,
 }
 
 void save_weights(const std::string& dir, const NamedTensors& tensors, uint64_t max_shard_bytes,
-                     const std::map<std::string, std::string>& metadata) {
+                  const std::map<std::string, std::string>& metadata) {
   std::vector<at::Tensor> storage;
   write_weights(dir, to_write(dir, tensors, &storage), max_shard_bytes, metadata);
 }

@@ -12,6 +12,6 @@ namespace halo {
 // y = block(x), with gradients to x and to every tensor in `parameters` (the tensors the block
 // reads that need gradients). `block` must be deterministic (it runs twice).
 at::Tensor recomputed(const std::function<at::Tensor(const at::Tensor&)>& block, const at::Tensor& x,
-                        const std::vector<at::Tensor>& parameters);
+                      const std::vector<at::Tensor>& parameters);
 
 }  // namespace halo

@@ -77,8 +77,8 @@ at::Tensor attend_split(const at::Tensor& q, const at::Tensor& k, const at::Tens
 
 }  // namespace
 
-at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x,
-                           const ForwardContext& ctx, InferenceCache* cache, int64_t layer) {
+at::Tensor attention_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x, const ForwardContext& ctx,
+                           InferenceCache* cache, int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t h = c.num_attention_heads, kv = c.num_key_value_heads, d = c.head_dim;
   at::Tensor q = at::linear(x, w.q_proj, w.q_bias).view({b, t, h, d});

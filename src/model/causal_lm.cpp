@@ -1,8 +1,8 @@
 // CausalLM: parameters by Hugging Face name, the per-call ForwardContext (RoPE tables, HyPE
 // scales and padding masks computed once and shared by all layers), the residual stack, and
-// the expected shape of each parameter (model_directory.cpp loads them). The math follows ../shared/docs/METHOD.md §1 operation by
-// operation (RMSNorm in float32 then cast, q/k norms before RoPE, cos/sin computed in float32)
-// so that float32 results match transformers to rounding.
+// the expected shape of each parameter (model_directory.cpp loads them). The math follows ../shared/docs/METHOD.md §1
+// operation by operation (RMSNorm in float32 then cast, q/k norms before RoPE, cos/sin computed in float32) so that
+// float32 results match transformers to rounding.
 #include "halo/causal_lm.h"
 
 #include <ATen/ATen.h>
@@ -12,10 +12,10 @@
 #include <cmath>
 #include <set>
 
-#include "model/activation_recompute.h"
 #include "halo/error.h"
 #include "halo/inference_cache.h"
 #include "halo/logging.h"
+#include "model/activation_recompute.h"
 #include "model/mixers.h"
 #include "ops/rms_norm.h"
 #include "ops/rope.h"
@@ -31,10 +31,10 @@ CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)), layers_(con
 void CausalLM::set_rope_frequencies(const c10::Device& device, c10::ScalarType dtype) {
   const c10::ScalarType compute = dtype == at::kDouble ? at::kDouble : at::kFloat;
   attn_inv_freq_ = rope_inverse_frequency_tensor(rope_inverse_frequencies(config_, config_.head_dim), compute, device);
-  light_inv_freq_ = config_.has_lightning_layers() ? rope_inverse_frequency_tensor(
-                                                         rope_inverse_frequencies(config_, config_.lightning_head_dim),
-                                                         compute, device)
-                                                   : at::Tensor();
+  light_inv_freq_ = config_.has_lightning_layers()
+                        ? rope_inverse_frequency_tensor(rope_inverse_frequencies(config_, config_.lightning_head_dim),
+                                                        compute, device)
+                        : at::Tensor();
 }
 
 MixerWeights cloned(const MixerWeights& w) {
@@ -137,10 +137,10 @@ ForwardContext CausalLM::forward_context(const at::Tensor& input_ids, InferenceC
   const at::Tensor padding = cache != nullptr ? cache->left_padding() : at::Tensor();
   if (padding.defined()) {
     at::Tensor pad = padding.to(embed_tokens_.device(), at::kLong).unsqueeze(1);  // [B, 1]
-    positions = (absolute.unsqueeze(0) - pad).clamp_min(0).to(position_dtype);  // [B, T]
-    at::Tensor keys = at::arange(ctx.offset + ctx.length, i64).unsqueeze(0);     // [1, S]
-    at::Tensor causal = keys <= absolute.unsqueeze(1);                           // [T, S]
-    at::Tensor key_valid = (keys >= pad).unsqueeze(1);                           // [B, 1, S]
+    positions = (absolute.unsqueeze(0) - pad).clamp_min(0).to(position_dtype);    // [B, T]
+    at::Tensor keys = at::arange(ctx.offset + ctx.length, i64).unsqueeze(0);      // [1, S]
+    at::Tensor causal = keys <= absolute.unsqueeze(1);                            // [T, S]
+    at::Tensor key_valid = (keys >= pad).unsqueeze(1);                            // [B, 1, S]
     // Padded queries attend to themselves only, so that their rows stay finite.
     at::Tensor self = keys == absolute.unsqueeze(1);
     ctx.attn_mask = ((key_valid & causal.unsqueeze(0)) | self.unsqueeze(0)).unsqueeze(1);
@@ -155,16 +155,14 @@ void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_
   bool attn_rope = false;
   for (MixerType m : config_.mixer_types) attn_rope |= m == MixerType::attention && config_.attn_use_rope;
   if (attn_rope) {
-    std::tie(ctx.attn_cos, ctx.attn_sin) =
-        rope_tables(positions, attn_inv_freq_, rope_attention_factor_, dtype());
+    std::tie(ctx.attn_cos, ctx.attn_sin) = rope_tables(positions, attn_inv_freq_, rope_attention_factor_, dtype());
   }
   if (config_.has_lightning_layers() && config_.lightning_use_rope) {
     if (attn_rope && config_.lightning_head_dim == config_.head_dim) {
       ctx.light_cos = ctx.attn_cos;
       ctx.light_sin = ctx.attn_sin;
     } else {
-      std::tie(ctx.light_cos, ctx.light_sin) =
-          rope_tables(positions, light_inv_freq_, rope_attention_factor_, dtype());
+      std::tie(ctx.light_cos, ctx.light_sin) = rope_tables(positions, light_inv_freq_, rope_attention_factor_, dtype());
     }
   }
   if (config_.attn_logits_scaling_a) {
@@ -175,8 +173,9 @@ void CausalLM::set_position_tables(ForwardContext& ctx, const at::Tensor& token_
 
 at::Tensor CausalLM::mixer_forward(int64_t layer, const at::Tensor& x, const ForwardContext& ctx) {
   const MixerWeights& w = layers_.at(layer).mixer;
-  return config_.mixer_types[layer] == MixerType::attention ? attention_mixer(config_, w, x, ctx, nullptr, layer)
-                                                            : lightning_mixer(config_, w, x, decay_, ctx, nullptr, layer);
+  return config_.mixer_types[layer] == MixerType::attention
+             ? attention_mixer(config_, w, x, ctx, nullptr, layer)
+             : lightning_mixer(config_, w, x, decay_, ctx, nullptr, layer);
 }
 
 at::Tensor CausalLM::layer_forward(int64_t i, const at::Tensor& x, const ForwardContext& ctx, InferenceCache* cache) {
@@ -189,8 +188,9 @@ at::Tensor CausalLM::layer_forward(int64_t i, const at::Tensor& x, const Forward
   at::Tensor h = x + mixed;
   at::Tensor n2 = rms_norm(h, l.post_attention_layernorm, config_.rms_norm_eps);
   const MlpWeights& mlp = l.mlp;
-  return h + at::linear(at::silu(at::linear(n2, mlp.gate_proj, mlp.gate_bias)) * at::linear(n2, mlp.up_proj, mlp.up_bias),
-                        mlp.down_proj, mlp.down_bias);
+  return h +
+         at::linear(at::silu(at::linear(n2, mlp.gate_proj, mlp.gate_bias)) * at::linear(n2, mlp.up_proj, mlp.up_bias),
+                    mlp.down_proj, mlp.down_bias);
 }
 
 at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache* cache,
@@ -205,10 +205,17 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& input_ids, InferenceCache*
       const LayerWeights& l = layers_[i];
       const MixerWeights& m = l.mixer;
       std::vector<at::Tensor> params;
-      for (const at::Tensor* t :
-           {&l.input_layernorm, &l.post_attention_layernorm, &m.q_proj, &m.k_proj, &m.v_proj, &m.o_proj, &m.q_norm,
-            &m.k_norm, &m.o_gate, &m.z_proj, &m.o_norm, &m.q_bias, &m.k_bias, &m.v_bias, &m.o_bias, &l.mlp.gate_proj,
-            &l.mlp.up_proj, &l.mlp.down_proj, &l.mlp.gate_bias, &l.mlp.up_bias, &l.mlp.down_bias}) {
+      for (const at::Tensor* t : {&l.input_layernorm, &l.post_attention_layernorm,
+                                  &m.q_proj,          &m.k_proj,
+                                  &m.v_proj,          &m.o_proj,
+                                  &m.q_norm,          &m.k_norm,
+                                  &m.o_gate,          &m.z_proj,
+                                  &m.o_norm,          &m.q_bias,
+                                  &m.k_bias,          &m.v_bias,
+                                  &m.o_bias,          &l.mlp.gate_proj,
+                                  &l.mlp.up_proj,     &l.mlp.down_proj,
+                                  &l.mlp.gate_bias,   &l.mlp.up_bias,
+                                  &l.mlp.down_bias}) {
         if (t->defined() && t->requires_grad()) params.push_back(*t);
       }
       x = recomputed([this, i, ctx](const at::Tensor& in) { return layer_forward(i, in, ctx, nullptr); }, x, params);

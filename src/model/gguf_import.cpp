@@ -96,15 +96,15 @@ Hyper read_hyper(const GgufFile& file) {
   if (!(h.rms_eps > 0)) fail(path, ": metadata key '", a, "attention.layer_norm_rms_epsilon' must be positive");
   if (!(h.rope_theta > 0)) fail(path, ": metadata key '", a, "rope.freq_base' must be positive");
   if (h.heads % h.kv_heads != 0) {
-    fail(path, ": ", a, "attention.head_count (", h.heads, ") is not a multiple of ", a,
-         "attention.head_count_kv (", h.kv_heads, ")");
+    fail(path, ": ", a, "attention.head_count (", h.heads, ") is not a multiple of ", a, "attention.head_count_kv (",
+         h.kv_heads, ")");
   }
   if (const auto key_length = file.optional_int(a + "attention.key_length")) {
     h.head_dim = *key_length;
   } else {
     if (h.hidden % h.heads != 0) {
-      fail(path, ": metadata key '", a, "attention.key_length' is missing and ", a,
-           "embedding_length (", h.hidden, ") is not a multiple of the head count (", h.heads, ")");
+      fail(path, ": metadata key '", a, "attention.key_length' is missing and ", a, "embedding_length (", h.hidden,
+           ") is not a multiple of the head count (", h.heads, ")");
     }
     h.head_dim = h.hidden / h.heads;
   }
@@ -112,8 +112,8 @@ Hyper read_hyper(const GgufFile& file) {
   if (h.head_dim % 2 != 0) fail(path, ": head_dim ", h.head_dim, " must be even for RoPE");
   if (const auto value_length = file.optional_int(a + "attention.value_length")) {
     if (*value_length != h.head_dim) {
-      fail(path, ": ", a, "attention.value_length (", *value_length, ") differs from the key length (",
-           h.head_dim, "); transformers' ", h.arch, " has one head_dim");
+      fail(path, ": ", a, "attention.value_length (", *value_length, ") differs from the key length (", h.head_dim,
+           "); transformers' ", h.arch, " has one head_dim");
     }
   }
   if (const auto rope_dims = file.optional_int(a + "rope.dimension_count")) {
@@ -147,7 +147,10 @@ json read_rope_scaling(const GgufFile& file, const Hyper& h, const std::vector<f
     bool all_one = true;
     for (const float value : r) all_one = all_one && std::fabs(value - 1.0f) < 1e-6f;
     if (all_one) return nullptr;
-    const std::string unfit = cat(path, ": tensor 'rope_freqs.weight' does not follow llama3 RoPE scaling (1 for high frequencies, a factor for low ones, a smooth blend between); this kind of frequency scaling is not supported");
+    const std::string unfit =
+        cat(path,
+            ": tensor 'rope_freqs.weight' does not follow llama3 RoPE scaling (1 for high frequencies, a factor for "
+            "low ones, a smooth blend between); this kind of frequency scaling is not supported");
     if (!(factor > 1.0) || std::fabs(r[0] - 1.0f) > 1e-4f) fail(unfit);
     // Medium band: smooth_i = (1/r_i - 1/factor) / (1 - 1/factor) = A / wavelength_i + B,
     // with A = L / (hi - lo), B = -lo / (hi - lo).
@@ -217,7 +220,8 @@ json read_rope_scaling(const GgufFile& file, const Hyper& h, const std::vector<f
     }
     return scaling;
   }
-  fail(path, ": ", a, "rope.scaling.type '", type, "' is not supported (none, linear, yarn; or llama3 through rope_freqs)");
+  fail(path, ": ", a, "rope.scaling.type '", type,
+       "' is not supported (none, linear, yarn; or llama3 through rope_freqs)");
 }
 
 // One GGUF tensor on its way to the checkpoint.
@@ -243,8 +247,8 @@ Plan plan_tensors(const GgufFile& file, Hyper& h) {
   const GgufTensorInfo* embedding = file.find_tensor("token_embd.weight");
   if (!embedding) fail(path, ": tensor 'token_embd.weight' is missing");
   if (embedding->ne.size() != 2) {
-    fail(path, ": tensor 'token_embd.weight' has shape ", shape_text(embedding->shape()),
-         ", expected [vocab_size, ", h.hidden, "]");
+    fail(path, ": tensor 'token_embd.weight' has shape ", shape_text(embedding->shape()), ", expected [vocab_size, ",
+         h.hidden, "]");
   }
   h.vocab = embedding->shape()[0];
   if (const auto vocab = file.optional_int(h.arch + ".vocab_size")) {
@@ -282,12 +286,13 @@ Plan plan_tensors(const GgufFile& file, Hyper& h) {
     };
     add("attn_norm.weight", "input_layernorm.weight", {h.hidden}, "hidden_size");
     add("ffn_norm.weight", "post_attention_layernorm.weight", {h.hidden}, "hidden_size");
-    add("attn_q.weight", "self_attn.q_proj.weight", {q_rows, h.hidden},
-        "num_attention_heads * head_dim, hidden_size", llama ? h.heads : 0);
-    add("attn_k.weight", "self_attn.k_proj.weight", {kv_rows, h.hidden},
-        "num_key_value_heads * head_dim, hidden_size", llama ? h.kv_heads : 0);
+    add("attn_q.weight", "self_attn.q_proj.weight", {q_rows, h.hidden}, "num_attention_heads * head_dim, hidden_size",
+        llama ? h.heads : 0);
+    add("attn_k.weight", "self_attn.k_proj.weight", {kv_rows, h.hidden}, "num_key_value_heads * head_dim, hidden_size",
+        llama ? h.kv_heads : 0);
     add("attn_v.weight", "self_attn.v_proj.weight", {kv_rows, h.hidden}, "num_key_value_heads * head_dim, hidden_size");
-    add("attn_output.weight", "self_attn.o_proj.weight", {h.hidden, q_rows}, "hidden_size, num_attention_heads * head_dim");
+    add("attn_output.weight", "self_attn.o_proj.weight", {h.hidden, q_rows},
+        "hidden_size, num_attention_heads * head_dim");
     if (qwen2 || h.attention_bias) {
       add("attn_q.bias", "self_attn.q_proj.bias", {q_rows}, "num_attention_heads * head_dim", llama ? h.heads : 0);
       add("attn_k.bias", "self_attn.k_proj.bias", {kv_rows}, "num_key_value_heads * head_dim", llama ? h.kv_heads : 0);
@@ -317,8 +322,8 @@ Plan plan_tensors(const GgufFile& file, Hyper& h) {
     }
     const Expected& e = found->second;
     if (info.shape() != e.shape) {
-      fail(path, ": tensor '", info.name, "' has shape ", shape_text(info.shape()), ", expected ",
-           shape_text(e.shape), " (", e.meaning, ")");
+      fail(path, ": tensor '", info.name, "' has shape ", shape_text(info.shape()), ", expected ", shape_text(e.shape),
+           " (", e.meaning, ")");
     }
     plan.tensors.push_back(Planned{&info, e.hf, e.shape, e.permute_heads});
   }
@@ -326,9 +331,9 @@ Plan plan_tensors(const GgufFile& file, Hyper& h) {
     std::string names;
     for (size_t i = 0; i < unknown.size() && i < 5; ++i) names += (i ? ", " : "") + ("'" + unknown[i] + "'");
     if (unknown.size() > 5) names += cat(" and ", unknown.size() - 5, " more");
-    fail(path, ": ", unknown.size() == 1 ? "tensor " : "tensors ", names, " unknown to halo's ", h.arch,
-         " importer (", h.layers, " layers", qwen2 || h.attention_bias ? "" : ", no attention biases",
-         "); is this a ", h.arch, " model?");
+    fail(path, ": ", unknown.size() == 1 ? "tensor " : "tensors ", names, " unknown to halo's ", h.arch, " importer (",
+         h.layers, " layers", qwen2 || h.attention_bias ? "" : ", no attention biases", "); is this a ", h.arch,
+         " model?");
   }
   if (plan.tensors.size() != expected.size()) {
     std::set<std::string> present;
@@ -648,8 +653,8 @@ std::string describe_gguf(const GgufFile& file) {
     type_counts += cat(type_counts.empty() ? "" : ", ", name, " x", entry.first, " (",
                        fixed(100.0 * static_cast<double>(entry.second) / std::max<int64_t>(parameters, 1), 1), "%)");
   }
-  const std::string params = parameters >= 1'000'000'000 ? fixed(parameters / 1e9, 2) + " B"
-                                                          : fixed(parameters / 1e6, 2) + " M";
+  const std::string params =
+      parameters >= 1'000'000'000 ? fixed(parameters / 1e9, 2) + " B" : fixed(parameters / 1e6, 2) + " M";
   const bool tied = file.find_tensor("token_embd.weight") && !file.find_tensor("output.weight");
   std::string head_dim = text(a + "attention.key_length");
   if (head_dim == "-") {

@@ -26,8 +26,7 @@ constexpr int64_t kTokenControl = 3;
 constexpr int64_t kTokenUserDefined = 4;
 
 // The regexes of llama.cpp's pre-tokenizer table, in tokenizer.json spelling.
-constexpr const char* kGpt2Regex =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 constexpr const char* kLlama3Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 constexpr const char* kQwen2Regex =
@@ -48,15 +47,24 @@ struct PreEntry {
 
 // tokenizer.ggml.pre values and llama.cpp's pre-tokenizer type for each (llama-vocab.cpp).
 constexpr PreEntry kPreTable[] = {
-    {"default", PreKind::default_bpe},       {"smollm", PreKind::digits_byte_level},
-    {"starcoder", PreKind::digits_byte_level}, {"refact", PreKind::digits_byte_level},
-    {"codeshell", PreKind::digits_byte_level}, {"gpt-2", PreKind::byte_level},
-    {"gpt2", PreKind::byte_level},           {"phi-2", PreKind::byte_level},
-    {"mpt", PreKind::byte_level},            {"olmo", PreKind::byte_level},
-    {"llama3", PreKind::llama3},             {"llama-v3", PreKind::llama3},
-    {"llama-bpe", PreKind::llama3},          {"falcon3", PreKind::llama3},
-    {"dbrx", PreKind::llama3},               {"smaug-bpe", PreKind::llama3},
-    {"qwen2", PreKind::qwen2},               {"deepseek-r1-qwen", PreKind::qwen2},
+    {"default", PreKind::default_bpe},
+    {"smollm", PreKind::digits_byte_level},
+    {"starcoder", PreKind::digits_byte_level},
+    {"refact", PreKind::digits_byte_level},
+    {"codeshell", PreKind::digits_byte_level},
+    {"gpt-2", PreKind::byte_level},
+    {"gpt2", PreKind::byte_level},
+    {"phi-2", PreKind::byte_level},
+    {"mpt", PreKind::byte_level},
+    {"olmo", PreKind::byte_level},
+    {"llama3", PreKind::llama3},
+    {"llama-v3", PreKind::llama3},
+    {"llama-bpe", PreKind::llama3},
+    {"falcon3", PreKind::llama3},
+    {"dbrx", PreKind::llama3},
+    {"smaug-bpe", PreKind::llama3},
+    {"qwen2", PreKind::qwen2},
+    {"deepseek-r1-qwen", PreKind::qwen2},
 };
 
 const PreEntry* find_pre(const std::string& name) {
@@ -139,9 +147,8 @@ ordered_json pre_tokenizer_json(PreKind kind) {
     case PreKind::qwen2:
       return sequence({split_step(kQwen2Regex), byte_level_step(false)});
     case PreKind::default_bpe:
-      return sequence({split_step(R"([\p{P}\$\+<=>\^~\|]+)"), split_step(kGpt2Regex),
-                       split_step(R"(\p{N}+)"), split_step("[0-9][0-9][0-9]"),
-                       byte_level_step(false)});
+      return sequence({split_step(R"([\p{P}\$\+<=>\^~\|]+)"), split_step(kGpt2Regex), split_step(R"(\p{N}+)"),
+                       split_step("[0-9][0-9][0-9]"), byte_level_step(false)});
   }
   return nullptr;
 }
@@ -201,7 +208,9 @@ std::string nested(const ordered_json& json, const std::string& indent) {
   return out;
 }
 
-std::string quoted(const std::string& text) { return ordered_json(text).dump(); }
+std::string quoted(const std::string& text) {
+  return ordered_json(text).dump();
+}
 
 std::string build_tokenizer_json(const GgufTokenizer& t, const PreEntry& pre) {
   ordered_json added = ordered_json::array();
@@ -284,7 +293,9 @@ GgufTokenizer read_gguf_tokenizer(const GgufFile& file) {
   GgufTokenizer t;
   const std::optional<std::string> model = file.optional_string("tokenizer.ggml.model");
   if (!model) {
-    fail(path, ": no tokenizer (key tokenizer.ggml.model is missing); halo imports only GGUF files that carry their tokenizer");
+    fail(path,
+         ": no tokenizer (key tokenizer.ggml.model is missing); halo imports only GGUF files that carry their "
+         "tokenizer");
   }
   if (*model != "gpt2") {
     const char* kind = *model == "llama" ? " (SentencePiece)" : *model == "bert" ? " (WordPiece)" : "";
@@ -293,16 +304,15 @@ GgufTokenizer read_gguf_tokenizer(const GgufFile& file) {
   t.model = *model;
   t.pre = file.optional_string("tokenizer.ggml.pre").value_or("default");
   if (!find_pre(t.pre)) {
-    fail(path, ": tokenizer.ggml.pre '", t.pre, "' is not supported; supported: ",
-         supported_gguf_pre_tokenizers());
+    fail(path, ": tokenizer.ggml.pre '", t.pre, "' is not supported; supported: ", supported_gguf_pre_tokenizers());
   }
   t.tokens = file.string_array("tokenizer.ggml.tokens");
   if (t.tokens.empty()) fail(path, ": tokenizer.ggml.tokens is empty");
   if (file.find("tokenizer.ggml.token_type")) {
     t.token_types = file.int_array("tokenizer.ggml.token_type");
     if (t.token_types.size() != t.tokens.size()) {
-      fail(path, ": tokenizer.ggml.token_type has ", t.token_types.size(), " entries for ",
-           t.tokens.size(), " tokens in tokenizer.ggml.tokens");
+      fail(path, ": tokenizer.ggml.token_type has ", t.token_types.size(), " entries for ", t.tokens.size(),
+           " tokens in tokenizer.ggml.tokens");
     }
   } else {
     t.token_types.assign(t.tokens.size(), 1);
@@ -319,8 +329,8 @@ GgufTokenizer read_gguf_tokenizer(const GgufFile& file) {
     if (!valid_utf8(token)) fail(path, ": tokenizer.ggml.tokens[", id, "] is not valid UTF-8");
     const auto [where, inserted] = seen.emplace(token, id);
     if (!inserted) {
-      fail(path, ": tokenizer.ggml.tokens[", id, "] repeats token ", quoted(token), " (also id ",
-           where->second, "); a tokenizer.json vocabulary needs distinct tokens");
+      fail(path, ": tokenizer.ggml.tokens[", id, "] repeats token ", quoted(token), " (also id ", where->second,
+           "); a tokenizer.json vocabulary needs distinct tokens");
     }
   }
   for (size_t i = 0; i < t.merges.size(); ++i) {
@@ -398,8 +408,8 @@ GgufTokenizerFiles gguf_tokenizer_files(const GgufTokenizer& t, int64_t model_ma
   ordered_json special = ordered_json::object();
   const auto add_special = [&](const char* key, const std::optional<std::string>& token) {
     if (!token) return;
-    special[key] = ordered_json{{"content", *token}, {"lstrip", false}, {"normalized", false},
-                                {"rstrip", false}, {"single_word", false}};
+    special[key] = ordered_json{
+        {"content", *token}, {"lstrip", false}, {"normalized", false}, {"rstrip", false}, {"single_word", false}};
   };
   add_special("bos_token", bos);
   add_special("eos_token", eos);

@@ -50,7 +50,8 @@ std::vector<int64_t> parse_layer_list(const std::string& text, int64_t num_layer
     }
     if (used == 0 || used != item.size()) usage_fail("--attn-layers: '", item, "' is not a layer index");
     if (v < 0 || v >= num_layers) usage_fail("--attn-layers: layer ", v, " is outside 0..", num_layers - 1);
-    if (std::find(layers.begin(), layers.end(), v) != layers.end()) usage_fail("--attn-layers: layer ", v, " is listed twice");
+    if (std::find(layers.begin(), layers.end(), v) != layers.end())
+      usage_fail("--attn-layers: layer ", v, " is listed twice");
     layers.push_back(v);
   }
   std::sort(layers.begin(), layers.end());
@@ -91,7 +92,9 @@ at::Tensor expand_kv(const at::Tensor& w, int64_t kv_heads, int64_t groups) {
   return w.view(heads).repeat_interleave(groups, 0).reshape(expanded);
 }
 
-at::Tensor clone_or_undefined(const at::Tensor& t) { return t.defined() ? t.clone() : t; }
+at::Tensor clone_or_undefined(const at::Tensor& t) {
+  return t.defined() ? t.clone() : t;
+}
 
 // PyTorch's default nn.Linear init: kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)).
 at::Tensor default_linear_init(int64_t out, int64_t in, at::Generator& generator) {
@@ -140,8 +143,9 @@ CausalLM convert_to_hypenet(CausalLM& teacher, const ModelConfig& student_config
     LayerWeights& s = student.layer(i);
     s.input_layernorm = t.input_layernorm.clone();
     s.post_attention_layernorm = t.post_attention_layernorm.clone();
-    s.mlp = {t.mlp.gate_proj.clone(),         t.mlp.up_proj.clone(),         t.mlp.down_proj.clone(),
-             clone_or_undefined(t.mlp.gate_bias), clone_or_undefined(t.mlp.up_bias), clone_or_undefined(t.mlp.down_bias)};
+    s.mlp = {t.mlp.gate_proj.clone(),           t.mlp.up_proj.clone(),
+             t.mlp.down_proj.clone(),           clone_or_undefined(t.mlp.gate_bias),
+             clone_or_undefined(t.mlp.up_bias), clone_or_undefined(t.mlp.down_bias)};
     if (student_config.mixer_types[i] == MixerType::attention) {
       s.mixer = cloned(t.mixer);  // attention layers keep what the teacher's have (q/k norms, biases)
       if (student_config.attn_use_output_gate) {

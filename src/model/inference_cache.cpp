@@ -9,11 +9,9 @@
 
 namespace halo {
 
-InferenceCache::InferenceCache(int64_t num_layers)
-    : keys_(num_layers), values_(num_layers), states_(num_layers) {}
+InferenceCache::InferenceCache(int64_t num_layers) : keys_(num_layers), values_(num_layers), states_(num_layers) {}
 
-std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const at::Tensor& k,
-                                                            const at::Tensor& v) {
+std::pair<at::Tensor, at::Tensor> InferenceCache::append_kv(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
   at::Tensor& keys = keys_.at(layer);
   at::Tensor& values = values_.at(layer);
   const int64_t t = k.size(2);

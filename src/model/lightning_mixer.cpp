@@ -13,9 +13,8 @@
 
 namespace halo {
 
-at::Tensor lightning_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x,
-                           const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
-                           int64_t layer) {
+at::Tensor lightning_mixer(const ModelConfig& c, const MixerWeights& w, const at::Tensor& x, const at::Tensor& decay,
+                           const ForwardContext& ctx, InferenceCache* cache, int64_t layer) {
   const int64_t b = x.size(0), t = x.size(1);
   const int64_t nh = c.lightning_nh, nkv = c.lightning_nkv, d = c.lightning_head_dim;
   at::Tensor q = at::linear(x, w.q_proj, w.q_bias).view({b, t, nh, d});

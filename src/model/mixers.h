@@ -17,7 +17,6 @@ at::Tensor attention_mixer(const ModelConfig& config, const MixerWeights& w, con
                            const ForwardContext& ctx, InferenceCache* cache, int64_t layer);
 // Lightning attention of one layer; `decay` [nh] gamma values on x's device.
 at::Tensor lightning_mixer(const ModelConfig& config, const MixerWeights& w, const at::Tensor& x,
-                           const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache,
-                           int64_t layer);
+                           const at::Tensor& decay, const ForwardContext& ctx, InferenceCache* cache, int64_t layer);
 
 }  // namespace halo

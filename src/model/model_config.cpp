@@ -96,7 +96,8 @@ void read_rope(const json& obj, ModelConfig& c, const std::string& path) {
   if (r.type == "llama3") {
     r.low_freq_factor = get_number(require(*scaling, "low_freq_factor", path), "low_freq_factor", path);
     r.high_freq_factor = get_number(require(*scaling, "high_freq_factor", path), "high_freq_factor", path);
-    if (r.original_max_position_embeddings <= 0) fail(path, ": llama3 RoPE scaling needs original_max_position_embeddings > 0");
+    if (r.original_max_position_embeddings <= 0)
+      fail(path, ": llama3 RoPE scaling needs original_max_position_embeddings > 0");
     if (!(r.high_freq_factor > r.low_freq_factor) || !(r.low_freq_factor > 0)) {
       fail(path, ": llama3 RoPE scaling needs 0 < low_freq_factor < high_freq_factor");
     }
@@ -107,7 +108,8 @@ void read_rope(const json& obj, ModelConfig& c, const std::string& path) {
     if (auto it = scaling->find("attention_factor"); it != scaling->end() && !it->is_null()) {
       r.attention_factor = get_number(*it, "attention_factor", path);
     }
-    if (auto it = scaling->find("mscale"); it != scaling->end() && !it->is_null()) r.mscale = get_number(*it, "mscale", path);
+    if (auto it = scaling->find("mscale"); it != scaling->end() && !it->is_null())
+      r.mscale = get_number(*it, "mscale", path);
     if (auto it = scaling->find("mscale_all_dim"); it != scaling->end() && !it->is_null()) {
       r.mscale_all_dim = get_number(*it, "mscale_all_dim", path);
     }
@@ -118,7 +120,8 @@ void read_rope(const json& obj, ModelConfig& c, const std::string& path) {
 json rope_scaling_json(const RopeScaling& r) {
   if (r.type == "default") return nullptr;
   json j = {{"rope_type", r.type}, {"factor", r.factor}};
-  if (r.original_max_position_embeddings > 0) j["original_max_position_embeddings"] = r.original_max_position_embeddings;
+  if (r.original_max_position_embeddings > 0)
+    j["original_max_position_embeddings"] = r.original_max_position_embeddings;
   if (r.type == "llama3") {
     j["low_freq_factor"] = r.low_freq_factor;
     j["high_freq_factor"] = r.high_freq_factor;
@@ -167,18 +170,24 @@ void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path)
   c.mixer_types.clear();
   for (const auto& m : mixers) {
     const std::string name = m.is_string() ? m.get<std::string>() : m.dump();
-    if (name == "attn") c.mixer_types.push_back(MixerType::attention);
-    else if (name == "lightning-attn") c.mixer_types.push_back(MixerType::lightning);
-    else fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
+    if (name == "attn")
+      c.mixer_types.push_back(MixerType::attention);
+    else if (name == "lightning-attn")
+      c.mixer_types.push_back(MixerType::lightning);
+    else
+      fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
   }
   c.attn_use_qk_norm = get_bool(obj, "attn_use_qk_norm", true, path);
   c.attention_output_bias = get_bool(obj, "attention_output_bias", false, path);
   c.attn_use_rope = get_bool(obj, "attn_use_rope", false, path);
   c.attn_use_output_gate = get_bool(obj, "attn_use_output_gate", true, path);
   if (auto it = obj.find("attn_logits_scaling"); it != obj.end() && !it->is_null()) {
-    if (it->is_number()) c.attn_logits_scaling_const = it->get<double>();
-    else if (it->is_string()) parse_attn_logits_scaling(it->get<std::string>(), c, path);
-    else fail(path, ": key 'attn_logits_scaling' must be null, a number or \"hype <a>\"");
+    if (it->is_number())
+      c.attn_logits_scaling_const = it->get<double>();
+    else if (it->is_string())
+      parse_attn_logits_scaling(it->get<std::string>(), c, path);
+    else
+      fail(path, ": key 'attn_logits_scaling' must be null, a number or \"hype <a>\"");
   }
   c.expand_kv_proj = get_bool(obj, "expand_kv_proj", true, path);
   c.lightning_nh = get_int_or(obj, "lightning_nh", c.num_attention_heads, path);
@@ -218,7 +227,8 @@ void parse_attn_logits_scaling(const std::string& text, ModelConfig& c, const st
     } catch (const std::exception&) {
     }
   }
-  fail(path, ": attn_logits_scaling '", text, "' is not understood; use null, a number, \"hype\" or \"hype <a>\" with a > 1");
+  fail(path, ": attn_logits_scaling '", text,
+       "' is not understood; use null, a number, \"hype\" or \"hype <a>\" with a > 1");
 }
 
 bool ModelConfig::has_lightning_layers() const {
@@ -238,7 +248,7 @@ double ModelConfig::lightning_scale_value() const {
 
 std::string model_config_to_json(const ModelConfig& c) {
   json j;
-  const char* architecture = c.is_hypenet()             ? "HypeNetForCausalLM"
+  const char* architecture = c.is_hypenet()            ? "HypeNetForCausalLM"
                              : c.model_type == "llama" ? "LlamaForCausalLM"
                              : c.model_type == "qwen2" ? "Qwen2ForCausalLM"
                                                        : "Qwen3ForCausalLM";
@@ -263,9 +273,12 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["use_cache"] = true;
   j["bos_token_id"] = c.bos_token_id ? json(*c.bos_token_id) : json(nullptr);
   j["pad_token_id"] = c.pad_token_id ? json(*c.pad_token_id) : json(nullptr);
-  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
-  else if (c.eos_token_ids.empty()) j["eos_token_id"] = nullptr;
-  else j["eos_token_id"] = c.eos_token_ids;
+  if (c.eos_token_ids.size() == 1)
+    j["eos_token_id"] = c.eos_token_ids[0];
+  else if (c.eos_token_ids.empty())
+    j["eos_token_id"] = nullptr;
+  else
+    j["eos_token_id"] = c.eos_token_ids;
   if (c.is_hypenet()) {
     json mixers = json::array();
     for (MixerType m : c.mixer_types) mixers.push_back(mixer_type_name(m));
@@ -274,9 +287,12 @@ std::string model_config_to_json(const ModelConfig& c) {
     j["attention_output_bias"] = c.attention_output_bias;
     j["attn_use_rope"] = c.attn_use_rope;
     j["attn_use_output_gate"] = c.attn_use_output_gate;
-    if (c.attn_logits_scaling_a) j["attn_logits_scaling"] = cat("hype ", *c.attn_logits_scaling_a);
-    else if (c.attn_logits_scaling_const) j["attn_logits_scaling"] = *c.attn_logits_scaling_const;
-    else j["attn_logits_scaling"] = nullptr;
+    if (c.attn_logits_scaling_a)
+      j["attn_logits_scaling"] = cat("hype ", *c.attn_logits_scaling_a);
+    else if (c.attn_logits_scaling_const)
+      j["attn_logits_scaling"] = *c.attn_logits_scaling_const;
+    else
+      j["attn_logits_scaling"] = nullptr;
     j["expand_kv_proj"] = c.expand_kv_proj;
     j["lightning_nh"] = c.lightning_nh;
     j["lightning_nkv"] = c.lightning_nkv;
@@ -320,9 +336,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.head_dim = obj.contains("head_dim") && !obj["head_dim"].is_null()
                    ? get_int(obj, "head_dim", path)
                    : (c.num_attention_heads > 0 ? c.hidden_size / c.num_attention_heads : 0);
-  c.max_position_embeddings = obj.contains("max_position_embeddings")
-                                  ? get_int(obj, "max_position_embeddings", path)
-                                  : 32768;
+  c.max_position_embeddings =
+      obj.contains("max_position_embeddings") ? get_int(obj, "max_position_embeddings", path) : 32768;
   if (auto it = obj.find("rms_norm_eps"); it != obj.end()) c.rms_norm_eps = get_number(*it, "rms_norm_eps", path);
   read_rope(obj, c, path);
   c.tie_word_embeddings = get_bool(obj, "tie_word_embeddings", false, path);
@@ -367,14 +382,13 @@ void validate_model_config(const ModelConfig& c, const std::string& path) {
   positive("head_dim", c.head_dim);
   positive("max_position_embeddings", c.max_position_embeddings);
   if (c.num_attention_heads % c.num_key_value_heads != 0) {
-    fail(path, ": num_attention_heads (", c.num_attention_heads,
-         ") must be a multiple of num_key_value_heads (", c.num_key_value_heads, ")");
+    fail(path, ": num_attention_heads (", c.num_attention_heads, ") must be a multiple of num_key_value_heads (",
+         c.num_key_value_heads, ")");
   }
   if (c.head_dim % 2 != 0) fail(path, ": head_dim must be even for RoPE, got ", c.head_dim);
   if (!(c.rms_norm_eps > 0)) fail(path, ": rms_norm_eps must be positive");
   if (static_cast<int64_t>(c.mixer_types.size()) != c.num_hidden_layers) {
-    fail(path, ": mixer_types has ", c.mixer_types.size(), " entries but num_hidden_layers is ",
-         c.num_hidden_layers);
+    fail(path, ": mixer_types has ", c.mixer_types.size(), " entries but num_hidden_layers is ", c.num_hidden_layers);
   }
   if (c.has_lightning_layers()) {
     positive("lightning_nh", c.lightning_nh);

@@ -31,17 +31,18 @@ CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, con
   return model;
 }
 
-
 namespace {
 
 bool same_directory(const std::string& a, const std::string& b) {
-  struct stat sa {}, sb {};
+  struct stat sa {
+  }, sb{};
   return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
 }  // namespace
 
-std::vector<int64_t> stop_token_ids(const std::string& model_dir, const ModelConfig& config, const Tokenizer* tokenizer) {
+std::vector<int64_t> stop_token_ids(const std::string& model_dir, const ModelConfig& config,
+                                    const Tokenizer* tokenizer) {
   std::vector<int64_t> ids = config.eos_token_ids;
   const std::string path = join_path(model_dir, "generation_config.json");
   if (is_regular_file(path)) {

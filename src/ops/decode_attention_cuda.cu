@@ -39,8 +39,8 @@ namespace {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = 32 * kWarps;
-constexpr int kUnroll = 4;              // key steps whose loads are issued before any is used
-constexpr int kBlocksPerSm = 4;         // blocks per SM when the whole capacity is valid
+constexpr int kUnroll = 4;       // key steps whose loads are issued before any is used
+constexpr int kBlocksPerSm = 4;  // blocks per SM when the whole capacity is valid
 constexpr int64_t kMinKeysPerSplit = 256;
 constexpr float kLog2e = 1.4426950408889634f;
 
@@ -70,7 +70,9 @@ struct Widen<__nv_bfloat16> {
       out[2 * i + 1] = f.y;
     }
   }
-  __device__ static __nv_bfloat16 narrow(float x) { return __float2bfloat16(x); }
+  __device__ static __nv_bfloat16 narrow(float x) {
+    return __float2bfloat16(x);
+  }
 };
 template <>
 struct Widen<__half> {
@@ -84,17 +86,19 @@ struct Widen<__half> {
       out[2 * i + 1] = f.y;
     }
   }
-  __device__ static __half narrow(float x) { return __float2half(x); }
+  __device__ static __half narrow(float x) {
+    return __float2half(x);
+  }
 };
 
 // How a key row of D elements of T is spread over the lanes of a warp.
 template <typename T, int D>
 struct RowLayout {
-  static constexpr int kVec = Widen<T>::kCount;                             // elements per load
+  static constexpr int kVec = Widen<T>::kCount;  // elements per load
   static constexpr int kLoadsPerRow = D / kVec;
   static constexpr int kLanesPerKey = kLoadsPerRow < 32 ? kLoadsPerRow : 32;  // L
   static constexpr int kLoadsPerLane = kLoadsPerRow / kLanesPerKey;
-  static constexpr int kElements = kLoadsPerLane * kVec;                     // of D, per lane
+  static constexpr int kElements = kLoadsPerLane * kVec;  // of D, per lane
   static constexpr int kKeysPerWarp = 32 / kLanesPerKey;
   static constexpr int kKeysPerStep = kKeysPerWarp * kWarps;
   // Lane `part` of a key holds the loads part, part + L, ...: element e of load i is at
@@ -112,10 +116,12 @@ struct SplitParams {
   float* part_lse;         // [B,H,splits], log2 domain
   int64_t heads, kv_heads, capacity, splits, keys_per_split;
   int64_t k_stride_b, k_stride_h, k_stride_t, v_stride_b, v_stride_h, v_stride_t;  // elements
-  float scale_log2;  // scale * log2(e)
+  float scale_log2;                                                                // scale * log2(e)
 };
 
-__device__ inline float exp2_or_zero(float x, float max) { return x == -INFINITY ? 0.f : exp2f(x - max); }
+__device__ inline float exp2_or_zero(float x, float max) {
+  return x == -INFINITY ? 0.f : exp2f(x - max);
+}
 
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
@@ -283,9 +289,9 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
 
 // One block per (b, h), one thread per column: the splits merged by their log-sum-exp.
 template <typename T, int D>
-__global__ void __launch_bounds__(D) combine_kernel(const float* __restrict__ part_out,
-                                                    const float* __restrict__ part_lse, T* __restrict__ out,
-                                                    int64_t splits) {
+__global__ void __launch_bounds__(D)
+    combine_kernel(const float* __restrict__ part_out, const float* __restrict__ part_lse, T* __restrict__ out,
+                   int64_t splits) {
   const int64_t row = blockIdx.x;
   const float* lse = part_lse + row * splits;
   float max = -INFINITY;
@@ -321,20 +327,28 @@ void launch(const SplitParams& p, const at::Tensor& out) {
 template <typename T, int D>
 void launch_for_groups(int64_t groups, const SplitParams& p, const at::Tensor& out) {
   switch (groups) {
-    case 1: return launch<T, D, 1>(p, out);
-    case 2: return launch<T, D, 2>(p, out);
-    case 4: return launch<T, D, 4>(p, out);
-    case 8: return launch<T, D, 8>(p, out);
+    case 1:
+      return launch<T, D, 1>(p, out);
+    case 2:
+      return launch<T, D, 2>(p, out);
+    case 4:
+      return launch<T, D, 4>(p, out);
+    case 8:
+      return launch<T, D, 8>(p, out);
   }
 }
 
 template <typename T>
 void launch_for_shape(int64_t head_dim, int64_t groups, const SplitParams& p, const at::Tensor& out) {
   switch (head_dim) {
-    case 32: return launch_for_groups<T, 32>(groups, p, out);
-    case 64: return launch_for_groups<T, 64>(groups, p, out);
-    case 128: return launch_for_groups<T, 128>(groups, p, out);
-    case 256: return launch_for_groups<T, 256>(groups, p, out);
+    case 32:
+      return launch_for_groups<T, 32>(groups, p, out);
+    case 64:
+      return launch_for_groups<T, 64>(groups, p, out);
+    case 128:
+      return launch_for_groups<T, 128>(groups, p, out);
+    case 256:
+      return launch_for_groups<T, 256>(groups, p, out);
   }
 }
 
@@ -408,9 +422,15 @@ at::Tensor decode_attention_cuda(const at::Tensor& q, const at::Tensor& k_cache,
   at::Tensor out = at::empty({batch, heads, d}, q.options());
   const int64_t groups = heads / kv;
   switch (q.scalar_type()) {
-    case at::kFloat: launch_for_shape<float>(d, groups, p, out); break;
-    case at::kHalf: launch_for_shape<__half>(d, groups, p, out); break;
-    default: launch_for_shape<__nv_bfloat16>(d, groups, p, out); break;
+    case at::kFloat:
+      launch_for_shape<float>(d, groups, p, out);
+      break;
+    case at::kHalf:
+      launch_for_shape<__half>(d, groups, p, out);
+      break;
+    default:
+      launch_for_shape<__nv_bfloat16>(d, groups, p, out);
+      break;
   }
   return out;
 }

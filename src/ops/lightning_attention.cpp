@@ -47,16 +47,16 @@ at::Tensor decay_matrix(const at::Tensor& gamma, int64_t n) {
 }
 
 // The quadratic form over the whole sequence: the reference the other two must match.
-LightningOutput naive(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                      const at::Tensor& gamma, const at::Tensor& s0) {
+LightningOutput naive(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& gamma,
+                      const at::Tensor& s0) {
   const int64_t t = q.size(2);
   at::Tensor pos = at::arange(t, gamma.options());
   at::Tensor scores = at::matmul(q, k.transpose(-1, -2)) * decay_matrix(gamma, t);
   at::Tensor q_decayed = q * decay_powers(gamma, pos + 1).unsqueeze(-1);
   at::Tensor out = at::matmul(scores, v) + at::matmul(q_decayed, s0);
   at::Tensor k_decayed = k * decay_powers(gamma, (t - 1) - pos).unsqueeze(-1);
-  at::Tensor state = at::matmul(k_decayed.transpose(-1, -2), v) +
-                     s0 * at::pow(gamma, static_cast<double>(t)).view({-1, 1, 1});
+  at::Tensor state =
+      at::matmul(k_decayed.transpose(-1, -2), v) + s0 * at::pow(gamma, static_cast<double>(t)).view({-1, 1, 1});
   return {out, state};
 }
 
@@ -74,16 +74,14 @@ ChunkDecays chunk_decays(const at::Tensor& gamma, double scale, int64_t c) {
   at::Tensor pos = at::arange(c, gamma.options());
   return {(decay_matrix(gamma, c) * scale).view({1, h, 1, c, c}),
           (decay_powers(gamma, pos + 1) * scale).view({1, h, 1, c, 1}),
-          decay_powers(gamma, (c - 1) - pos).view({1, h, 1, c, 1}),
-          at::pow(gamma, static_cast<double>(c))};
+          decay_powers(gamma, (c - 1) - pos).view({1, h, 1, c, 1}), at::pow(gamma, static_cast<double>(c))};
 }
 
 // The state walk over the chunks of x [B,H,N,Dk,Dv], in place (contract: lightning_scan.h):
 // forward, x_n <- s and s <- g^c s + x_n for n = 0..N-1, from s = edge; reverse, the same
 // walk from n = N-1 down. Returns the final s. Without the CUDA kernel: one fused update and
 // one copy per chunk.
-at::Tensor scan_chunks(const at::Tensor& x, const at::Tensor& chunk_decay, const at::Tensor& edge,
-                       bool reverse) {
+at::Tensor scan_chunks(const at::Tensor& x, const at::Tensor& chunk_decay, const at::Tensor& edge, bool reverse) {
 #ifdef HALO_WITH_CUDA_KERNELS
   if (x.is_cuda()) {
     at::Tensor start = edge.contiguous();
@@ -114,9 +112,7 @@ struct Span {
   int64_t chunks() const { return q.size(2) / c; }
   // [B,H,n*c,D] or [B,H,n,c,D] as the matmul batch [B*H*n, c, D].
   at::Tensor flat(const at::Tensor& x) const { return x.view({-1, c, x.size(-1)}); }
-  at::Tensor chunked(const at::Tensor& x) const {
-    return x.view({x.size(0), x.size(1), chunks(), c, x.size(-1)});
-  }
+  at::Tensor chunked(const at::Tensor& x) const { return x.view({x.size(0), x.size(1), chunks(), c, x.size(-1)}); }
   // [B*H*n, c, c] masked in place by the decayed causal mask.
   at::Tensor& mask(at::Tensor& scores) const {
     scores.view({q.size(0), q.size(1), chunks(), c, c}).mul_(decays.scores);
@@ -151,8 +147,7 @@ struct Span {
   //   dk_n = (do_n v_n^T . M)^T q_n + (v_n . b) G_{n+1}^T
   //   dv_n = (q_n k_n^T . M)^T do_n + (k_n . b) G_{n+1}
   // The entering states are recomputed from k, v (one matmul and one scan), not saved.
-  std::array<at::Tensor, 4> backward(const at::Tensor& s_in, const at::Tensor& dout,
-                                     const at::Tensor& ds_out) const {
+  std::array<at::Tensor, 4> backward(const at::Tensor& s_in, const at::Tensor& dout, const at::Tensor& ds_out) const {
     at::Tensor k_decayed = chunked(k) * decays.key;
     at::Tensor states = chunk_states(k_decayed);
     scan_chunks(states, decays.chunk, s_in, false);  // states: S_n entering chunk n
@@ -193,8 +188,7 @@ std::vector<SpanRange> spans_of(int64_t t, int64_t c) {
 // return a strided x of the right dtype as it is.
 at::Tensor span_input(const at::Tensor& x, const SpanRange& r, at::ScalarType dtype) {
   return x.narrow(2, r.begin, r.len)
-      .to(x.options().dtype(dtype), /*non_blocking=*/false, /*copy=*/false,
-          at::MemoryFormat::Contiguous)
+      .to(x.options().dtype(dtype), /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous)
       .contiguous();
 }
 
@@ -221,18 +215,15 @@ struct SpanJoin {
 // entering state and decay tables (small); the per-chunk states are recomputed. The decays get
 // no gradient (they are fixed).
 struct ChunkedLightning : public torch::autograd::Function<ChunkedLightning> {
-  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx,
-                                                const at::Tensor& q, const at::Tensor& k,
-                                                const at::Tensor& v, const at::Tensor& s0,
-                                                const at::Tensor& gamma, double scale,
-                                                int64_t chunk) {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q,
+                                                const at::Tensor& k, const at::Tensor& v, const at::Tensor& s0,
+                                                const at::Tensor& gamma, double scale, int64_t chunk) {
     const at::ScalarType compute = s0.scalar_type();
     SpanJoin out{v.sizes(), q.scalar_type(), {}};
     std::vector<at::Tensor> saved = {q, k, v};  // then per span: its entering state, decays
     at::Tensor state = s0;
     for (const SpanRange& r : spans_of(q.size(2), chunk)) {
-      at::Tensor qs = span_input(q, r, compute), ks = span_input(k, r, compute),
-                 vs = span_input(v, r, compute);
+      at::Tensor qs = span_input(q, r, compute), ks = span_input(k, r, compute), vs = span_input(v, r, compute);
       ChunkDecays decays = chunk_decays(gamma, scale, r.c);
       saved.insert(saved.end(), {state, decays.scores, decays.query, decays.key, decays.chunk});
       auto [piece, leaving] = Span{qs, ks, vs, decays, r.c}.forward(state);
@@ -249,18 +240,16 @@ struct ChunkedLightning : public torch::autograd::Function<ChunkedLightning> {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &q = saved[0], &k = saved[1], &v = saved[2];
     const at::ScalarType compute = saved[3].scalar_type();  // the first span's entering state
-    SpanJoin dq{q.sizes(), q.scalar_type(), {}}, dk{k.sizes(), k.scalar_type(), {}},
-        dv{v.sizes(), v.scalar_type(), {}};
+    SpanJoin dq{q.sizes(), q.scalar_type(), {}}, dk{k.sizes(), k.scalar_type(), {}}, dv{v.sizes(), v.scalar_type(), {}};
     const std::vector<SpanRange> spans = spans_of(q.size(2), ctx->saved_data["chunk"].toInt());
     at::Tensor ds = grads[1];
     for (size_t i = spans.size(); i-- > 0;) {
       const SpanRange& r = spans[i];
       const at::Tensor* span_saved = &saved[3 + 5 * i];
       ChunkDecays decays{span_saved[1], span_saved[2], span_saved[3], span_saved[4]};
-      at::Tensor qs = span_input(q, r, compute), ks = span_input(k, r, compute),
-                 vs = span_input(v, r, compute), dout = span_input(grads[0], r, compute);
-      auto [dqs, dks, dvs, ds_in] =
-          Span{qs, ks, vs, decays, r.c}.backward(span_saved[0], dout, ds);
+      at::Tensor qs = span_input(q, r, compute), ks = span_input(k, r, compute), vs = span_input(v, r, compute),
+                 dout = span_input(grads[0], r, compute);
+      auto [dqs, dks, dvs, ds_in] = Span{qs, ks, vs, decays, r.c}.backward(span_saved[0], dout, ds);
       dq.put(r, dqs);
       dk.put(r, dks);
       dv.put(r, dvs);
@@ -318,8 +307,8 @@ struct FusedChunkedLightning : public torch::autograd::Function<FusedChunkedLigh
 #endif
 
 // One token at a time: the decode path (per token an outer product, one fused update, a matmul).
-LightningOutput recurrent(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const at::Tensor& gamma, const at::Tensor& s0) {
+LightningOutput recurrent(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& gamma,
+                          const at::Tensor& s0) {
   at::Tensor decay = gamma.view({-1, 1, 1});
   std::vector<at::Tensor> outs;
   outs.reserve(q.size(2));
@@ -332,41 +321,35 @@ LightningOutput recurrent(const at::Tensor& q, const at::Tensor& k, const at::Te
   return {outs.size() == 1 ? outs[0] : at::cat(outs, 2), state};
 }
 
-void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const at::Tensor& decay, const c10::optional<at::Tensor>& initial_state,
-                  int64_t chunk_size) {
+void check_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& decay,
+                  const c10::optional<at::Tensor>& initial_state, int64_t chunk_size) {
   const char* where = "lightning_attention: ";
   using Named = std::pair<const char*, const at::Tensor*>;
   for (auto [name, x] : {Named{"q", &q}, Named{"k", &k}, Named{"v", &v}}) {
     if (!x->defined()) fail(where, name, " is undefined");
     if (x->dim() != 4) fail(where, name, " must be 4-D [B,H,T,D], got shape ", x->sizes());
   }
-  if (!at::isFloatingType(q.scalar_type()))
-    fail(where, "q must be a floating tensor, got ", q.scalar_type());
+  if (!at::isFloatingType(q.scalar_type())) fail(where, "q must be a floating tensor, got ", q.scalar_type());
   if (k.scalar_type() != q.scalar_type() || v.scalar_type() != q.scalar_type())
-    fail(where, "q, k, v must share one dtype, got ", q.scalar_type(), ", ", k.scalar_type(), ", ",
-         v.scalar_type());
-  if (k.sizes() != q.sizes())
-    fail(where, "k has shape ", k.sizes(), " but q has ", q.sizes(), " (both [B,H,T,Dk])");
+    fail(where, "q, k, v must share one dtype, got ", q.scalar_type(), ", ", k.scalar_type(), ", ", v.scalar_type());
+  if (k.sizes() != q.sizes()) fail(where, "k has shape ", k.sizes(), " but q has ", q.sizes(), " (both [B,H,T,Dk])");
   if (v.sizes().slice(0, 3) != q.sizes().slice(0, 3))
     fail(where, "v has shape ", v.sizes(), " but q has ", q.sizes(), " (v must be [B,H,T,Dv])");
   const int64_t heads = q.size(1);
-  if (!decay.defined() || decay.dim() != 1 || decay.size(0) != heads ||
-      !at::isFloatingType(decay.scalar_type()))
+  if (!decay.defined() || decay.dim() != 1 || decay.size(0) != heads || !at::isFloatingType(decay.scalar_type()))
     fail(where, "decay must be a floating tensor [H] = [", heads, "], got ",
          decay.defined() ? cat(decay.sizes(), " ", decay.scalar_type()) : "undefined");
   if (initial_state && initial_state->defined()) {
     const at::Tensor& s = *initial_state;
     std::vector<int64_t> want = {q.size(0), heads, q.size(3), v.size(3)};
     if (s.sizes() != at::IntArrayRef(want) || !at::isFloatingType(s.scalar_type()))
-      fail(where, "initial_state must be a floating tensor [B,H,Dk,Dv] = ", at::IntArrayRef(want),
-           ", got ", s.sizes(), " ", s.scalar_type());
-    if (s.device() != q.device())
-      fail(where, "initial_state is on ", s.device(), " but q on ", q.device());
+      fail(where, "initial_state must be a floating tensor [B,H,Dk,Dv] = ", at::IntArrayRef(want), ", got ", s.sizes(),
+           " ", s.scalar_type());
+    if (s.device() != q.device()) fail(where, "initial_state is on ", s.device(), " but q on ", q.device());
   }
   if (k.device() != q.device() || v.device() != q.device() || decay.device() != q.device())
-    fail(where, "q, k, v, decay must be on one device, got ", q.device(), ", ", k.device(), ", ",
-         v.device(), ", ", decay.device());
+    fail(where, "q, k, v, decay must be on one device, got ", q.device(), ", ", k.device(), ", ", v.device(), ", ",
+         decay.device());
   if (chunk_size < 1) fail(where, "chunk_size must be at least 1, got ", chunk_size);
 }
 
@@ -383,8 +366,7 @@ std::vector<double> alibi_slopes(int64_t num_heads) {
   while (p * 2 <= num_heads) p *= 2;
   std::vector<double> slopes = power_of_two_slopes(p);
   std::vector<double> finer = power_of_two_slopes(2 * p);
-  for (int64_t i = 0; static_cast<int64_t>(slopes.size()) < num_heads; i += 2)
-    slopes.push_back(finer[i]);
+  for (int64_t i = 0; static_cast<int64_t>(slopes.size()) < num_heads; i += 2) slopes.push_back(finer[i]);
   return slopes;
 }
 
@@ -403,24 +385,25 @@ LightningImpl parse_lightning_impl(const std::string& name) {
   usage_fail("unknown lightning attention implementation '", name, "' (valid: ", valid, ")");
 }
 
-std::string to_string(LightningImpl impl) { return kImplNames[static_cast<int>(impl)]; }
+std::string to_string(LightningImpl impl) {
+  return kImplNames[static_cast<int>(impl)];
+}
 
 LightningOutput lightning_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                     const at::Tensor& decay, double scale, LightningImpl impl,
-                                    const c10::optional<at::Tensor>& initial_state,
-                                    int64_t chunk_size) {
+                                    const c10::optional<at::Tensor>& initial_state, int64_t chunk_size) {
   check_inputs(q, k, v, decay, initial_state, chunk_size);
   const at::ScalarType compute = q.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   at::Tensor gamma = decay.to(compute);
   at::Tensor s0 = initial_state && initial_state->defined()
                       ? initial_state->to(compute)
-                      : at::zeros({q.size(0), q.size(1), q.size(3), v.size(3)},
-                                  q.options().dtype(compute));
+                      : at::zeros({q.size(0), q.size(1), q.size(3), v.size(3)}, q.options().dtype(compute));
   if (q.size(2) == 0) return {at::empty({q.size(0), q.size(1), 0, v.size(3)}, q.options()), s0};
   if (impl == LightningImpl::chunked) {
     if (decay.requires_grad() && at::GradMode::is_enabled())
-      fail("lightning_attention: chunked gives the fixed decays no gradient; pass them detached "
-           "(or use naive to differentiate them)");
+      fail(
+          "lightning_attention: chunked gives the fixed decays no gradient; pass them detached "
+          "(or use naive to differentiate them)");
 #ifdef HALO_WITH_CUDA_KERNELS
     if (chunk_size == kFusedLightningChunk && lightning_chunk_cuda_supported(q, k, v)) {
       auto outs = FusedChunkedLightning::apply(q, k, v, s0.contiguous(), gamma.contiguous(), scale);
@@ -433,8 +416,8 @@ LightningOutput lightning_attention(const at::Tensor& q, const at::Tensor& k, co
 
   at::Tensor qs = q.to(compute) * scale;
   at::Tensor ks = k.to(compute), vs = v.to(compute);
-  LightningOutput result = impl == LightningImpl::naive ? naive(qs, ks, vs, gamma, s0)
-                                                       : recurrent(qs, ks, vs, gamma, s0);
+  LightningOutput result =
+      impl == LightningImpl::naive ? naive(qs, ks, vs, gamma, s0) : recurrent(qs, ks, vs, gamma, s0);
   result.out = result.out.to(q.scalar_type());
   return result;
 }

@@ -32,15 +32,15 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "ops/cuda_scalars.cuh"
 #include "halo/error.h"
+#include "ops/cuda_scalars.cuh"
 #include "ops/mma_fragments.cuh"
 
 namespace halo {
 namespace {
 
-constexpr int kC = 64;    // tokens per chunk
-constexpr int kPad = 8;   // 16-bit elements of padding per shared row: rows start 4 banks apart
+constexpr int kC = 64;          // tokens per chunk
+constexpr int kPad = 8;         // 16-bit elements of padding per shared row: rows start 4 banks apart
 constexpr int kLM = kC + kPad;  // 16-bit score rows
 
 // [B,H,T,D] rows with the last dim contiguous.
@@ -54,8 +54,10 @@ struct Rows {
 // The 16x16 tile (row, col) of a logical matrix stored row-major or transposed (col-major).
 template <typename Layout, typename T>
 __device__ __forceinline__ const T* tile(const T* base, int ld, int row, int col) {
-  if constexpr (std::is_same_v<Layout, RowMajor>) return base + 16 * row * ld + 16 * col;
-  else return base + 16 * col * ld + 16 * row;
+  if constexpr (std::is_same_v<Layout, RowMajor>)
+    return base + 16 * row * ld + 16 * col;
+  else
+    return base + 16 * col * ld + 16 * row;
 }
 
 // acc[j] += A(row tile rt, k tiles [k0, k1)) x B(those k tiles, col tile c0 + j), j < N.
@@ -79,7 +81,9 @@ __device__ __forceinline__ void copy_async(void* dst, const void* src, int bytes
   const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(addr), "l"(src), "r"(bytes));
 }
-__device__ __forceinline__ void copy_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void copy_async_commit() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
 template <int N>
 __device__ __forceinline__ void copy_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
@@ -148,8 +152,7 @@ struct RecurrenceSmem {
   // wide tiles (two blocks per SM; 8x512 0.30 against 0.33 ms with two).
   static constexpr int kStages = BV == 32 ? 9 : 4, BK = 64, LX = BK + kPad, LY = BV + kPad;
   // out: each warp's 16 rows of the state tile, rounded, on their way to memory
-  static constexpr int x = 0, y = x + kStages * kC * LX * 2, out = y + kStages * kC * LY * 2,
-                       bytes = out + BK * LY * 2;
+  static constexpr int x = 0, y = x + kStages * kC * LX * 2, out = y + kStages * kC * LY * 2, bytes = out + BK * LY * 2;
 };
 
 // The state tile walk, one barrier per chunk. Chunk rows arrive through a kStages-deep cp.async
@@ -183,7 +186,9 @@ __global__ void __launch_bounds__(128)
   const T* y0 = y.row(b, h, 0) + v0;
 
   auto chunk_at = [&](int step) { return kReverse ? chunks - 1 - step : step; };
-  auto valid_in = [&](int n) { return static_cast<int>(min(static_cast<int64_t>(kC), len - static_cast<int64_t>(n) * kC)); };
+  auto valid_in = [&](int n) {
+    return static_cast<int>(min(static_cast<int64_t>(kC), len - static_cast<int64_t>(n) * kC));
+  };
   auto issue = [&](int step) {
     if (step < chunks) {
       const int n = chunk_at(step), valid = valid_in(n);
@@ -221,7 +226,7 @@ __global__ void __launch_bounds__(128)
       }
     }
     copy_async_wait<kStages - 2>();
-    __syncthreads();  // chunk n's rows are in; every warp is done with the previous chunk's stage
+    __syncthreads();            // chunk n's rows are in; every warp is done with the previous chunk's stage
     issue(step + kStages - 1);  // into that stage
     T* slot = states + (static_cast<int64_t>(bh) * chunks + n) * D * D + tile_offset;
 #pragma unroll
@@ -264,7 +269,7 @@ __global__ void __launch_bounds__(128)
 // into the destination rows in 16-byte stores.
 template <int D, int kThreads, int N, typename T>
 __device__ __forceinline__ void write_tiles(const Acc (&acc)[N], const int (&rows)[N], const int (&cols)[N], T* stage,
-                                           const Rows<T>& dst, int b, int h, int64_t t0, int valid) {
+                                            const Rows<T>& dst, int b, int h, int64_t t0, int valid) {
   constexpr int L = D + kPad, kVecs = D / 8;
   __syncthreads();  // the staging tile is free
 #pragma unroll
@@ -441,15 +446,15 @@ __global__ void __launch_bounds__(256, 2)
 #pragma unroll
   for (int j = 0; j < kR; ++j) rows[j] = r0 + j, cols[j] = ct;
   const auto all = [](int) { return 0; };
-  const auto upto = [](int rt) { return rt + 1; };      // k tiles <= rt (causal, row side)
-  const auto from = [](int rt) { return rt; };          // k tiles >= rt (causal, transposed)
+  const auto upto = [](int rt) { return rt + 1; };  // k tiles <= rt (causal, row side)
+  const auto from = [](int rt) { return rt; };      // k tiles >= rt (causal, transposed)
   const auto chunk_end = [](int) { return kC / 16; };
   Acc dv_acc[kR], acc[kR];
   zero(dv_acc);
   mma_column<ColMajor, RowMajor>(dv_acc, pm, kLM, dos, L, r0, ct, from, chunk_end);  // (P . M)^T dout
   zero(acc);
   mma_column<RowMajor, RowMajor>(acc, dpm, kLM, ks, L, r0, ct, all, upto);  // (dP . M) k
-  __syncthreads();  // dout and k are read unscaled no more
+  __syncthreads();                                                          // dout and k are read unscaled no more
   scale_rows<D, kThreads>(dos, L, [&](int r) { return scale * exp2f((r + 1) * log2g); });
   const auto key_weight = [&](int r) { return exp2f((valid - 1 - r) * log2g); };
   scale_rows<D, kThreads>(ks, L, key_weight);
@@ -459,7 +464,7 @@ __global__ void __launch_bounds__(256, 2)
   write_tiles<D, kThreads>(acc, rows, cols, stage, dq, b, h, t0, valid);
   zero(acc);
   mma_column<ColMajor, RowMajor>(acc, dpm, kLM, qs, L, r0, ct, from, chunk_end);  // (dP . M)^T q
-  mma_column_state<D, ColMajor>(acc, vs, L, grad, r0, ct);                               // + (v . b) G^T
+  mma_column_state<D, ColMajor>(acc, vs, L, grad, r0, ct);                        // + (v . b) G^T
   write_tiles<D, kThreads>(acc, rows, cols, stage, dk, b, h, t0, valid);
   mma_column_state<D, RowMajor>(dv_acc, ks, L, grad, r0, ct);  // + (k . b) G
   write_tiles<D, kThreads>(dv_acc, rows, cols, stage, dv, b, h, t0, valid);
@@ -473,8 +478,10 @@ Rows<T> rows_of(const at::Tensor& x) {
 // Calls f with a value of the CUDA type of `dtype` (bfloat16 or float16).
 template <typename F>
 void dispatch_16bit(at::ScalarType dtype, F f) {
-  if (dtype == at::kBFloat16) f(__nv_bfloat16{});
-  else f(__half{});
+  if (dtype == at::kBFloat16)
+    f(__nv_bfloat16{});
+  else
+    f(__half{});
 }
 
 template <typename Kernel>
@@ -482,7 +489,9 @@ void allow_shared(Kernel kernel, int bytes) {
   C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes));
 }
 
-int chunks_of(const at::Tensor& x) { return static_cast<int>((x.size(2) + kC - 1) / kC); }
+int chunks_of(const at::Tensor& x) {
+  return static_cast<int>((x.size(2) + kC - 1) / kC);
+}
 
 // One block per (chunk, b*h).
 dim3 chunk_grid(const at::Tensor& q) {
@@ -531,9 +540,10 @@ void lightning_chunk_recurrence_cuda(const at::Tensor& a, const at::Tensor& b, c
     auto launch = [&](auto kernel, int bv, int bytes) {
       allow_shared(kernel, bytes);
       const dim3 grid(static_cast<unsigned>(d / bv), static_cast<unsigned>(d / 64), static_cast<unsigned>(bh));
-      kernel<<<grid, 128, bytes, stream>>>(rows_of<T>(a), rows_of<T>(b), decay.data_ptr<float>(), edge.data_ptr<float>(),
-                                       last.data_ptr<float>(), reinterpret_cast<T*>(states.data_ptr()),
-                                       static_cast<int>(a.size(1)), a.size(2), chunks_of(a), static_cast<float>(scale));
+      kernel<<<grid, 128, bytes, stream>>>(rows_of<T>(a), rows_of<T>(b), decay.data_ptr<float>(),
+                                           edge.data_ptr<float>(), last.data_ptr<float>(),
+                                           reinterpret_cast<T*>(states.data_ptr()), static_cast<int>(a.size(1)),
+                                           a.size(2), chunks_of(a), static_cast<float>(scale));
     };
     auto walk = [&](auto direction) {
       constexpr bool kReverse = decltype(direction)::value;
@@ -563,21 +573,22 @@ void lightning_chunk_forward_cuda(const at::Tensor& q, const at::Tensor& k, cons
     using T = decltype(tag);
     auto launch = [&](auto kernel, int bytes) {
       allow_shared(kernel, bytes);
-      kernel<<<grid, 128, bytes, stream>>>(rows_of<T>(q), rows_of<T>(k), rows_of<T>(v),
-                                           reinterpret_cast<const T*>(states.data_ptr()), rows_of<T>(out),
-                                           decay.data_ptr<float>(), static_cast<int>(q.size(1)), q.size(2),
-                                           chunks_of(q), static_cast<float>(scale));
+      kernel<<<grid, 128, bytes, stream>>>(
+          rows_of<T>(q), rows_of<T>(k), rows_of<T>(v), reinterpret_cast<const T*>(states.data_ptr()), rows_of<T>(out),
+          decay.data_ptr<float>(), static_cast<int>(q.size(1)), q.size(2), chunks_of(q), static_cast<float>(scale));
     };
-    if (q.size(3) == 128) launch(forward_kernel<T, 128>, ForwardSmem<128>::bytes);
-    else launch(forward_kernel<T, 64>, ForwardSmem<64>::bytes);
+    if (q.size(3) == 128)
+      launch(forward_kernel<T, 128>, ForwardSmem<128>::bytes);
+    else
+      launch(forward_kernel<T, 64>, ForwardSmem<64>::bytes);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void lightning_chunk_backward_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const at::Tensor& dout, const at::Tensor& states,
-                                   const at::Tensor& grad_states, const at::Tensor& decay, double scale,
-                                   const at::Tensor& dq, const at::Tensor& dk, const at::Tensor& dv) {
+                                   const at::Tensor& dout, const at::Tensor& states, const at::Tensor& grad_states,
+                                   const at::Tensor& decay, double scale, const at::Tensor& dq, const at::Tensor& dk,
+                                   const at::Tensor& dv) {
   if (!lightning_chunk_cuda_supported(q, k, v) || !lightning_chunk_cuda_supported(dout, dq, dk) ||
       !lightning_chunk_cuda_supported(dv, dv, dv))
     fail("lightning_chunk_backward_cuda: unsupported inputs ", q.sizes());
@@ -590,15 +601,15 @@ void lightning_chunk_backward_cuda(const at::Tensor& q, const at::Tensor& k, con
     using T = decltype(tag);
     auto launch = [&](auto kernel, int bytes) {
       allow_shared(kernel, bytes);
-      kernel<<<grid, 256, bytes, stream>>>(rows_of<T>(q), rows_of<T>(k), rows_of<T>(v), rows_of<T>(dout),
-                                           reinterpret_cast<const T*>(states.data_ptr()),
-                                           reinterpret_cast<const T*>(grad_states.data_ptr()), rows_of<T>(dq),
-                                           rows_of<T>(dk), rows_of<T>(dv), decay.data_ptr<float>(),
-                                           static_cast<int>(q.size(1)), q.size(2), chunks_of(q),
-                                           static_cast<float>(scale));
+      kernel<<<grid, 256, bytes, stream>>>(
+          rows_of<T>(q), rows_of<T>(k), rows_of<T>(v), rows_of<T>(dout), reinterpret_cast<const T*>(states.data_ptr()),
+          reinterpret_cast<const T*>(grad_states.data_ptr()), rows_of<T>(dq), rows_of<T>(dk), rows_of<T>(dv),
+          decay.data_ptr<float>(), static_cast<int>(q.size(1)), q.size(2), chunks_of(q), static_cast<float>(scale));
     };
-    if (q.size(3) == 128) launch(backward_kernel<T, 128>, BackwardSmem<128>::bytes);
-    else launch(backward_kernel<T, 64>, BackwardSmem<64>::bytes);
+    if (q.size(3) == 128)
+      launch(backward_kernel<T, 128>, BackwardSmem<128>::bytes);
+    else
+      launch(backward_kernel<T, 64>, BackwardSmem<64>::bytes);
   });
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }

@@ -31,8 +31,8 @@ void lightning_chunk_forward_cuda(const at::Tensor& q, const at::Tensor& k, cons
                                   const at::Tensor& out);
 
 void lightning_chunk_backward_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                   const at::Tensor& dout, const at::Tensor& states,
-                                   const at::Tensor& grad_states, const at::Tensor& decay, double scale,
-                                   const at::Tensor& dq, const at::Tensor& dk, const at::Tensor& dv);
+                                   const at::Tensor& dout, const at::Tensor& states, const at::Tensor& grad_states,
+                                   const at::Tensor& decay, double scale, const at::Tensor& dq, const at::Tensor& dk,
+                                   const at::Tensor& dv);
 
 }  // namespace halo

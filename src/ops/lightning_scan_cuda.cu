@@ -31,9 +31,8 @@ struct alignas(sizeof(T) * VEC) Pack {
 
 template <typename T, int VEC>
 __global__ void __launch_bounds__(kThreads)
-    scan_kernel(T* __restrict__ x, const T* __restrict__ edge, T* __restrict__ last,
-                const T* __restrict__ decay, int64_t heads, int64_t chunks, int64_t elements,
-                int64_t tiles, bool reverse) {
+    scan_kernel(T* __restrict__ x, const T* __restrict__ edge, T* __restrict__ last, const T* __restrict__ decay,
+                int64_t heads, int64_t chunks, int64_t elements, int64_t tiles, bool reverse) {
   using P = Pack<T, VEC>;
   const int64_t bh = blockIdx.x / tiles;
   const int64_t e = ((blockIdx.x % tiles) * kThreads + threadIdx.x) * VEC;
@@ -60,21 +59,21 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 template <typename T, int VEC>
-void launch(const at::Tensor& x, const at::Tensor& decay, const at::Tensor& edge,
-            const at::Tensor& last, bool reverse) {
+void launch(const at::Tensor& x, const at::Tensor& decay, const at::Tensor& edge, const at::Tensor& last,
+            bool reverse) {
   const int64_t heads = x.size(1), chunks = x.size(2), elements = x.size(3) * x.size(4);
   const int64_t tiles = (elements / VEC + kThreads - 1) / kThreads;
   const int64_t blocks = x.size(0) * heads * tiles;
   scan_kernel<T, VEC><<<blocks, kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-      x.data_ptr<T>(), edge.data_ptr<T>(), last.data_ptr<T>(), decay.data_ptr<T>(), heads, chunks,
-      elements, tiles, reverse);
+      x.data_ptr<T>(), edge.data_ptr<T>(), last.data_ptr<T>(), decay.data_ptr<T>(), heads, chunks, elements, tiles,
+      reverse);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 }  // namespace
 
-void lightning_scan_cuda(const at::Tensor& x, const at::Tensor& decay, const at::Tensor& edge,
-                         const at::Tensor& last, bool reverse) {
+void lightning_scan_cuda(const at::Tensor& x, const at::Tensor& decay, const at::Tensor& edge, const at::Tensor& last,
+                         bool reverse) {
   if (!x.is_cuda() || x.dim() != 5 || x.size(2) < 1 || !x.is_contiguous() || !edge.is_contiguous() ||
       !last.is_contiguous() || !decay.is_contiguous() || edge.scalar_type() != x.scalar_type() ||
       last.scalar_type() != x.scalar_type() || decay.scalar_type() != x.scalar_type())
@@ -83,9 +82,7 @@ void lightning_scan_cuda(const at::Tensor& x, const at::Tensor& decay, const at:
   if (x.numel() == 0) return;  // Dk or Dv is 0: nothing to walk
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t elements = x.size(3) * x.size(4);
-  auto aligned = [](const at::Tensor& t) {
-    return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0;
-  };
+  auto aligned = [](const at::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0; };
   const bool vectors = aligned(x) && aligned(edge) && aligned(last);
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lightning_scan_cuda", [&] {
     constexpr int kVec = 16 / sizeof(scalar_t);

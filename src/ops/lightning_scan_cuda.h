@@ -13,7 +13,7 @@ namespace halo {
 
 // x, edge, last: contiguous, one floating dtype (float32 or float64) on one CUDA device, N >= 1;
 // decay: [H] of that dtype on that device. Runs on the current CUDA stream.
-void lightning_scan_cuda(const at::Tensor& x, const at::Tensor& decay, const at::Tensor& edge,
-                         const at::Tensor& last, bool reverse);
+void lightning_scan_cuda(const at::Tensor& x, const at::Tensor& decay, const at::Tensor& edge, const at::Tensor& last,
+                         bool reverse);
 
 }  // namespace halo

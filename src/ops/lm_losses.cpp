@@ -112,7 +112,8 @@ at::Tensor sliced_loss(AutogradContext* ctx, const at::Tensor& hidden_in, const 
   const at::Tensor hidden = hidden_in.contiguous();
   at::Tensor total = at::zeros({}, hidden.options().dtype(loss_dtype(hidden)));
   at::Tensor d_hidden = wanted.hidden ? at::empty_like(hidden) : at::Tensor();
-  at::Tensor d_weight = wanted.weight ? at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden))) : at::Tensor();
+  at::Tensor d_weight =
+      wanted.weight ? at::zeros(weight.sizes(), weight.options().dtype(loss_dtype(hidden))) : at::Tensor();
   for (int64_t begin = 0; begin < hidden.size(0); begin += chunk) {
     const int64_t len = std::min(chunk, hidden.size(0) - begin);
     const at::Tensor h = hidden.narrow(0, begin, len);
@@ -186,11 +187,13 @@ struct ChunkedKlDivergence : public torch::autograd::Function<ChunkedKlDivergenc
 at::Tensor chunked_cross_entropy(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                                  int64_t chunk) {
   if (hidden.dim() != 2 || targets.dim() != 1 || hidden.size(0) != targets.size(0)) {
-    fail("chunked_cross_entropy: hidden must be [N, H] and targets [N], got ", hidden.sizes(), " and ", targets.sizes());
+    fail("chunked_cross_entropy: hidden must be [N, H] and targets [N], got ", hidden.sizes(), " and ",
+         targets.sizes());
   }
   if (chunk < 1) usage_fail("loss chunk must be positive");
   // One device-to-host copy for both: how many targets count, and whether all fit the vocabulary.
-  const at::Tensor facts = at::stack({(targets >= 0).sum(), at::cat({targets, at::full({1}, -1, targets.options())}).max()}).to(at::kCPU);
+  const at::Tensor facts =
+      at::stack({(targets >= 0).sum(), at::cat({targets, at::full({1}, -1, targets.options())}).max()}).to(at::kCPU);
   const int64_t count = facts[0].item<int64_t>(), largest = facts[1].item<int64_t>();
   if (largest >= weight.size(0)) {
     fail("chunked_cross_entropy: target id ", largest, " is outside the vocabulary of ", weight.size(0),

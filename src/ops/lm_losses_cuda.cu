@@ -18,8 +18,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "ops/cuda_scalars.cuh"
 #include "halo/error.h"
+#include "ops/cuda_scalars.cuh"
 
 namespace halo {
 namespace {
@@ -79,7 +79,9 @@ struct Softmax {
     z = z * f + o.z * g, a = a * f + o.a * g, m = top;
   }
 
-  __device__ __forceinline__ float logsumexp() const { return m + __logf(z); }
+  __device__ __forceinline__ float logsumexp() const {
+    return m + __logf(z);
+  }
 };
 
 __device__ __forceinline__ Softmax shuffle_xor(const Softmax& s, int lane_mask) {
@@ -164,18 +166,22 @@ __global__ void __launch_bounds__(kThreads)
 // T: the gradient's dtype (float, bfloat16 or float16).
 template <typename F>
 void dispatch_gradient_type(const at::Tensor& grad, F&& f) {
-  if (!grad.defined() || grad.scalar_type() == at::kFloat) f(float{});
-  else if (grad.scalar_type() == at::kBFloat16) f(__nv_bfloat16{});
-  else f(__half{});
+  if (!grad.defined() || grad.scalar_type() == at::kFloat)
+    f(float{});
+  else if (grad.scalar_type() == at::kBFloat16)
+    f(__nv_bfloat16{});
+  else
+    f(__half{});
 }
 
 void check_rows(const char* where, const at::Tensor& logits, const at::Tensor& grad) {
   if (!lm_losses_cuda_supported(logits))
     fail(where, ": logits must be contiguous float32 [n, V] on CUDA, got ", logits.sizes());
-  if (grad.defined() && (grad.sizes() != logits.sizes() || !grad.is_contiguous() || grad.device() != logits.device() ||
-                         (grad.scalar_type() != at::kFloat && grad.scalar_type() != at::kBFloat16 &&
-                          grad.scalar_type() != at::kHalf)))
-    fail(where, ": the gradient must be a contiguous float32, bfloat16 or float16 ", logits.sizes(), " beside the logits");
+  if (grad.defined() &&
+      (grad.sizes() != logits.sizes() || !grad.is_contiguous() || grad.device() != logits.device() ||
+       (grad.scalar_type() != at::kFloat && grad.scalar_type() != at::kBFloat16 && grad.scalar_type() != at::kHalf)))
+    fail(where, ": the gradient must be a contiguous float32, bfloat16 or float16 ", logits.sizes(),
+         " beside the logits");
 }
 
 template <typename T>
@@ -233,22 +239,24 @@ at::Tensor cross_entropy_rows_cuda(const at::Tensor& logits, const at::Tensor& t
 void add_transposed_product_cuda(const at::Tensor& acc, const at::Tensor& a, const at::Tensor& b) {
   const at::ScalarType in = a.scalar_type();
   if (acc.scalar_type() != at::kFloat || !acc.is_contiguous() || !a.is_contiguous() || !b.is_contiguous() ||
-      b.scalar_type() != in || (in != at::kBFloat16 && in != at::kHalf && in != at::kFloat) ||
-      a.dim() != 2 || b.dim() != 2 || a.size(0) != b.size(0) || acc.size(0) != a.size(1) || acc.size(1) != b.size(1))
-    fail("add_transposed_product_cuda: float32 acc [m, k] += a^T b needs contiguous a [n, m], b [n, k] of one dtype; got ",
-         acc.sizes(), ", ", a.sizes(), ", ", b.sizes());
+      b.scalar_type() != in || (in != at::kBFloat16 && in != at::kHalf && in != at::kFloat) || a.dim() != 2 ||
+      b.dim() != 2 || a.size(0) != b.size(0) || acc.size(0) != a.size(1) || acc.size(1) != b.size(1))
+    fail(
+        "add_transposed_product_cuda: float32 acc [m, k] += a^T b needs contiguous a [n, m], b [n, k] of one dtype; "
+        "got ",
+        acc.sizes(), ", ", a.sizes(), ", ", b.sizes());
   const c10::cuda::CUDAGuard guard(acc.device());
   // Row-major acc [m, k] is column-major acc^T [k, m] = b^T a: b as stored (k x n, ld k), a
   // transposed (stored m x n, ld m).
   const int64_t m = a.size(1), k = b.size(1), n = a.size(0);
   const cudaDataType type = in == at::kBFloat16 ? CUDA_R_16BF : in == at::kHalf ? CUDA_R_16F : CUDA_R_32F;
   const float one = 1.f;
-  const cublasStatus_t status =
-      cublasGemmEx(at::cuda::getCurrentCUDABlasHandle(), CUBLAS_OP_N, CUBLAS_OP_T, static_cast<int>(k),
-                   static_cast<int>(m), static_cast<int>(n), &one, b.data_ptr(), type, static_cast<int>(k), a.data_ptr(),
-                   type, static_cast<int>(m), &one, acc.data_ptr(), CUDA_R_32F, static_cast<int>(k), CUBLAS_COMPUTE_32F,
-                   CUBLAS_GEMM_DEFAULT);
-  if (status != CUBLAS_STATUS_SUCCESS) fail("add_transposed_product_cuda: cublasGemmEx failed with status ", static_cast<int>(status));
+  const cublasStatus_t status = cublasGemmEx(
+      at::cuda::getCurrentCUDABlasHandle(), CUBLAS_OP_N, CUBLAS_OP_T, static_cast<int>(k), static_cast<int>(m),
+      static_cast<int>(n), &one, b.data_ptr(), type, static_cast<int>(k), a.data_ptr(), type, static_cast<int>(m), &one,
+      acc.data_ptr(), CUDA_R_32F, static_cast<int>(k), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (status != CUBLAS_STATUS_SUCCESS)
+    fail("add_transposed_product_cuda: cublasGemmEx failed with status ", static_cast<int>(status));
 }
 
 }  // namespace halo

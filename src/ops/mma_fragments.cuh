@@ -39,7 +39,9 @@ struct Acc {
   float x[8];
 };
 
-__device__ __forceinline__ int lane_id() { return static_cast<int>(threadIdx.x % 32); }
+__device__ __forceinline__ int lane_id() {
+  return static_cast<int>(threadIdx.x % 32);
+}
 
 // Four 8x8 16-bit matrices from shared memory (transposed with kTrans), lane l giving the
 // address of row l%8 of matrix l/8.

@@ -4,8 +4,8 @@
 // form x * cos + rotate_half(x) * sin.
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <torch/csrc/autograd/custom_function.h>
+#include <algorithm>
 
 #include "ops/rope.h"
 #ifdef HALO_WITH_CUDA_KERNELS

@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <type_traits>
 
-#include "ops/cuda_scalars.cuh"
 #include "halo/error.h"
+#include "ops/cuda_scalars.cuh"
 
 namespace halo {
 namespace {
@@ -40,10 +40,10 @@ __device__ __forceinline__ void store8(T* p, const float (&x)[8]) {
 }
 
 struct Layout {
-  int64_t heads, len, dim;       // H, T, D
-  int64_t xb, xh, xt;            // x strides (elements)
-  int64_t ob, oh, ot;            // out strides
-  int64_t table_b;               // the tables' batch stride: 0 when shared by the batch
+  int64_t heads, len, dim;  // H, T, D
+  int64_t xb, xh, xt;       // x strides (elements)
+  int64_t ob, oh, ot;       // out strides
+  int64_t table_b;          // the tables' batch stride: 0 when shared by the batch
 };
 
 template <typename T>
@@ -101,8 +101,16 @@ void rope_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin
     fail("rope_cuda: unsupported inputs ", x.sizes(), " with tables ", cos.sizes());
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t d = x.size(3);
-  const Layout l{x.size(1),   x.size(2),   d,           x.stride(0), x.stride(1), x.stride(2),
-                 out.stride(0), out.stride(1), out.stride(2), cos.size(0) == 1 ? 0 : x.size(2) * d};
+  const Layout l{x.size(1),
+                 x.size(2),
+                 d,
+                 x.stride(0),
+                 x.stride(1),
+                 x.stride(2),
+                 out.stride(0),
+                 out.stride(1),
+                 out.stride(2),
+                 cos.size(0) == 1 ? 0 : x.size(2) * d};
   const int64_t total = x.size(0) * x.size(1) * x.size(2) * (d / 16);
   const unsigned blocks = static_cast<unsigned>((total + kThreads - 1) / kThreads);
   auto stream = at::cuda::getCurrentCUDAStream();
@@ -113,8 +121,10 @@ void rope_cuda(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin
         reinterpret_cast<const T*>(cos.data_ptr()), reinterpret_cast<const T*>(sin.data_ptr()), l, total,
         inverse ? -1.f : 1.f);
   };
-  if (x.scalar_type() == at::kBFloat16) launch(__nv_bfloat16{});
-  else launch(__half{});
+  if (x.scalar_type() == at::kBFloat16)
+    launch(__nv_bfloat16{});
+  else
+    launch(__half{});
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

@@ -198,10 +198,12 @@ Experiment load_experiment(const std::string& path) {
       c.heldout_tokens = m.get<int64_t>("tokens", c.heldout_tokens);
       m.finish();
       if (c.mc_task.empty() == c.heldout_text.empty()) {
-        fail(path, ": select.commonsense needs exactly one of 'task' (multiple-choice JSONL) or 'text' (held-out loss)");
+        fail(path,
+             ": select.commonsense needs exactly one of 'task' (multiple-choice JSONL) or 'text' (held-out loss)");
       }
     }
-    if (c.attention_layers.empty() && c.criterion != "even" && (c.filler.empty() || (c.mc_task.empty() && c.heldout_text.empty()))) {
+    if (c.attention_layers.empty() && c.criterion != "even" &&
+        (c.filler.empty() || (c.mc_task.empty() && c.heldout_text.empty()))) {
       fail(path, ": select needs 'niah' and 'commonsense' sections (or attention_layers, or criterion: even)");
     }
     s.finish();
@@ -254,7 +256,8 @@ Experiment load_experiment(const std::string& path) {
     s.finish();
   }
   top.finish();
-  if (x.teacher.empty() && !x.pretrain.enabled) fail(path, ": give 'teacher' (a Qwen3 directory) or a 'pretrain' stage");
+  if (x.teacher.empty() && !x.pretrain.enabled)
+    fail(path, ": give 'teacher' (a Qwen3 directory) or a 'pretrain' stage");
   if (!x.teacher.empty() && x.pretrain.enabled) fail(path, ": give either 'teacher' or a 'pretrain' stage, not both");
   if (x.pretrain.enabled && x.tokenizer.empty()) fail(path, ": a 'pretrain' stage needs 'tokenizer'");
   return x;

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "data/token_dataset.h"
 #include "halo/causal_lm.h"
 #include "halo/device.h"
 #include "halo/error.h"
@@ -18,18 +19,17 @@
 #include "halo/experiment.h"
 #include "halo/file_system.h"
 #include "halo/generation.h"
-#include "halo/hypenet_conversion.h"
-#include "pipeline/layer_selection.h"
-#include "ops/lm_losses.h"
-#include "halo/logging.h"
 #include "halo/hype_scaling.h"
+#include "halo/hypenet_conversion.h"
+#include "halo/logging.h"
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"
 #include "halo/progress.h"
-#include "data/token_dataset.h"
 #include "halo/tokenizer.h"
 #include "halo/trainer.h"
 #include "halo/training_tasks.h"
+#include "ops/lm_losses.h"
+#include "pipeline/layer_selection.h"
 
 namespace halo {
 namespace {
@@ -52,11 +52,19 @@ Runtime runtime_of(const Experiment& x) {
   return r;
 }
 
-std::string stage_dir(const Experiment& x, const std::string& stage) { return join_path(x.run_dir, stage); }
-std::string model_dir(const Experiment& x, const std::string& stage) { return join_path(stage_dir(x, stage), "model"); }
-bool stage_done(const Experiment& x, const std::string& stage) { return path_exists(join_path(stage_dir(x, stage), "DONE")); }
+std::string stage_dir(const Experiment& x, const std::string& stage) {
+  return join_path(x.run_dir, stage);
+}
+std::string model_dir(const Experiment& x, const std::string& stage) {
+  return join_path(stage_dir(x, stage), "model");
+}
+bool stage_done(const Experiment& x, const std::string& stage) {
+  return path_exists(join_path(stage_dir(x, stage), "DONE"));
+}
 
-std::string teacher_dir(const Experiment& x) { return x.teacher.empty() ? model_dir(x, "pretrain") : x.teacher; }
+std::string teacher_dir(const Experiment& x) {
+  return x.teacher.empty() ? model_dir(x, "pretrain") : x.teacher;
+}
 // The directory whose tokenizer files model directories get (a tokenizer file's directory).
 std::string tokenizer_source(const Experiment& x) {
   if (x.tokenizer.empty()) return teacher_dir(x);
@@ -76,7 +84,9 @@ void mark_done(const Experiment& x, const std::string& stage, json summary, doub
   write_file_atomic(join_path(stage_dir(x, stage), "DONE"), summary.dump(2) + "\n");
 }
 
-CausalLM load_model(const std::string& dir, const Runtime& rt) { return load_causal_lm(dir, rt.dtype, rt.device); }
+CausalLM load_model(const std::string& dir, const Runtime& rt) {
+  return load_causal_lm(dir, rt.dtype, rt.device);
+}
 
 SaveOptions save_options(const Experiment& x, const Runtime& rt) {
   SaveOptions s;
@@ -90,8 +100,8 @@ bool train(const Experiment& x, const std::string& stage, const TrainingStageCon
            int64_t model_vocab) {
   TokenDataset dataset(config.data.tokens);
   if (dataset.manifest().vocab_size > model_vocab) {
-    fail(config.data.tokens, ": tokenized with a vocabulary of ", dataset.manifest().vocab_size,
-         " but the model has ", model_vocab, " entries; prepare the data with the model's tokenizer");
+    fail(config.data.tokens, ": tokenized with a vocabulary of ", dataset.manifest().vocab_size, " but the model has ",
+         model_vocab, " entries; prepare the data with the model's tokenizer");
   }
   TokenBatcherOptions data_options;
   data_options.batch_size = config.data.batch_size;
@@ -178,7 +188,8 @@ double commonsense_of(CausalLM& model, const Tokenizer& tokenizer, const LayerPr
 double kl_to_teacher(CausalLM& model, CausalLM& teacher, const LayerProbe& probe, int64_t length) {
   c10::InferenceMode guard;
   const int64_t n = std::min<int64_t>(static_cast<int64_t>(probe.heldout.size()), length);
-  at::Tensor ids = at::tensor(at::ArrayRef<int32_t>(probe.heldout.data(), n), at::kInt).to(at::kLong).to(model.device());
+  at::Tensor ids =
+      at::tensor(at::ArrayRef<int32_t>(probe.heldout.data(), n), at::kInt).to(at::kLong).to(model.device());
   at::Tensor s = model.forward_hidden(ids.unsqueeze(0)).squeeze(0);
   at::Tensor t = teacher.forward_hidden(ids.unsqueeze(0)).squeeze(0);
   return chunked_kl_divergence(s, model.lm_head_weight(), t, teacher.lm_head_weight()).item<double>();
@@ -220,7 +231,8 @@ bool run_select(const Experiment& x, const Runtime& rt) {
     }
     if (!c.mc_task.empty()) probe.choices = load_multiple_choice(c.mc_task, c.mc_labels, c.mc_limit);
     if (!c.heldout_text.empty()) {
-      probe.heldout = held_out_tokens(*tokenizer, read_file(c.heldout_text), c.heldout_tokens, teacher_config.vocab_size);
+      probe.heldout =
+          held_out_tokens(*tokenizer, read_file(c.heldout_text), c.heldout_tokens, teacher_config.vocab_size);
     }
     if (options.criterion == SelectionCriterion::kl && probe.heldout.empty()) {
       fail(x.path, ": criterion kl needs select.commonsense.text (held-out text to compare on)");
@@ -233,7 +245,8 @@ bool run_select(const Experiment& x, const Runtime& rt) {
         m.kl.push_back(kl_to_teacher(hybrid, teacher, probe, c.heldout_tokens));
       } else {
         m.recall.push_back(recall_of(hybrid, *tokenizer, probe, c, stop_ids));
-        if (options.criterion == SelectionCriterion::halo) m.commonsense.push_back(commonsense_of(hybrid, *tokenizer, probe, c));
+        if (options.criterion == SelectionCriterion::halo)
+          m.commonsense.push_back(commonsense_of(hybrid, *tokenizer, probe, c));
       }
       bar.set_postfix(cat("layer ", i, m.recall.empty() ? "" : cat(" R ", fixed(m.recall.back(), 3))));
       bar.advance();
@@ -351,8 +364,8 @@ bool run_report(const Experiment& x, const Runtime& rt) {
     if (!rows.count(metric)) order.push_back(metric);
     rows[metric].push_back(value);
   };
-  const std::vector<int32_t> ids = held_out_tokens(*tokenizer, read_file(r.text), r.ppl_tokens,
-                                                   load_model_config(teacher_dir(x)).vocab_size);
+  const std::vector<int32_t> ids =
+      held_out_tokens(*tokenizer, read_file(r.text), r.ppl_tokens, load_model_config(teacher_dir(x)).vocab_size);
   const std::string filler = read_file(r.filler);
   for (const auto& column : models) {
     CausalLM model = load_model(column.dir, rt);
@@ -376,8 +389,9 @@ bool run_report(const Experiment& x, const Runtime& rt) {
     for (int64_t factor : r.lengths_factors) {
       needle.lengths = {base * factor};
       const auto samples = build_needle_samples(*tokenizer, filler, needle);
-      const double acc = evaluate_needle(model, *tokenizer, samples, needle, stop_token_ids(column.dir, model.config(), tokenizer.get()))
-              .accuracy();
+      const double acc = evaluate_needle(model, *tokenizer, samples, needle,
+                                         stop_token_ids(column.dir, model.config(), tokenizer.get()))
+                             .accuracy();
       entry["niah"][std::to_string(base * factor)] = acc;
       add(cat("NIAH @ ", base * factor), fixed(100 * acc, 1) + "%");
     }
@@ -387,7 +401,8 @@ bool run_report(const Experiment& x, const Runtime& rt) {
     results[column.name] = entry;
   }
   for (const auto& metric : order) {
-    md << "| " << metric << " | " << rows[metric][0] << " | " << (rows[metric].size() > 1 ? rows[metric][1] : "") << " |\n";
+    md << "| " << metric << " | " << rows[metric][0] << " | " << (rows[metric].size() > 1 ? rows[metric][1] : "")
+       << " |\n";
   }
   md << "\n| stage | wall time |\n|---|---|\n";
   for (const char* stage : kStages) {
@@ -433,8 +448,8 @@ int64_t tokens_of(const TrainingStageConfig& s) {
 
 std::string describe_plan(const Experiment& x) {
   std::ostringstream out;
-  out << "experiment " << x.path << " -> " << x.run_dir << " (device " << x.device << ", dtype " << x.dtype
-      << ", seed " << x.seed << ")\n";
+  out << "experiment " << x.path << " -> " << x.run_dir << " (device " << x.device << ", dtype " << x.dtype << ", seed "
+      << x.seed << ")\n";
   int64_t params = 0;
   ModelConfig teacher;
   if (x.pretrain.enabled) {
@@ -456,7 +471,8 @@ std::string describe_plan(const Experiment& x) {
     out << "  " << stage << (stage_done(x, stage) ? " [done, skipped]" : "");
     const TrainingStageConfig* s = std::string(stage) == "pretrain" ? &x.pretrain
                                    : std::string(stage) == "align"  ? &x.align
-                                   : std::string(stage) == "distill" ? static_cast<const TrainingStageConfig*>(&x.distill)
+                                   : std::string(stage) == "distill"
+                                       ? static_cast<const TrainingStageConfig*>(&x.distill)
                                    : std::string(stage) == "finetune" ? &x.finetune
                                                                       : nullptr;
     if (s != nullptr) {
@@ -477,7 +493,8 @@ std::string describe_plan(const Experiment& x) {
 bool run_experiment(const Experiment& x, const std::string& stage) {
   bool known = stage == "all";
   for (const char* s : kStages) known |= stage == s;
-  if (!known) usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
+  if (!known)
+    usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   const Runtime rt = runtime_of(x);
   create_directories(x.run_dir);
   for (const char* s : kStages) {

@@ -31,10 +31,14 @@ SelectionCriterion parse_selection_criterion(const std::string& name) {
 
 const char* selection_criterion_name(SelectionCriterion criterion) {
   switch (criterion) {
-    case SelectionCriterion::halo: return "halo";
-    case SelectionCriterion::recall: return "recall";
-    case SelectionCriterion::kl: return "kl";
-    case SelectionCriterion::even: return "even";
+    case SelectionCriterion::halo:
+      return "halo";
+    case SelectionCriterion::recall:
+      return "recall";
+    case SelectionCriterion::kl:
+      return "kl";
+    case SelectionCriterion::even:
+      return "even";
   }
   return "?";
 }
@@ -96,7 +100,8 @@ LayerSelection select_attention_layers(const LayerMeasurements& measurements, co
     case SelectionCriterion::halo:
       check_measure(measurements.recall, layers, "recall", options.criterion);
       check_measure(measurements.commonsense, layers, "commonsense", options.criterion);
-      selection.scores = halo_selection_scores(measurements.recall, measurements.commonsense, options.eps, options.clip);
+      selection.scores =
+          halo_selection_scores(measurements.recall, measurements.commonsense, options.eps, options.clip);
       break;
     case SelectionCriterion::recall:
       check_measure(measurements.recall, layers, "recall", options.criterion);

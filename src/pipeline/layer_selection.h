@@ -36,9 +36,9 @@ struct LayerSelectionOptions {
 };
 
 struct LayerSelection {
-  LayerSelectionOptions options;       // keep resolved to the number kept
+  LayerSelectionOptions options;  // keep resolved to the number kept
   LayerMeasurements measurements;
-  std::vector<double> scores;          // per layer, larger = keep attention; empty for "even"
+  std::vector<double> scores;             // per layer, larger = keep attention; empty for "even"
   std::vector<int64_t> attention_layers;  // sorted
 };
 
@@ -51,7 +51,8 @@ std::vector<double> recall_drop_scores(const std::vector<double>& recall);
 // (when given), then to the lower index. The halo criterion breaks ties by the commonsense drop,
 // so that a model whose recall is flat (e.g. all zero) still keeps the layers whose loss hurts
 // most.
-std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k, const std::vector<double>& tie_break = {});
+std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k,
+                                  const std::vector<double>& tie_break = {});
 // floor((2j + 1) * layers / (2k)) for j = 0..k-1.
 std::vector<int64_t> evenly_spaced_layers(int64_t layers, int64_t k);
 

@@ -9,8 +9,8 @@
 #include "halo/chart.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
-#include "pipeline/layer_selection.h"
 #include "halo/png_image.h"
+#include "pipeline/layer_selection.h"
 
 namespace halo {
 namespace {
@@ -45,11 +45,18 @@ std::string markdown(const LayerSelection& s) {
     case SelectionCriterion::halo:
       md << " (s_i = (max_j R_j - R_i) / (max_j C_j - C_i + " << o.eps << "), clipped at " << o.clip << ")";
       break;
-    case SelectionCriterion::recall: md << " (s_i = max_j R_j - R_i)"; break;
-    case SelectionCriterion::kl: md << " (s_i = KL_i)"; break;
-    case SelectionCriterion::even: md << " (layer floor((2j + 1) L / 2k), j = 0..k-1)"; break;
+    case SelectionCriterion::recall:
+      md << " (s_i = max_j R_j - R_i)";
+      break;
+    case SelectionCriterion::kl:
+      md << " (s_i = KL_i)";
+      break;
+    case SelectionCriterion::even:
+      md << " (layer floor((2j + 1) L / 2k), j = 0..k-1)";
+      break;
   }
-  md << "; " << o.keep << " of " << m.layers << " layers stay attention (largest s_i; ties: larger commonsense drop, then lower index).\n\n";
+  md << "; " << o.keep << " of " << m.layers
+     << " layers stay attention (largest s_i; ties: larger commonsense drop, then lower index).\n\n";
   md << "Attention layers:";
   for (size_t j = 0; j < s.attention_layers.size(); ++j) md << (j ? ", " : " ") << s.attention_layers[j];
   md << "\n\n| layer | R_i | C_i |" << (m.kl.empty() ? "" : " KL_i |") << " s_i | chosen |\n";
@@ -82,8 +89,7 @@ std::string json(const LayerSelection& s) {
 }  // namespace
 
 void write_selection_report(const std::string& dir, const LayerSelection& selection) {
-  if (static_cast<int64_t>(selection.scores.size()) != selection.measurements.layers &&
-      !selection.scores.empty()) {
+  if (static_cast<int64_t>(selection.scores.size()) != selection.measurements.layers && !selection.scores.empty()) {
     fail("a selection report needs one score per layer (", selection.measurements.layers, "), got ",
          selection.scores.size());
   }

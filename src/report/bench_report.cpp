@@ -52,7 +52,9 @@ std::string distinct(const nlohmann::json& rows, const std::string& key, const s
 
 }  // namespace
 
-const char* build_commit() { return HALO_GIT_COMMIT; }
+const char* build_commit() {
+  return HALO_GIT_COMMIT;
+}
 
 void stamp_bench_row(nlohmann::json& row, const std::string& device_name, const std::string& command) {
   row["device_name"] = device_name;

@@ -103,7 +103,9 @@ void draw_frame(RgbImage& image, const std::string& title, const Axis& y, int le
   image.fill_rect(left - 1, base, left + width, base + 1, kAxis);
 }
 
-int title_height(const std::string& title) { return title.empty() ? 12 : 12 + RgbImage::text_height(kScale) + 8; }
+int title_height(const std::string& title) {
+  return title.empty() ? 12 : 12 + RgbImage::text_height(kScale) + 8;
+}
 
 // A 2-pixel line from (x0, y0) to (x1, y1).
 void draw_line(RgbImage& image, int x0, int y0, int x1, int y1, Rgb color) {
@@ -136,8 +138,8 @@ int draw_legend(RgbImage* image, const std::vector<LineSeries>& series, int left
 }  // namespace
 
 Rgb series_color(size_t i) {
-  static const Rgb kPalette[] = {{70, 110, 170},  {230, 120, 30}, {60, 150, 70},  {200, 50, 50},  {140, 100, 180},
-                                 {140, 90, 70},   {220, 110, 180}, {110, 110, 110}, {180, 180, 40}, {40, 180, 200}};
+  static const Rgb kPalette[] = {{70, 110, 170}, {230, 120, 30},  {60, 150, 70},   {200, 50, 50},  {140, 100, 180},
+                                 {140, 90, 70},  {220, 110, 180}, {110, 110, 110}, {180, 180, 40}, {40, 180, 200}};
   return kPalette[i % (sizeof kPalette / sizeof kPalette[0])];
 }
 
@@ -229,7 +231,8 @@ RgbImage draw_bar_chart(const BarChart& chart) {
   for (size_t i = 0; i < chart.bars.size(); ++i) {
     const Bar& b = chart.bars[i];
     const int x = left + static_cast<int>(i) * chart.slot + (chart.slot - chart.bar_width) / 2;
-    const int height = static_cast<int>(std::lround(kPlotHeight * std::clamp(y.fraction(std::max(b.value, 0.0)), 0.0, 1.0)));
+    const int height =
+        static_cast<int>(std::lround(kPlotHeight * std::clamp(y.fraction(std::max(b.value, 0.0)), 0.0, 1.0)));
     image.fill_rect(x, base - height, x + chart.bar_width, base, b.color);
     if (b.marked) image.fill_rect(x, base - 2, x + chart.bar_width, base, b.color);
     if (i % every == 0) {

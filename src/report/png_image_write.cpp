@@ -17,8 +17,8 @@ void put_chunk(std::string& out, const char* type, const std::string& data) {
   put_u32(out, static_cast<uint32_t>(data.size()));
   const std::string body = std::string(type, 4) + data;
   out += body;
-  put_u32(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(body.data()),
-                                           static_cast<uInt>(body.size()))));
+  put_u32(out, static_cast<uint32_t>(
+                   crc32(0L, reinterpret_cast<const Bytef*>(body.data()), static_cast<uInt>(body.size()))));
 }
 
 }  // namespace
@@ -51,6 +51,8 @@ std::string encode_png(const RgbImage& image) {
   return png;
 }
 
-void write_png(const std::string& path, const RgbImage& image) { write_file_atomic(path, encode_png(image)); }
+void write_png(const std::string& path, const RgbImage& image) {
+  write_file_atomic(path, encode_png(image));
+}
 
 }  // namespace halo

@@ -36,8 +36,7 @@ namespace {
 using nlohmann::json;
 
 // The regex that a ByteLevel pre-tokenizer applies itself when use_regex is true (GPT-2's).
-constexpr const char* kGpt2Regex =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+constexpr const char* kGpt2Regex = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 constexpr size_t kCacheShards = 16;
 constexpr size_t kCacheEntriesPerShard = 8192;  // beyond this, new pieces are not cached
@@ -45,8 +44,7 @@ constexpr size_t kCacheEntriesPerShard = 8192;  // beyond this, new pieces are n
 // The raw bytes behind a byte-level token string; a token with a character outside the
 // byte-level alphabet stands for its own UTF-8 bytes (as in Hugging Face's decoder).
 // `byte_of_code_point[c]` is the byte that code point c stands for, or -1.
-std::string byte_level_to_bytes(const std::string& token,
-                                const std::vector<int>& byte_of_code_point) {
+std::string byte_level_to_bytes(const std::string& token, const std::vector<int>& byte_of_code_point) {
   std::string bytes;
   const auto* data = reinterpret_cast<const utf8proc_uint8_t*>(token.data());
   const auto size = static_cast<utf8proc_ssize_t>(token.size());
@@ -88,14 +86,12 @@ bool numeric_at(std::string_view text, size_t pos, size_t& length) {
     return byte >= '0' && byte <= '9';
   }
   utf8proc_int32_t code_point = -1;
-  const utf8proc_ssize_t got =
-      utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + pos),
-                       static_cast<utf8proc_ssize_t>(text.size() - pos), &code_point);
+  const utf8proc_ssize_t got = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + pos),
+                                                static_cast<utf8proc_ssize_t>(text.size() - pos), &code_point);
   length = got > 0 ? static_cast<size_t>(got) : 1;
   if (got <= 0) return false;
   const utf8proc_category_t category = utf8proc_category(code_point);
-  return category == UTF8PROC_CATEGORY_ND || category == UTF8PROC_CATEGORY_NL ||
-         category == UTF8PROC_CATEGORY_NO;
+  return category == UTF8PROC_CATEGORY_ND || category == UTF8PROC_CATEGORY_NL || category == UTF8PROC_CATEGORY_NO;
 }
 
 // Hugging Face's Digits pre-tokenizer: numeric characters apart from the rest, each one on its
@@ -158,8 +154,7 @@ class BpeTokenizer final : public Tokenizer {
   };
 
   // Appends the ids of text that holds no added token; `matches` holds one MatchData per regex.
-  void encode_ordinary(std::string_view text, const std::vector<MatchData>& matches,
-                       std::vector<int32_t>& ids) const;
+  void encode_ordinary(std::string_view text, const std::vector<MatchData>& matches, std::vector<int32_t>& ids) const;
   // Splits `text` by pre_steps_[step] and hands each piece to the next step, the last to BPE.
   void pre_tokenize(size_t step, std::string_view text, const std::vector<MatchData>& matches,
                     std::vector<int32_t>& ids) const;
@@ -198,8 +193,7 @@ BpeTokenizer::BpeTokenizer(const std::string& path, const TokenizerConfig& confi
   if (config.eos_token) {
     eos_id_ = token_to_id(*config.eos_token);
     if (!eos_id_) {
-      fail(config.path, ": eos_token \"", *config.eos_token, "\" is not a token of ", path,
-           "; fix eos_token");
+      fail(config.path, ": eos_token \"", *config.eos_token, "\" is not a token of ", path, "; fix eos_token");
     }
   }
 }
@@ -241,8 +235,7 @@ void BpeTokenizer::read_model(const json& model) {
   for (int byte = 0; byte < 256; ++byte) byte_of_code_point[code_points[byte]] = byte;
   vocab_.reserve(vocab->size());
   for (auto entry = vocab->begin(); entry != vocab->end(); ++entry) {
-    const int32_t id =
-        read_id(entry.value(), [&] { return cat("model.vocab[\"", entry.key(), "\"]"); });
+    const int32_t id = read_id(entry.value(), [&] { return cat("model.vocab[\"", entry.key(), "\"]"); });
     vocab_.emplace(entry.key(), id);
     set_token_bytes(id, byte_level_to_bytes(entry.key(), byte_of_code_point));
   }
@@ -267,13 +260,11 @@ void BpeTokenizer::read_model(const json& model) {
       const std::string& text = merge.get_ref<const std::string&>();
       const size_t space = text.find(' ');
       if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
-        fail(path_, ": model.merges[", rank, "] \"", text,
-             "\" must be two tokens separated by one space");
+        fail(path_, ": model.merges[", rank, "] \"", text, "\" must be two tokens separated by one space");
       }
       left_buffer.assign(text, 0, space);
       right_buffer.assign(text, space + 1);
-    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() &&
-               merge[1].is_string()) {
+    } else if (merge.is_array() && merge.size() == 2 && merge[0].is_string() && merge[1].is_string()) {
       left = &merge[0].get_ref<const std::string&>();
       right = &merge[1].get_ref<const std::string&>();
     } else {
@@ -285,8 +276,7 @@ void BpeTokenizer::read_model(const json& model) {
     for (int k = 0; k < 3; ++k) {
       const auto found = vocab_.find(*tokens[k]);
       if (found == vocab_.end()) {
-        fail(path_, ": model.merges[", rank, "] needs \"", *tokens[k],
-             "\", which is not in model.vocab");
+        fail(path_, ": model.merges[", rank, "] needs \"", *tokens[k], "\", which is not in model.vocab");
       }
       ids[k] = found->second;
     }
@@ -308,9 +298,8 @@ void BpeTokenizer::read_added_tokens(const json& added_tokens) {
     added_tokens_[static_cast<unsigned char>(content[0])].push_back(AddedToken{content, id});
   }
   for (auto& bucket : added_tokens_) {
-    std::stable_sort(bucket.begin(), bucket.end(), [](const AddedToken& a, const AddedToken& b) {
-      return a.content.size() > b.content.size();
-    });
+    std::stable_sort(bucket.begin(), bucket.end(),
+                     [](const AddedToken& a, const AddedToken& b) { return a.content.size() > b.content.size(); });
   }
 }
 
@@ -344,8 +333,7 @@ void BpeTokenizer::read_pre_tokenizer(const json& pre_tokenizer) {
     if (byte_level) fail(unsupported);  // ByteLevel comes last
     if (type == "Split") {
       const auto pattern = step.find("pattern");
-      if (pattern == step.end() || !pattern->is_object() ||
-          string_or_empty(*pattern, "Regex").empty() ||
+      if (pattern == step.end() || !pattern->is_object() || string_or_empty(*pattern, "Regex").empty() ||
           string_or_empty(step, "behavior") != "Isolated" || flag_set(step, "invert")) {
         fail(path_,
              ": pre_tokenizer Split is supported only with a \"Regex\" pattern, "
@@ -424,8 +412,7 @@ void BpeTokenizer::encode_ordinary(std::string_view text, const std::vector<Matc
   pre_tokenize(0, normalized, matches, ids);
 }
 
-void BpeTokenizer::pre_tokenize(size_t step, std::string_view text,
-                                const std::vector<MatchData>& matches,
+void BpeTokenizer::pre_tokenize(size_t step, std::string_view text, const std::vector<MatchData>& matches,
                                 std::vector<int32_t>& ids) const {
   if (step == pre_steps_.size()) {
     encode_piece(text, ids);
@@ -492,8 +479,8 @@ std::vector<int32_t> BpeTokenizer::merge_bytes(std::string_view piece) const {
     const int32_t right = symbols[left].next;
     const auto found = merges_.find(pair_key(symbols[left].id, symbols[right].id));
     if (found == merges_.end()) return;
-    queue.push(Candidate{found->second.rank, left, right, symbols[left].id, symbols[right].id,
-                         found->second.merged_id});
+    queue.push(
+        Candidate{found->second.rank, left, right, symbols[left].id, symbols[right].id, found->second.merged_id});
   };
   for (int32_t i = 0; i + 1 < static_cast<int32_t>(symbols.size()); ++i) consider(i);
   while (!queue.empty()) {
@@ -518,8 +505,7 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
   std::string bytes;
   for (const int32_t id : ids) {
     if (id < 0 || static_cast<size_t>(id) >= id_bytes_.size() || !id_bytes_[id]) {
-      fail("token id ", id, " is not in the vocabulary of ", path_, " (", id_bytes_.size(),
-           " ids)");
+      fail("token id ", id, " is not in the vocabulary of ", path_, " (", id_bytes_.size(), " ids)");
     }
     bytes += *id_bytes_[id];
   }
@@ -528,8 +514,7 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids) const {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path,
-                                              const TokenizerConfig& config) {
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path, const TokenizerConfig& config) {
   return std::make_unique<BpeTokenizer>(json_path, config);
 }
 

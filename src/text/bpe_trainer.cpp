@@ -57,7 +57,9 @@ struct TextChunk {
   std::vector<size_t> document_ends;  // where each document (or part) ends in `text`
 };
 
-bool is_utf8_continuation(char byte) { return (static_cast<unsigned char>(byte) & 0xC0) == 0x80; }
+bool is_utf8_continuation(char byte) {
+  return (static_cast<unsigned char>(byte) & 0xC0) == 0x80;
+}
 
 // The longest prefix of `text` no longer than `limit` bytes that does not end inside a
 // UTF-8 sequence.
@@ -171,8 +173,8 @@ class PieceCounter {
     for (;;) {
       size_t found = std::string_view::npos, length = 0;
       for (size_t k = 0; k < next.size(); ++k) {
-        if (next[k] < found || (next[k] == found && found != std::string_view::npos &&
-                                special_tokens_[k].size() > length)) {
+        if (next[k] < found ||
+            (next[k] == found && found != std::string_view::npos && special_tokens_[k].size() > length)) {
           found = next[k];
           length = special_tokens_[k].size();
         }
@@ -206,8 +208,7 @@ class PieceCounter {
 // Reads the files and counts their pieces on `threads` workers (the calling thread reads).
 // Returns the distinct pieces with their counts, sorted by bytes.
 std::vector<std::pair<std::string, int64_t>> count_pieces(const std::vector<std::string>& files,
-                                                          const BpeTrainerOptions& options,
-                                                          BpeTrainingResult& stats) {
+                                                          const BpeTrainerOptions& options, BpeTrainingResult& stats) {
   const PreTokenizerRegex regex(kQwen3PreTokenizerRegex, "the trainer's pre-tokenizer");
   int64_t total_bytes = 0;
   for (const auto& file : files) total_bytes += static_cast<int64_t>(file_size(file));
@@ -296,8 +297,12 @@ std::vector<std::pair<std::string, int64_t>> count_pieces(const std::vector<std:
 uint64_t pair_key(int32_t left, int32_t right) {
   return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
 }
-int32_t left_of(uint64_t pair) { return static_cast<int32_t>(pair >> 32); }
-int32_t right_of(uint64_t pair) { return static_cast<int32_t>(pair & 0xFFFFFFFFu); }
+int32_t left_of(uint64_t pair) {
+  return static_cast<int32_t>(pair >> 32);
+}
+int32_t right_of(uint64_t pair) {
+  return static_cast<int32_t>(pair & 0xFFFFFFFFu);
+}
 
 class BpeMerger {
  public:
@@ -461,8 +466,8 @@ void check_options(const BpeTrainerOptions& options) {
   const auto& specials = options.special_tokens;
   const int64_t smallest = 256 + static_cast<int64_t>(specials.size());
   if (options.vocab_size < smallest) {
-    usage_fail("vocabulary size ", options.vocab_size, " is too small: the 256 byte tokens and ",
-               specials.size(), " special tokens need at least ", smallest);
+    usage_fail("vocabulary size ", options.vocab_size, " is too small: the 256 byte tokens and ", specials.size(),
+               " special tokens need at least ", smallest);
   }
   if (options.min_frequency < 1) usage_fail("min frequency must be >= 1, not ", options.min_frequency);
   if (options.max_bytes < 0) usage_fail("max bytes must be >= 0 (0: no limit)");
@@ -500,8 +505,8 @@ BpeTrainingResult train_bpe(const std::vector<std::string>& inputs, const BpeTra
     result.pieces += count;
     result.piece_bytes += count * static_cast<int64_t>(piece.size());
   }
-  log::info(cat("read ", result.text_bytes, " bytes from ", result.files, " files: ", result.pieces,
-                " pieces, ", result.distinct_pieces, " distinct"));
+  log::info(cat("read ", result.text_bytes, " bytes from ", result.files, " files: ", result.pieces, " pieces, ",
+                result.distinct_pieces, " distinct"));
 
   BpeMerger merger(pieces, options.min_frequency);
   const size_t base_tokens = static_cast<size_t>(options.vocab_size) - options.special_tokens.size();
@@ -515,8 +520,8 @@ BpeTrainingResult train_bpe(const std::vector<std::string>& inputs, const BpeTra
   result.piece_tokens = merger.token_count();
   if (result.tokens.size() < base_tokens) {
     log::warn(cat("stopped at a vocabulary of ", result.vocab_size(), " (not ", options.vocab_size,
-                  "): no pair of adjacent tokens is left that occurs at least min_frequency = ",
-                  options.min_frequency, " times"));
+                  "): no pair of adjacent tokens is left that occurs at least min_frequency = ", options.min_frequency,
+                  " times"));
   }
   // A special token spelt like an ordinary one would give two ids the same name.
   std::unordered_set<std::string> spelled;
@@ -532,10 +537,8 @@ BpeTrainingResult train_bpe(const std::vector<std::string>& inputs, const BpeTra
 
 void write_tokenizer_json(const std::string& dir, const BpeTrainingResult& result) {
   using nlohmann::ordered_json;
-  const ordered_json byte_level = {{"type", "ByteLevel"},
-                                   {"add_prefix_space", false},
-                                   {"trim_offsets", false},
-                                   {"use_regex", false}};
+  const ordered_json byte_level = {
+      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}};
   ordered_json added_tokens = ordered_json::array();
   ordered_json added_tokens_decoder = ordered_json::object();
   for (size_t k = 0; k < result.special_tokens.size(); ++k) {
@@ -548,12 +551,8 @@ void write_tokenizer_json(const std::string& dir, const BpeTrainingResult& resul
                             {"rstrip", false},
                             {"normalized", false},
                             {"special", true}});
-    added_tokens_decoder[std::to_string(id)] = {{"content", content},
-                                                {"lstrip", false},
-                                                {"normalized", false},
-                                                {"rstrip", false},
-                                                {"single_word", false},
-                                                {"special", true}};
+    added_tokens_decoder[std::to_string(id)] = {{"content", content}, {"lstrip", false},      {"normalized", false},
+                                                {"rstrip", false},    {"single_word", false}, {"special", true}};
   }
   ordered_json vocab = ordered_json::object();
   std::vector<std::string> spelled;
@@ -565,36 +564,35 @@ void write_tokenizer_json(const std::string& dir, const BpeTrainingResult& resul
   ordered_json merges = ordered_json::array();
   for (const auto& [left, right] : result.merges) merges.push_back({spelled[left], spelled[right]});
 
-  ordered_json tokenizer = {
-      {"version", "1.0"},
-      {"truncation", nullptr},
-      {"padding", nullptr},
-      {"added_tokens", added_tokens},
-      {"normalizer", {{"type", "NFC"}}},
-      {"pre_tokenizer",
-       {{"type", "Sequence"},
-        {"pretokenizers",
-         {{{"type", "Split"},
-           {"pattern", {{"Regex", kQwen3PreTokenizerRegex}}},
-           {"behavior", "Isolated"},
-           {"invert", false}},
-          byte_level}}}},
-      {"post_processor", byte_level},
-      {"decoder", byte_level},
-      {"model",
-       {{"type", "BPE"},
-        {"dropout", nullptr},
-        {"unk_token", nullptr},
-        {"continuing_subword_prefix", ""},
-        {"end_of_word_suffix", ""},
-        {"fuse_unk", false},
-        {"byte_fallback", false},
-        {"ignore_merges", false},
-        {"vocab", std::move(vocab)},
-        {"merges", std::move(merges)}}}};
+  ordered_json tokenizer = {{"version", "1.0"},
+                            {"truncation", nullptr},
+                            {"padding", nullptr},
+                            {"added_tokens", added_tokens},
+                            {"normalizer", {{"type", "NFC"}}},
+                            {"pre_tokenizer",
+                             {{"type", "Sequence"},
+                              {"pretokenizers",
+                               {{{"type", "Split"},
+                                 {"pattern", {{"Regex", kQwen3PreTokenizerRegex}}},
+                                 {"behavior", "Isolated"},
+                                 {"invert", false}},
+                                byte_level}}}},
+                            {"post_processor", byte_level},
+                            {"decoder", byte_level},
+                            {"model",
+                             {{"type", "BPE"},
+                              {"dropout", nullptr},
+                              {"unk_token", nullptr},
+                              {"continuing_subword_prefix", ""},
+                              {"end_of_word_suffix", ""},
+                              {"fuse_unk", false},
+                              {"byte_fallback", false},
+                              {"ignore_merges", false},
+                              {"vocab", std::move(vocab)},
+                              {"merges", std::move(merges)}}}};
 
-  const ordered_json eos = result.special_tokens.empty() ? ordered_json(nullptr)
-                                                         : ordered_json(result.special_tokens.front());
+  const ordered_json eos =
+      result.special_tokens.empty() ? ordered_json(nullptr) : ordered_json(result.special_tokens.front());
   const ordered_json config = {{"add_bos_token", false},
                                {"add_prefix_space", false},
                                {"added_tokens_decoder", added_tokens_decoder},

@@ -47,8 +47,8 @@ std::array<char32_t, 256> byte_level_code_points() {
   std::array<char32_t, 256> code_points{};
   char32_t next_free = 256;
   for (int byte = 0; byte < 256; ++byte) {
-    const bool printable = (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) ||
-                           (byte >= 0xAE && byte <= 0xFF);
+    const bool printable =
+        (byte >= '!' && byte <= '~') || (byte >= 0xA1 && byte <= 0xAC) || (byte >= 0xAE && byte <= 0xFF);
     code_points[byte] = printable ? static_cast<char32_t>(byte) : next_free++;
   }
   return code_points;
@@ -86,10 +86,9 @@ std::string_view nfc(std::string_view text, std::string& storage) {
     while (end < text.size() && !is_ascii(text[end])) ++end;
     storage.append(text.substr(copied, start - copied));
     utf8proc_uint8_t* normalized = nullptr;
-    const utf8proc_ssize_t length =
-        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + start),
-                     static_cast<utf8proc_ssize_t>(end - start), &normalized,
-                     static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+    const utf8proc_ssize_t length = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data() + start),
+                                                 static_cast<utf8proc_ssize_t>(end - start), &normalized,
+                                                 static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
     if (length < 0) fail("NFC normalization failed: ", utf8proc_errmsg(length));
     storage.append(reinterpret_cast<const char*>(normalized), static_cast<size_t>(length));
     std::free(normalized);
@@ -101,16 +100,15 @@ std::string_view nfc(std::string_view text, std::string& storage) {
   return storage;
 }
 
-PreTokenizerRegex::PreTokenizerRegex(const std::string& regex, std::string origin)
-    : origin_(std::move(origin)) {
+PreTokenizerRegex::PreTokenizerRegex(const std::string& regex, std::string origin) : origin_(std::move(origin)) {
   const std::string pattern = with_unicode_white_space(regex);
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                            PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr));
+  code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
+                            &error_code, &error_offset, nullptr));
   if (!code_) {
-    fail(origin_, ": pre_tokenizer regex ", pattern, " does not compile at offset ", error_offset,
-         " (", pcre2_message(error_code), ")");
+    fail(origin_, ": pre_tokenizer regex ", pattern, " does not compile at offset ", error_offset, " (",
+         pcre2_message(error_code), ")");
   }
   // Without JIT support PCRE2 falls back to its interpreter: slower, same matches.
   pcre2_jit_compile(code_.get(), PCRE2_JIT_COMPLETE);

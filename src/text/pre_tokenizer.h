@@ -57,8 +57,8 @@ class PreTokenizerRegex {
     size_t gap_start = 0;  // where the text not yet covered by a piece begins
     size_t search_from = 0;
     while (search_from < text.size()) {
-      const int matched = pcre2_match(code_.get(), subject, text.size(), search_from,
-                                      PCRE2_NO_UTF_CHECK, match, nullptr);
+      const int matched =
+          pcre2_match(code_.get(), subject, text.size(), search_from, PCRE2_NO_UTF_CHECK, match, nullptr);
       if (matched == PCRE2_ERROR_NOMATCH) break;
       if (matched < 0) match_failed(matched);
       const PCRE2_SIZE* bounds = pcre2_get_ovector_pointer(match);

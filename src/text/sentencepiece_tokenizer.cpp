@@ -15,14 +15,12 @@ class SentencePieceTokenizer final : public Tokenizer {
   SentencePieceTokenizer(const std::string& path, const TokenizerConfig& config) : path_(path) {
     const auto status = processor_.Load(path);
     if (!status.ok()) {
-      fail(path, ": cannot load SentencePiece model (", status.ToString(),
-           "); pass a valid .model file");
+      fail(path, ": cannot load SentencePiece model (", status.ToString(), "); pass a valid .model file");
     }
     if (config.eos_token) {
       eos_id_ = token_to_id(*config.eos_token);
       if (!eos_id_) {
-        fail(config.path, ": eos_token \"", *config.eos_token, "\" is not a piece of ", path,
-             "; fix eos_token");
+        fail(config.path, ": eos_token \"", *config.eos_token, "\" is not a piece of ", path, "; fix eos_token");
       }
     } else if (processor_.eos_id() >= 0) {
       eos_id_ = processor_.eos_id();
@@ -72,8 +70,7 @@ class SentencePieceTokenizer final : public Tokenizer {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path,
-                                                        const TokenizerConfig& config) {
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig& config) {
   return std::make_unique<SentencePieceTokenizer>(model_path, config);
 }
 

@@ -18,12 +18,10 @@ struct TokenizerConfig {
 };
 
 // Hugging Face byte-level BPE from a tokenizer.json (bpe_tokenizer.cpp).
-std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path,
-                                              const TokenizerConfig& config);
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path, const TokenizerConfig& config);
 
 // SentencePiece from a .model file (sentencepiece_tokenizer.cpp).
-std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path,
-                                                        const TokenizerConfig& config);
+std::unique_ptr<Tokenizer> load_sentencepiece_tokenizer(const std::string& model_path, const TokenizerConfig& config);
 
 // One step through UTF-8 text: the sequence starting at byte `pos` is `length` bytes long and
 // valid, or it is invalid and `length` is its maximal ill-formed subpart (at least 1 byte).

@@ -11,8 +11,7 @@
 
 namespace halo {
 
-AdamW::AdamW(NamedTensors parameters, AdamWOptions options)
-    : parameters_(std::move(parameters)), options_(options) {
+AdamW::AdamW(NamedTensors parameters, AdamWOptions options) : parameters_(std::move(parameters)), options_(options) {
   c10::NoGradGuard no_grad;
   moments_.reserve(parameters_.size());
   for (const auto& [name, p] : parameters_) {

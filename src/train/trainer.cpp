@@ -9,10 +9,10 @@
 // micro-batches: each backward of loss / grad_accum; the all_reduce_gradients hook (when set
 // every parameter gets a gradient, zeros if unused, so that all ranks hand over the same list);
 // global norm clipping; then the AdamW update at learning_rate(config, s). A step whose mean
-// loss or gradient norm is NaN/Inf is not applied: nan_policy "stop" saves the state before that step (cursor and RNG included,
-// so that resuming with "skip" drops exactly that batch) and fails naming the step; "skip" drops
-// the gradients with a warning and still counts the step (the step counter, data cursor and
-// schedule advance, so a run stays bounded; the AdamW step count does not).
+// loss or gradient norm is NaN/Inf is not applied: nan_policy "stop" saves the state before that step (cursor and RNG
+// included, so that resuming with "skip" drops exactly that batch) and fails naming the step; "skip" drops the
+// gradients with a warning and still counts the step (the step counter, data cursor and schedule advance, so a run
+// stays bounded; the AdamW step count does not).
 //
 // After each step: a metrics line, the progress bar, a checkpoint every checkpoint_every steps
 // and at the end (keeping the newest keep_checkpoints). SIGINT/SIGTERM set a flag during run();
@@ -38,13 +38,13 @@
 #include <optional>
 #include <set>
 
+#include "data/token_dataset.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
+#include "halo/progress.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
-#include "halo/progress.h"
-#include "data/token_dataset.h"
 #include "train/training_checkpoint.h"
 
 namespace halo {
@@ -82,13 +82,15 @@ class StopSignalHandlers {
   StopSignalHandlers& operator=(const StopSignalHandlers&) = delete;
 
  private:
-  struct sigaction previous_int_ {}, previous_term_ {};
+  struct sigaction previous_int_ {
+  }, previous_term_{};
 };
 
 void check_config(const TrainerConfig& c) {
   if (c.steps < 0) usage_fail("training steps must be >= 0, not ", c.steps);
   if (c.grad_accum < 1) usage_fail("gradient accumulation must be >= 1, not ", c.grad_accum);
-  if (!(c.lr >= 0) || !(c.min_lr >= 0)) usage_fail("learning rates must be >= 0 (lr ", c.lr, ", min_lr ", c.min_lr, ")");
+  if (!(c.lr >= 0) || !(c.min_lr >= 0))
+    usage_fail("learning rates must be >= 0 (lr ", c.lr, ", min_lr ", c.min_lr, ")");
   if (c.schedule != "cosine" && c.schedule != "wsd" && c.schedule != "constant") {
     usage_fail("learning-rate schedule '", c.schedule, "' is unknown; use cosine, wsd or constant");
   }
@@ -105,7 +107,8 @@ void check_config(const TrainerConfig& c) {
   if (c.nan_policy != "stop" && c.nan_policy != "skip") {
     usage_fail("NaN policy '", c.nan_policy, "' is unknown; use stop or skip");
   }
-  if (c.checkpoint_every < 0) usage_fail("checkpoint interval must be >= 0 (0: only at the end), not ", c.checkpoint_every);
+  if (c.checkpoint_every < 0)
+    usage_fail("checkpoint interval must be >= 0 (0: only at the end), not ", c.checkpoint_every);
   if (c.keep_checkpoints < 1) usage_fail("checkpoints to keep must be >= 1, not ", c.keep_checkpoints);
   if (c.run_dir.empty()) usage_fail("the trainer needs a run directory");
 }
@@ -170,7 +173,8 @@ void load_trainable(const NamedTensors& parameters, const TensorMap& saved, cons
   }
   for (const auto& [name, p] : parameters) {
     const auto found = saved.find(name);
-    if (found == saved.end()) fail(origin, ": has no trainable tensor '", name, "'; the checkpoint belongs to another stage or model");
+    if (found == saved.end())
+      fail(origin, ": has no trainable tensor '", name, "'; the checkpoint belongs to another stage or model");
     const at::Tensor& t = found->second;
     if (!t.sizes().equals(p.sizes()) || t.scalar_type() != p.scalar_type()) {
       fail(origin, ": trainable tensor '", name, "' is ", t.scalar_type(), " ", t.sizes(), " but the task's is ",
@@ -204,11 +208,13 @@ at::Generator cuda_generator(c10::DeviceIndex index) {
 TensorMap capture_rng(const std::vector<c10::DeviceIndex>& cuda_devices) {
   TensorMap states;
   states.emplace("cpu", generator_state(at::detail::getDefaultCPUGenerator()));
-  for (c10::DeviceIndex index : cuda_devices) states.emplace(cat("cuda:", static_cast<int>(index)), generator_state(cuda_generator(index)));
+  for (c10::DeviceIndex index : cuda_devices)
+    states.emplace(cat("cuda:", static_cast<int>(index)), generator_state(cuda_generator(index)));
   return states;
 }
 
-void restore_rng(const TensorMap& states, const std::vector<c10::DeviceIndex>& cuda_devices, const std::string& origin) {
+void restore_rng(const TensorMap& states, const std::vector<c10::DeviceIndex>& cuda_devices,
+                 const std::string& origin) {
   for (const auto& [name, state] : states) {
     if (name == "cpu") {
       set_generator_state(at::detail::getDefaultCPUGenerator(), state);
@@ -221,7 +227,9 @@ void restore_rng(const TensorMap& states, const std::vector<c10::DeviceIndex>& c
         restored = true;
       }
     }
-    if (!restored) log::warn(cat(origin, ": generator state '", name, "' is for a device that holds no parameters now; not restored"));
+    if (!restored)
+      log::warn(
+          cat(origin, ": generator state '", name, "' is for a device that holds no parameters now; not restored"));
   }
 }
 
@@ -263,7 +271,8 @@ TrainStep::TrainStep(const TrainerConfig& config, TrainingTask& task)
       task_(task),
       parameters_(checked_parameters(task)),
       optimizer_(std::make_unique<AdamW>(
-          parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master})) {}
+          parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master})) {
+}
 
 TrainStep::~TrainStep() = default;
 

@@ -27,8 +27,9 @@ double learning_rate(const TrainerConfig& config, int64_t step) {
     return config.min_lr + (config.lr - config.min_lr) * 0.5 * (1 + std::cos(M_PI * progress));
   }
   if (config.schedule == "wsd") {
-    const int64_t decay = std::clamp<int64_t>(std::llround(config.wsd_decay_fraction * static_cast<double>(config.steps)),
-                                              0, std::max<int64_t>(config.steps - warmup, 0));
+    const int64_t decay =
+        std::clamp<int64_t>(std::llround(config.wsd_decay_fraction * static_cast<double>(config.steps)), 0,
+                            std::max<int64_t>(config.steps - warmup, 0));
     const int64_t decay_start = config.steps - decay;
     if (decay == 0 || step < decay_start) return config.lr;
     const double progress = std::min(1.0, static_cast<double>(step - decay_start + 1) / static_cast<double>(decay));

@@ -33,10 +33,10 @@ struct TrainingState {
   int64_t optimizer_steps = 0;  // AdamW updates applied (t of the bias correction)
   int64_t skipped_steps = 0;    // steps dropped by nan_policy skip
   int64_t tokens_seen = 0;
-  double elapsed_s = 0;         // training wall time so far, over all sessions
-  double loss = 0, lr = 0;      // of the last completed step
-  TokenCursor data_cursor;      // the batcher position for the next step
-  std::string config_json;      // the trajectory-relevant TrainerConfig fields, as a JSON object
+  double elapsed_s = 0;     // training wall time so far, over all sessions
+  double loss = 0, lr = 0;  // of the last completed step
+  TokenCursor data_cursor;  // the batcher position for the next step
+  std::string config_json;  // the trajectory-relevant TrainerConfig fields, as a JSON object
 };
 
 struct TrainingCheckpoint {

@@ -19,11 +19,14 @@ std::vector<std::pair<std::string, at::Tensor>> parameters_requiring_grad(Causal
   return out;
 }
 
-bool is_mixer_parameter(const std::string& name) { return name.find(".self_attn.") != std::string::npos; }
+bool is_mixer_parameter(const std::string& name) {
+  return name.find(".self_attn.") != std::string::npos;
+}
 
 }  // namespace
 
-LanguageModelingTask::LanguageModelingTask(CausalLM& model, int64_t loss_chunk) : model_(model), loss_chunk_(loss_chunk) {
+LanguageModelingTask::LanguageModelingTask(CausalLM& model, int64_t loss_chunk)
+    : model_(model), loss_chunk_(loss_chunk) {
   model_.set_requires_grad(true);
 }
 

@@ -19,8 +19,10 @@ std::vector<int64_t> parse_count_list(const std::string& text, const std::string
     const size_t comma = std::min(text.find(',', start), text.size());
     std::string item = text.substr(start, comma - start);
     int64_t scale = 1;
-    if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) scale = 1024, item.pop_back();
-    else if (!item.empty() && (item.back() == 'M' || item.back() == 'm')) scale = 1024 * 1024, item.pop_back();
+    if (!item.empty() && (item.back() == 'K' || item.back() == 'k'))
+      scale = 1024, item.pop_back();
+    else if (!item.empty() && (item.back() == 'M' || item.back() == 'm'))
+      scale = 1024 * 1024, item.pop_back();
     char* end = nullptr;
     const long long v = std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || v <= 0) {
@@ -38,9 +40,9 @@ std::string device_name(const c10::Device& device) {
 }
 
 void add_output_options(cxxopts::Options& options) {
-  options.add_options()
-      ("out", "Also write PREFIX.json (rows), PREFIX.md (table) and PREFIX.png (chart)", cxxopts::value<std::string>())
-      ("append", "With --out: keep the rows already in PREFIX.json and add this run's");
+  options.add_options()("out", "Also write PREFIX.json (rows), PREFIX.md (table) and PREFIX.png (chart)",
+                        cxxopts::value<std::string>())(
+      "append", "With --out: keep the rows already in PREFIX.json and add this run's");
 }
 
 BenchOutput::BenchOutput(const cxxopts::ParseResult& result, const c10::Device& device, int argc, char** argv,

@@ -27,8 +27,8 @@ void add_output_options(cxxopts::Options& options);
 class BenchOutput {
  public:
   // `report` has the title, columns and notes; `chart` draws the PNG from all rows.
-  BenchOutput(const cxxopts::ParseResult& result, const c10::Device& device, int argc, char** argv,
-              BenchReport report, std::function<RgbImage(const nlohmann::json& rows)> chart);
+  BenchOutput(const cxxopts::ParseResult& result, const c10::Device& device, int argc, char** argv, BenchReport report,
+              std::function<RgbImage(const nlohmann::json& rows)> chart);
   // Stamps the row (device, date, commit, command) and, with --out, rewrites the three files.
   void add(nlohmann::json& row);
 

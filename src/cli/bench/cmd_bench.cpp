@@ -24,21 +24,21 @@
 #include "halo/chart.h"
 #include "halo/device.h"
 #include "halo/error.h"
-#include "halo/lightning_attention.h"
 #include "halo/file_system.h"
+#include "halo/lightning_attention.h"
 #include "halo/tokenizer.h"
 
 namespace halo::cli {
 namespace {
 
 int bench_tokenizer(int argc, char** argv) {
-  cxxopts::Options options("halo bench tokenizer", "Encoding speed of a tokenizer on a text file, one thread.\n"
-                                                   "Example: halo bench tokenizer --tokenizer ./Qwen3-0.6B --file brown.txt");
-  options.add_options()
-      ("t,tokenizer", "Tokenizer directory or file", cxxopts::value<std::string>())
-      ("file", "Text file to encode", cxxopts::value<std::string>())
-      ("repeat", "Timed passes (the best counts)", cxxopts::value<int>()->default_value("3"))
-      ("json", "Print the result as JSON");
+  cxxopts::Options options("halo bench tokenizer",
+                           "Encoding speed of a tokenizer on a text file, one thread.\n"
+                           "Example: halo bench tokenizer --tokenizer ./Qwen3-0.6B --file brown.txt");
+  options.add_options()("t,tokenizer", "Tokenizer directory or file", cxxopts::value<std::string>())(
+      "file", "Text file to encode", cxxopts::value<std::string>())("repeat", "Timed passes (the best counts)",
+                                                                    cxxopts::value<int>()->default_value("3"))(
+      "json", "Print the result as JSON");
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string tok_path = require_string(result, "tokenizer", "halo bench tokenizer");
@@ -56,13 +56,15 @@ int bench_tokenizer(int argc, char** argv) {
     auto start = clock::now();
     tokens = tokenizer->encode(text).size();
     const double s = std::chrono::duration<double>(clock::now() - start).count();
-    if (pass == 0) cold_s = s;
-    else best_s = std::min(best_s, s);
+    if (pass == 0)
+      cold_s = s;
+    else
+      best_s = std::min(best_s, s);
   }
   const double mb = text.size() / 1e6;
   if (result.count("json")) {
-    nlohmann::json j = {{"file", file}, {"bytes", text.size()}, {"tokens", tokens}, {"load_s", load_s},
-                        {"cold_mb_per_s", mb / cold_s}, {"warm_mb_per_s", mb / best_s}};
+    nlohmann::json j = {{"file", file},     {"bytes", text.size()},         {"tokens", tokens},
+                        {"load_s", load_s}, {"cold_mb_per_s", mb / cold_s}, {"warm_mb_per_s", mb / best_s}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s: %.2f MB -> %zu tokens; load %.3f s; first pass %.2f MB/s, cached %.2f MB/s (one thread)\n",
@@ -79,7 +81,8 @@ double median_ms(const std::function<void()>& work, int repeat, const c10::Devic
     auto start = std::chrono::steady_clock::now();
     work();
     synchronize(device);
-    if (i > 0) times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+    if (i > 0)
+      times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
@@ -109,11 +112,16 @@ std::vector<KernelShape> parse_shapes(const std::string& text) {
 
 const char* sdp_backend_name(int64_t backend) {
   switch (static_cast<at::SDPBackend>(backend)) {
-    case at::SDPBackend::math: return "math";
-    case at::SDPBackend::flash_attention: return "flash";
-    case at::SDPBackend::efficient_attention: return "efficient";
-    case at::SDPBackend::cudnn_attention: return "cudnn";
-    default: return "other";
+    case at::SDPBackend::math:
+      return "math";
+    case at::SDPBackend::flash_attention:
+      return "flash";
+    case at::SDPBackend::efficient_attention:
+      return "efficient";
+    case at::SDPBackend::cudnn_attention:
+      return "cudnn";
+    default:
+      return "other";
   }
 }
 
@@ -142,8 +150,10 @@ RgbImage kernels_chart(const nlohmann::json& rows) {
     for (const auto& row : rows) {
       if (row.value("pass", "") != pass || !row.contains("ms")) continue;
       const std::string impl = row.value("impl", "");
-      auto it = std::find_if(chart.series.begin(), chart.series.end(), [&](const LineSeries& s) { return s.name == impl; });
-      if (it == chart.series.end()) it = chart.series.insert(chart.series.end(), {impl, series_color(chart.series.size()), {}});
+      auto it =
+          std::find_if(chart.series.begin(), chart.series.end(), [&](const LineSeries& s) { return s.name == impl; });
+      if (it == chart.series.end())
+        it = chart.series.insert(chart.series.end(), {impl, series_color(chart.series.size()), {}});
       it->points.emplace_back(row["T"].get<double>(), row["ms"].get<double>());
     }
     panels.push_back(draw_line_chart(chart));
@@ -158,20 +168,22 @@ int bench_kernels(int argc, char** argv) {
       "causal SDPA (at::scaled_dot_product_attention; flash on a GPU in bf16), forward and forward+backward,\n"
       "median of --repeat runs after a warm-up. Reports ms, TFLOP/s, GB/s and the time floors set by\n"
       "--peak-tflops and --peak-gbps. Example: halo bench kernels --shapes 8x512,4x16K --out runs/bench/kernels");
-  options.add_options()
-      ("shapes", "BxT pairs (K = 1024)", cxxopts::value<std::string>()->default_value("8x512,4x2K,4x4K,2x8K,4x16K,1x64K"))
-      ("impl", "Comma-separated: chunked, naive, recurrent, sdpa", cxxopts::value<std::string>()->default_value("chunked,sdpa"))
-      ("heads", "Heads", cxxopts::value<int64_t>()->default_value("16"))
-      ("head-dim", "Head dimension", cxxopts::value<int64_t>()->default_value("128"))
-      ("chunk", "Chunk size of the chunked form", cxxopts::value<int64_t>()->default_value("64"))
-      ("dtype", "Input dtype: bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
-      ("device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))
-      ("forward-only", "Skip forward+backward")
-      ("max-naive-length", "Skip the quadratic naive form above this length", cxxopts::value<int64_t>()->default_value("8192"))
-      ("repeat", "Timed runs per point (median reported)", cxxopts::value<int>()->default_value("5"))
-      ("peak-tflops", "Dense peak TFLOP/s of the dtype (989: H100 SXM bf16)", cxxopts::value<double>()->default_value("989"))
-      ("peak-gbps", "Peak memory bandwidth, GB/s (3350: H100 SXM)", cxxopts::value<double>()->default_value("3350"))
-      ("json", "Print the rows as JSON lines");
+  options.add_options()("shapes", "BxT pairs (K = 1024)",
+                        cxxopts::value<std::string>()->default_value("8x512,4x2K,4x4K,2x8K,4x16K,1x64K"))(
+      "impl", "Comma-separated: chunked, naive, recurrent, sdpa",
+      cxxopts::value<std::string>()->default_value("chunked,sdpa"))("heads", "Heads",
+                                                                    cxxopts::value<int64_t>()->default_value("16"))(
+      "head-dim", "Head dimension", cxxopts::value<int64_t>()->default_value("128"))(
+      "chunk", "Chunk size of the chunked form", cxxopts::value<int64_t>()->default_value("64"))(
+      "dtype", "Input dtype: bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))(
+      "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
+      "forward-only", "Skip forward+backward")("max-naive-length", "Skip the quadratic naive form above this length",
+                                               cxxopts::value<int64_t>()->default_value("8192"))(
+      "repeat", "Timed runs per point (median reported)", cxxopts::value<int>()->default_value("5"))(
+      "peak-tflops", "Dense peak TFLOP/s of the dtype (989: H100 SXM bf16)",
+      cxxopts::value<double>()->default_value("989"))("peak-gbps", "Peak memory bandwidth, GB/s (3350: H100 SXM)",
+                                                      cxxopts::value<double>()->default_value("3350"))(
+      "json", "Print the rows as JSON lines");
   add_output_options(options);
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
@@ -180,7 +192,8 @@ int bench_kernels(int argc, char** argv) {
   const int64_t h = result["heads"].as<int64_t>(), d = result["head-dim"].as<int64_t>();
   const int64_t chunk = result["chunk"].as<int64_t>();
   const int repeat = result["repeat"].as<int>();
-  const double peak_flops = result["peak-tflops"].as<double>() * 1e12, peak_bytes = result["peak-gbps"].as<double>() * 1e9;
+  const double peak_flops = result["peak-tflops"].as<double>() * 1e12,
+               peak_bytes = result["peak-gbps"].as<double>() * 1e9;
   if (h < 1 || d < 1 || chunk < 1) usage_fail("--heads, --head-dim and --chunk must be >= 1");
   if (repeat < 1) usage_fail("--repeat must be >= 1");
   if (!(peak_flops > 0) || !(peak_bytes > 0)) usage_fail("--peak-tflops and --peak-gbps must be > 0");
@@ -202,9 +215,16 @@ int bench_kernels(int argc, char** argv) {
 
   BenchReport report;
   report.title = "halo bench kernels";
-  report.columns = {{"B", "B"}, {"T", "T"}, {"impl", "impl"}, {"variant", "variant"}, {"pass", "pass"},
-                    {"ms", "time ms", 3}, {"tflops", "TFLOP/s"}, {"gbps", "GB/s"},
-                    {"flop_floor_ms", "FLOP floor ms"}, {"byte_floor_ms", "byte floor ms"}};
+  report.columns = {{"B", "B"},
+                    {"T", "T"},
+                    {"impl", "impl"},
+                    {"variant", "variant"},
+                    {"pass", "pass"},
+                    {"ms", "time ms", 3},
+                    {"tflops", "TFLOP/s"},
+                    {"gbps", "GB/s"},
+                    {"flop_floor_ms", "FLOP floor ms"},
+                    {"byte_floor_ms", "byte floor ms"}};
   report.notes = cat(
       "H=", h, ", D=", d, ", ", scalar_type_name(dtype), " inputs; median of ", repeat,
       " runs after a warm-up. Floors: FLOPs / ", result["peak-tflops"].as<double>(), " TFLOP/s and bytes / ",
@@ -244,8 +264,15 @@ int bench_kernels(int argc, char** argv) {
       };
       for (const char* pass : passes) {
         const bool both = std::string(pass) == "forward+backward";
-        nlohmann::json row = {{"bench", "kernels"}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
-                              {"B", b}, {"H", h}, {"D", d}, {"T", t}, {"impl", impl}, {"pass", pass}};
+        nlohmann::json row = {{"bench", "kernels"},
+                              {"device", device.str()},
+                              {"dtype", scalar_type_name(dtype)},
+                              {"B", b},
+                              {"H", h},
+                              {"D", d},
+                              {"T", t},
+                              {"impl", impl},
+                              {"pass", pass}};
         const double flops = static_cast<double>(b * h) * forward_flops(impl, t, d, chunk) * (both ? 3.5 : 1.0);
         const double bytes = static_cast<double>(b * h * t * d) * element * (both ? 12 : 4);
         if (impl == "chunked") row["variant"] = cat("chunk ", chunk);
@@ -254,11 +281,14 @@ int bench_kernels(int argc, char** argv) {
             c10::InferenceMode guard;
             return median_ms([&] { run(q, k, v); }, repeat, device);
           }
-          at::Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(), vg = v.detach().requires_grad_();
-          return median_ms([&] {
-            for (at::Tensor* x : {&qg, &kg, &vg}) x->mutable_grad().reset();
-            run(qg, kg, vg).backward(grad);
-          }, repeat, device);
+          at::Tensor qg = q.detach().requires_grad_(), kg = k.detach().requires_grad_(),
+                     vg = v.detach().requires_grad_();
+          return median_ms(
+              [&] {
+                for (at::Tensor* x : {&qg, &kg, &vg}) x->mutable_grad().reset();
+                run(qg, kg, vg).backward(grad);
+              },
+              repeat, device);
         };
         if (shape_oom) {
           row["oom"] = true;  // the inputs did not fit
@@ -303,11 +333,12 @@ int run_bench(int argc, char** argv) {
   if (what == "inference") return bench_inference(argc - 1, argv + 1);
   if (what == "training") return bench_training(argc - 1, argv + 1);
   if (what == "--help" || what == "-h") {
-    std::printf("Usage: halo bench WHAT [OPTIONS]   (halo bench WHAT --help for its options)\n\n"
-                "  tokenizer   encoding speed of a tokenizer on a text file\n"
-                "  kernels     lightning attention and SDPA, forward and backward, over (batch, length) shapes\n"
-                "  inference   prefill and per-token decode time against context length (real dimensions)\n"
-                "  training    tokens/s, MFU and peak memory of HALO training steps (real dimensions)\n");
+    std::printf(
+        "Usage: halo bench WHAT [OPTIONS]   (halo bench WHAT --help for its options)\n\n"
+        "  tokenizer   encoding speed of a tokenizer on a text file\n"
+        "  kernels     lightning attention and SDPA, forward and backward, over (batch, length) shapes\n"
+        "  inference   prefill and per-token decode time against context length (real dimensions)\n"
+        "  training    tokens/s, MFU and peak memory of HALO training steps (real dimensions)\n");
     return kExitOk;
   }
   usage_fail("halo bench: say what to measure: tokenizer, kernels, inference or training (see halo bench --help)");

@@ -25,10 +25,10 @@
 
 #include "cli/bench/bench_commands.h"
 #include "cli/bench/bench_output.h"
-#include "cli/options.h"
 #include "cli/bench/step_profile.h"
-#include "halo/chart.h"
+#include "cli/options.h"
 #include "halo/causal_lm.h"
+#include "halo/chart.h"
 #include "halo/decode_graph.h"
 #include "halo/device.h"
 #include "halo/error.h"
@@ -117,8 +117,10 @@ RgbImage inference_chart(const nlohmann::json& rows) {
     const int64_t batch = row.value("batch", int64_t{1});
     const std::string name = base_name(row.value("arch", "")) + (batch > 1 ? cat(" b", batch) : "");
     for (auto [chart, key] : {std::pair{&per_token, "ms_per_token"}, std::pair{&prefill, "prefill_s"}}) {
-      auto it = std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
-      if (it == chart->series.end()) it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
+      auto it =
+          std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
+      if (it == chart->series.end())
+        it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
       it->points.emplace_back(row["context"].get<double>(), row[key].get<double>());
     }
   }
@@ -133,7 +135,8 @@ RgbImage training_chart(const nlohmann::json& rows) {
   for (BarChart* chart : {&tokens, &mfu}) chart->slot = 96, chart->bar_width = 40;
   for (const auto& row : rows) {
     const int stage = row.value("stage", 0);
-    const std::string label = cat("S", stage, " ", row.value("batch", int64_t{0}), "x", row.value("seq_len", int64_t{0}));
+    const std::string label =
+        cat("S", stage, " ", row.value("batch", int64_t{0}), "x", row.value("seq_len", int64_t{0}));
     const Rgb color = series_color(static_cast<size_t>(std::max(stage - 1, 0)));
     tokens.bars.push_back({label, row.value("tokens_per_s", 0.0), color});
     mfu.bars.push_back({label, row.value("mfu_percent", 0.0), color});
@@ -142,7 +145,9 @@ RgbImage training_chart(const nlohmann::json& rows) {
 }
 
 // The profile summary goes to stdout, or to stderr when stdout carries JSON lines.
-void print_profile(const std::string& summary, bool json) { std::fprintf(json ? stderr : stdout, "%s", summary.c_str()); }
+void print_profile(const std::string& summary, bool json) {
+  std::fprintf(json ? stderr : stdout, "%s", summary.c_str());
+}
 
 }  // namespace
 
@@ -150,17 +155,17 @@ int bench_inference(int argc, char** argv) {
   cxxopts::Options options("halo bench inference",
                            "Prefill time and time per output token against context length, random weights.\n"
                            "Example: halo bench inference --arch hypenet-2b --contexts 4K,32K,128K,1M");
-  options.add_options()
-      ("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))
-      ("model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())
-      ("contexts", "Context lengths (K = 1024, M = 1048576)", cxxopts::value<std::string>()->default_value("4K,32K,128K"))
-      ("batch", "Sequences decoded together", cxxopts::value<int64_t>()->default_value("1"))
-      ("decode-tokens", "Timed decode steps per context (median reported)", cxxopts::value<int64_t>()->default_value("16"))
-      ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
-      ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
-      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
-      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")
-      ("json", "JSON lines");
+  options.add_options()("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))(
+      "model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())(
+      "contexts", "Context lengths (K = 1024, M = 1048576)",
+      cxxopts::value<std::string>()->default_value("4K,32K,128K"))("batch", "Sequences decoded together",
+                                                                   cxxopts::value<int64_t>()->default_value("1"))(
+      "decode-tokens", "Timed decode steps per context (median reported)",
+      cxxopts::value<int64_t>()->default_value("16"))("prefill-chunk", "Tokens per prefill chunk",
+                                                      cxxopts::value<int64_t>()->default_value("16384"))(
+      "dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))(
+      "device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))(
+      "no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")("json", "JSON lines");
   add_output_options(options);
   add_profile_option(options);
   add_common_options(options);
@@ -168,18 +173,24 @@ int bench_inference(int argc, char** argv) {
   const c10::Device device = parse_device(result["device"].as<std::string>());
   const c10::ScalarType dtype = parse_compute_dtype(result["dtype"].as<std::string>(), "bfloat16", device);
   const bool use_graph = result.count("no-cuda-graph") == 0 && DecodeGraph::replays_on(device);
-  const ModelConfig config = architecture(result["arch"].as<std::string>(),
-                                          result.count("model") ? result["model"].as<std::string>() : "");
+  const ModelConfig config =
+      architecture(result["arch"].as<std::string>(), result.count("model") ? result["model"].as<std::string>() : "");
   const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
   const int64_t chunk = result["prefill-chunk"].as<int64_t>();
   const std::string profile = result.count("profile") ? result["profile"].as<std::string>() : "";
   const std::vector<int64_t> contexts = parse_count_list(result["contexts"].as<std::string>(), "--contexts");
   BenchReport report;
   report.title = "halo bench inference";
-  report.columns = {{"arch", "model"}, {"batch", "batch"}, {"context", "context tokens"}, {"prefill_s", "prefill s", 2},
-                    {"ms_per_token", "decode ms/token", 2}, {"cache_gb", "cache GB", 2}, {"peak_gb", "peak GB", 1}};
-  report.notes = cat("Random weights at the model's real dimensions, ", scalar_type_name(dtype), ". Prefill in chunks of ",
-                     chunk, " tokens; decode ms/token is the median of ", steps, " greedy steps after the prefill.");
+  report.columns = {{"arch", "model"},
+                    {"batch", "batch"},
+                    {"context", "context tokens"},
+                    {"prefill_s", "prefill s", 2},
+                    {"ms_per_token", "decode ms/token", 2},
+                    {"cache_gb", "cache GB", 2},
+                    {"peak_gb", "peak GB", 1}};
+  report.notes =
+      cat("Random weights at the model's real dimensions, ", scalar_type_name(dtype), ". Prefill in chunks of ", chunk,
+          " tokens; decode ms/token is the median of ", steps, " greedy steps after the prefill.");
   BenchOutput output(result, device, argc, argv, report, inference_chart);
   c10::InferenceMode guard;
   CausalLM model = random_model(config, device, dtype);
@@ -192,9 +203,9 @@ int bench_inference(int argc, char** argv) {
     std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
   }
   for (int64_t context : contexts) {
-    nlohmann::json row = {{"bench", "inference"}, {"arch", arch}, {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
-                          {"batch", batch}, {"context", context}, {"prefill_chunk", chunk},
-                          {"cuda_graph", use_graph}};
+    nlohmann::json row = {
+        {"bench", "inference"}, {"arch", arch},       {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
+        {"batch", batch},       {"context", context}, {"prefill_chunk", chunk}, {"cuda_graph", use_graph}};
     reset_peak(device);
     try {
       InferenceCache cache(config.num_hidden_layers);
@@ -203,7 +214,8 @@ int bench_inference(int argc, char** argv) {
       at::Tensor hidden;
       for (int64_t begin = 0; begin < context; begin += chunk) {
         const int64_t len = std::min(chunk, context - begin);
-        at::Tensor ids = at::randint(0, config.vocab_size, {batch, len}, at::TensorOptions().dtype(at::kLong).device(device));
+        at::Tensor ids =
+            at::randint(0, config.vocab_size, {batch, len}, at::TensorOptions().dtype(at::kLong).device(device));
         hidden = model.forward_hidden(ids, &cache).select(1, len - 1);
       }
       at::Tensor next = model.logits(hidden).argmax(-1);
@@ -247,22 +259,21 @@ int bench_inference(int argc, char** argv) {
 }
 
 int bench_training(int argc, char** argv) {
-  cxxopts::Options options("halo bench training",
-                           "Throughput of the training steps of `halo run` at real dimensions (random weights, random\n"
-                           "tokens): the stage's own task and optimizer step (forward, backward, clipping, AdamW) for\n"
-                           "stage 1 (align: teacher forward + student mixers, MSE), 2 (distill: teacher + student, KL)\n"
-                           "or 3 (finetune: student cross-entropy). Reports tokens/s, MFU and peak memory.\n"
-                           "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
-  options.add_options()
-      ("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))
-      ("batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))
-      ("seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))
-      ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
-      ("recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")
-      ("fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")
-      ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
-      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
-      ("json", "JSON line");
+  cxxopts::Options options(
+      "halo bench training",
+      "Throughput of the training steps of `halo run` at real dimensions (random weights, random\n"
+      "tokens): the stage's own task and optimizer step (forward, backward, clipping, AdamW) for\n"
+      "stage 1 (align: teacher forward + student mixers, MSE), 2 (distill: teacher + student, KL)\n"
+      "or 3 (finetune: student cross-entropy). Reports tokens/s, MFU and peak memory.\n"
+      "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
+  options.add_options()("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))(
+      "batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))(
+      "seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))(
+      "steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))(
+      "recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")(
+      "fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")(
+      "peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))(
+      "device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))("json", "JSON line");
   add_output_options(options);
   add_profile_option(options);
   add_common_options(options);
@@ -278,16 +289,19 @@ int bench_training(int argc, char** argv) {
   if (steps < 1) usage_fail("--steps must be >= 1");
   BenchReport report;
   report.title = "halo bench training";
-  report.columns = {{"stage", "stage"}, {"batch", "batch"}, {"seq_len", "seq len"}, {"recompute", "recompute"},
-                    {"step_s", "step s", 3}, {"tokens_per_s", "tokens/s", 0}, {"mfu_percent", "MFU %", 1},
-                    {"peak_gb", "peak GB", 1}};
-  report.notes = cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; the training step of halo run "
-                     "(the stage's task, clipping and the AdamW update). MFU against ", result["peak-tflops"].as<double>(),
-                     " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
-                     "counted).");
+  report.columns = {{"stage", "stage"},          {"batch", "batch"},       {"seq_len", "seq len"},
+                    {"recompute", "recompute"},  {"step_s", "step s", 3},  {"tokens_per_s", "tokens/s", 0},
+                    {"mfu_percent", "MFU %", 1}, {"peak_gb", "peak GB", 1}};
+  report.notes =
+      cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; the training step of halo run "
+          "(the stage's task, clipping and the AdamW update). MFU against ",
+          result["peak-tflops"].as<double>(),
+          " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
+          "counted).");
   BenchOutput output(result, device, argc, argv, report, training_chart);
   const ModelConfig teacher_config = qwen3_1_7b();
-  const ModelConfig student_config = hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
+  const ModelConfig student_config =
+      hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
   CausalLM student = random_model(stage == 1 ? hypenet_config(teacher_config, {}) : student_config, device, dtype);
   student.set_recompute_activations(result.count("recompute-activations") > 0);
   std::unique_ptr<CausalLM> teacher;  // stage 3 trains the student alone
@@ -318,17 +332,28 @@ int bench_training(int argc, char** argv) {
                         static_cast<double>(student.parameter_count() - trainable) * (stage == 1 ? 0 : 1);
   const double flops = tokens * (6.0 * trainable + 2.0 * frozen);
   const double mfu = flops / seconds / (result["peak-tflops"].as<double>() * 1e12);
-  nlohmann::json row = {{"bench", "training"}, {"stage", stage}, {"batch", batch}, {"seq_len", t},
-                        {"device", device.str()}, {"step_s", seconds}, {"tokens_per_s", tokens / seconds},
-                        {"mfu", mfu}, {"peak_gb", peak_gb(device)}, {"trainable_parameters", trainable},
-                        {"recompute", result.count("recompute-activations") > 0}, {"mfu_percent", 100 * mfu}};
+  nlohmann::json row = {{"bench", "training"},
+                        {"stage", stage},
+                        {"batch", batch},
+                        {"seq_len", t},
+                        {"device", device.str()},
+                        {"step_s", seconds},
+                        {"tokens_per_s", tokens / seconds},
+                        {"mfu", mfu},
+                        {"peak_gb", peak_gb(device)},
+                        {"trainable_parameters", trainable},
+                        {"recompute", result.count("recompute-activations") > 0},
+                        {"mfu_percent", 100 * mfu}};
   output.add(row);
-  if (result.count("json")) std::printf("%s\n", row.dump().c_str());
-  else std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
-                   static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
-                   peak_gb(device));
+  if (result.count("json"))
+    std::printf("%s\n", row.dump().c_str());
+  else
+    std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
+                static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
+                peak_gb(device));
   std::fflush(stdout);
-  if (result.count("profile")) print_profile(profile_step(step, device, result["profile"].as<std::string>()), result.count("json") > 0);
+  if (result.count("profile"))
+    print_profile(profile_step(step, device, result["profile"].as<std::string>()), result.count("json") > 0);
   return kExitOk;
 }
 

@@ -51,7 +51,8 @@ std::string shorten(const std::string& name, size_t width) {
 }  // namespace
 
 void add_profile_option(cxxopts::Options& options) {
-  options.add_options()("profile", "Record one step with the Kineto profiler: a chrome trace to FILE, a summary printed",
+  options.add_options()("profile",
+                        "Record one step with the Kineto profiler: a chrome trace to FILE, a summary printed",
                         cxxopts::value<std::string>());
 }
 
@@ -81,7 +82,8 @@ std::string profile_step(const std::function<void()>& step, const c10::Device& d
   int64_t launches = 0, copies = 0;
   for (const auto& e : result->events()) {
     const bool kernel = is_kind(e, libkineto::ActivityType::CONCURRENT_KERNEL);
-    const bool copy = is_kind(e, libkineto::ActivityType::GPU_MEMCPY) || is_kind(e, libkineto::ActivityType::GPU_MEMSET);
+    const bool copy =
+        is_kind(e, libkineto::ActivityType::GPU_MEMCPY) || is_kind(e, libkineto::ActivityType::GPU_MEMSET);
     const bool op = is_kind(e, libkineto::ActivityType::CPU_OP);
     if (device.is_cuda() ? !(kernel || copy) : !op) continue;
     busy.emplace_back(e.startNs(), e.endNs());
@@ -102,8 +104,8 @@ std::string profile_step(const std::function<void()>& step, const c10::Device& d
   out += cat("wall ", fixed(wall_ms, 3), " ms (the profiler adds host time per op); ",
              device.is_cuda() ? "GPU busy " : "CPU operators busy ", fixed(busy_ms, 3), " ms (",
              fixed(wall_ms > 0 ? 100 * busy_ms / wall_ms : 0, 1), "% of wall); ", launches, " ",
-             device.is_cuda() ? "kernel launches" : "operator calls", device.is_cuda() ? cat(", ", copies, " copies/memsets") : "",
-             "\n");
+             device.is_cuda() ? "kernel launches" : "operator calls",
+             device.is_cuda() ? cat(", ", copies, " copies/memsets") : "", "\n");
   char line[256];
   std::snprintf(line, sizeof line, "%7s %10s %8s  %s%s\n", "calls", "total ms", "% wall", what,
                 device.is_cuda() ? "" : " (inclusive time)");
