@@ -82,7 +82,7 @@ struct Experiment {
   std::string device = "auto";
   std::string dtype = "auto";  // training/inference dtype: auto = bfloat16 on CUDA, float32 on CPU
   uint64_t seed = 0;
-  std::string teacher;    // Qwen3 directory; empty when pretrain makes one
+  std::string teacher;    // teacher directory (Qwen3, Llama or Qwen2); empty when pretrain makes one
   std::string tokenizer;  // tokenizer directory/file (default: the teacher's directory)
   PretrainConfig pretrain;
   TrainingStageConfig align;

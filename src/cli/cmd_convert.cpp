@@ -15,10 +15,10 @@ namespace halo::cli {
 int run_convert(int argc, char** argv) {
   cxxopts::Options options(
       "halo convert",
-      "Stage 0 of HALO: build a HypeNet from a Qwen3 checkpoint by weight transfer (no training).\n"
+      "Stage 0 of HALO: build a HypeNet from a Qwen3, Llama or Qwen2 checkpoint by weight transfer (no training).\n"
       "Kept attention layers lose RoPE and gain an output gate; the others become lightning attention.\n"
       "Example: halo convert --teacher ./Qwen3-1.7B --out ./hypenet-2b-stage0 --preset hypenet-2b");
-  options.add_options()("teacher", "Qwen3 model directory", cxxopts::value<std::string>())(
+  options.add_options()("teacher", "Teacher model directory (Qwen3, Llama or Qwen2)", cxxopts::value<std::string>())(
       "o,out", "Output directory (Hugging Face format)", cxxopts::value<std::string>())(
       "attn-layers", "Comma-separated 0-based layers that stay softmax attention, e.g. 2,3,6",
       cxxopts::value<std::string>())(

@@ -41,7 +41,7 @@ const std::vector<Command>& commands() {
       {"generate", "generate text from a prompt, streamed", run_generate},
       {"forward", "one forward pass: input_ids from safetensors -> logits (and hidden states)", run_forward},
       {"ppl", "perplexity of a text file", run_ppl},
-      {"convert", "stage 0 of HALO: a HypeNet from a Qwen3 checkpoint by weight transfer", run_convert},
+      {"convert", "stage 0 of HALO: a HypeNet from a Qwen3, Llama or Qwen2 checkpoint by weight transfer", run_convert},
       {"run", "run a HALO experiment (YAML): every stage into one run directory, resumable", run_run},
       {"pretrain", "pretrain a Qwen3-architecture teacher (one stage of an experiment)", run_stage},
       {"align", "stage 1: align lightning mixers to the teacher's attention (one stage)", run_stage},

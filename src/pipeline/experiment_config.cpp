@@ -257,7 +257,7 @@ Experiment load_experiment(const std::string& path) {
   }
   top.finish();
   if (x.teacher.empty() && !x.pretrain.enabled)
-    fail(path, ": give 'teacher' (a Qwen3 directory) or a 'pretrain' stage");
+    fail(path, ": give 'teacher' (a Qwen3, Llama or Qwen2 directory) or a 'pretrain' stage");
   if (!x.teacher.empty() && x.pretrain.enabled) fail(path, ": give either 'teacher' or a 'pretrain' stage, not both");
   if (x.pretrain.enabled && x.tokenizer.empty()) fail(path, ": a 'pretrain' stage needs 'tokenizer'");
   return x;
