@@ -18,20 +18,20 @@ int run_convert(int argc, char** argv) {
       "Stage 0 of HALO: build a HypeNet from a Qwen3, Llama or Qwen2 checkpoint by weight transfer (no training).\n"
       "Kept attention layers lose RoPE and gain an output gate; the others become lightning attention.\n"
       "Example: halo convert --teacher ./Qwen3-1.7B --out ./hypenet-2b-stage0 --preset hypenet-2b");
-  options.add_options()("teacher", "Teacher model directory (Qwen3, Llama or Qwen2)", cxxopts::value<std::string>())(
-      "o,out", "Output directory (Hugging Face format)", cxxopts::value<std::string>())(
-      "attn-layers", "Comma-separated 0-based layers that stay softmax attention, e.g. 2,3,6",
-      cxxopts::value<std::string>())(
-      "preset", "Released layer choice: hypenet-2b (Qwen3-1.7B), hypenet-5b (Qwen3-4B), hypenet-9b (Qwen3-8B)",
-      cxxopts::value<std::string>())("attn-logits-scaling",
-                                     "HyPE scaling of attention layers: none, a number, \"hype\" or \"hype <a>\"",
-                                     cxxopts::value<std::string>()->default_value("none"))(
-      "no-output-gate", "Do not add the output gate to attention layers")(
-      "dtype", "Stored dtype: auto (the teacher's), float32, bfloat16 or float16",
-      cxxopts::value<std::string>()->default_value("auto"))("max-shard-size",
-                                                            "Shard the weights above this size (e.g. 5GB; 0: never)",
-                                                            cxxopts::value<std::string>()->default_value("5GB"))(
-      "seed", "Seed for the new weights (z_proj, o_gate)", cxxopts::value<uint64_t>()->default_value("0"));
+  // clang-format off
+  options.add_options()
+      ("teacher", "Teacher model directory (Qwen3, Llama or Qwen2)", cxxopts::value<std::string>())
+      ("o,out", "Output directory (Hugging Face format)", cxxopts::value<std::string>())
+      ("attn-layers", "Comma-separated 0-based layers that stay softmax attention, e.g. 2,3,6", cxxopts::value<std::string>())
+      ("preset", "Released layer choice: hypenet-2b (Qwen3-1.7B), hypenet-5b (Qwen3-4B), hypenet-9b (Qwen3-8B)",
+       cxxopts::value<std::string>())
+      ("attn-logits-scaling", "HyPE scaling of attention layers: none, a number, \"hype\" or \"hype <a>\"",
+       cxxopts::value<std::string>()->default_value("none"))
+      ("no-output-gate", "Do not add the output gate to attention layers")
+      ("dtype", "Stored dtype: auto (the teacher's), float32, bfloat16 or float16", cxxopts::value<std::string>()->default_value("auto"))
+      ("max-shard-size", "Shard the weights above this size (e.g. 5GB; 0: never)", cxxopts::value<std::string>()->default_value("5GB"))
+      ("seed", "Seed for the new weights (z_proj, o_gate)", cxxopts::value<uint64_t>()->default_value("0"));
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string teacher_dir = require_string(result, "teacher", "halo convert");

@@ -26,14 +26,19 @@ int run_data_prepare(int argc, char** argv) {
       "Tokenize a corpus into DIR/tokens.bin (uint32 ids, each document followed by EOS) and DIR/manifest.json.\n"
       "Example: halo data prepare --tokenizer ./Qwen3-0.6B --input runs/corpus/raw --out runs/corpus/tokens");
   const unsigned cores = std::thread::hardware_concurrency();
-  options.add_options()("t,tokenizer", "Tokenizer directory or file (tokenizer.json or a SentencePiece .model)",
-                        cxxopts::value<std::string>())(
-      "i,input", "Input files, directories (recursed) or glob patterns; repeat or list them after --input",
-      cxxopts::value<std::vector<std::string>>())("o,out", "Output directory", cxxopts::value<std::string>());
+  // clang-format off
+  options.add_options()
+      ("t,tokenizer", "Tokenizer directory or file (tokenizer.json or a SentencePiece .model)", cxxopts::value<std::string>())
+      ("i,input", "Input files, directories (recursed) or glob patterns; repeat or list them after --input",
+       cxxopts::value<std::vector<std::string>>())
+      ("o,out", "Output directory", cxxopts::value<std::string>());
+  // clang-format on
   add_document_options(options);
-  options.add_options()("threads", "Tokenizer threads",
-                        cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)))(
-      "no-eos", "Do not append EOS after each document");
+  // clang-format off
+  options.add_options()
+      ("threads", "Tokenizer threads", cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)))
+      ("no-eos", "Do not append EOS after each document");
+  // clang-format on
   options.parse_positional({"input"});
   options.positional_help("[PATHS...]").show_positional_help();
   add_common_options(options);
@@ -66,15 +71,17 @@ int run_data_retrieval(int argc, char** argv) {
       "\"special magic number\", then the question and its answer, in the NIAH evaluation's template.\n"
       "Mixed into a small teacher's pretraining data, they teach it to retrieve in context.\n"
       "Example: halo data retrieval --filler runs/corpus/raw/wordnet --out runs/corpus/raw/retrieval.jsonl");
-  options.add_options()(
-      "filler",
-      "Text or JSONL (field \"text\") file, or a directory of them (recursed), whose sentences fill the documents",
-      cxxopts::value<std::string>())("o,out", "Output JSONL file", cxxopts::value<std::string>())(
-      "documents", "Number of documents", cxxopts::value<int64_t>()->default_value("2000"))(
-      "min-chars", "Shortest filler per document, in characters", cxxopts::value<int64_t>()->default_value("200"))(
-      "max-chars", "Longest filler per document, in characters", cxxopts::value<int64_t>()->default_value("2000"))(
-      "max-filler-mb", "Read at most this much filler text", cxxopts::value<int64_t>()->default_value("20"))(
-      "seed", "Seed", cxxopts::value<uint64_t>()->default_value("0"));
+  // clang-format off
+  options.add_options()
+      ("filler", "Text or JSONL (field \"text\") file, or a directory of them (recursed), whose sentences fill the documents",
+       cxxopts::value<std::string>())
+      ("o,out", "Output JSONL file", cxxopts::value<std::string>())
+      ("documents", "Number of documents", cxxopts::value<int64_t>()->default_value("2000"))
+      ("min-chars", "Shortest filler per document, in characters", cxxopts::value<int64_t>()->default_value("200"))
+      ("max-chars", "Longest filler per document, in characters", cxxopts::value<int64_t>()->default_value("2000"))
+      ("max-filler-mb", "Read at most this much filler text", cxxopts::value<int64_t>()->default_value("20"))
+      ("seed", "Seed", cxxopts::value<uint64_t>()->default_value("0"));
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string filler_path = require_string(result, "filler", "halo data retrieval");

@@ -72,30 +72,41 @@ int run_eval(int argc, char** argv) {
       "Example: halo eval --model ./Qwen3-1.7B --tasks ppl,niah,mc --text brown.txt --filler brown.txt \\\n"
       "           --task-file piqa/valid.jsonl --labels piqa/valid-labels.lst --lengths 512,2048,8192");
   add_model_options(options);
-  options.add_options()("tasks", "Comma-separated tasks: ppl, niah, mc",
-                        cxxopts::value<std::string>()->default_value("ppl,niah,mc"))(
-      "t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())(
-      "json", "Print the results as JSON instead of a table")("out", "Also write the JSON results to this file",
-                                                              cxxopts::value<std::string>());
-  options.add_options("ppl")("text", "Held-out text file", cxxopts::value<std::string>())(
-      "context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))(
-      "stride", "Window advance in tokens (default: the context)", cxxopts::value<int64_t>())(
-      "max-tokens", "Score only the first N tokens of the text (0: all)",
-      cxxopts::value<int64_t>()->default_value("0"));
-  options.add_options("niah")("filler", "Filler text file for the haystack (default: --text)",
-                              cxxopts::value<std::string>())(
-      "lengths", "Prompt lengths in tokens", cxxopts::value<std::string>()->default_value("512,2048,8192"))(
-      "depths", "Needle depths, fractions of the haystack",
-      cxxopts::value<std::string>()->default_value("0,0.25,0.5,0.75,1"))(
-      "samples", "Prompts per (length, depth)", cxxopts::value<int64_t>()->default_value("10"))(
-      "seed", "Seed of keys, values and filler offsets", cxxopts::value<uint64_t>()->default_value("0"))(
-      "max-new-tokens", "Greedy answer length", cxxopts::value<int64_t>()->default_value("12"));
-  options.add_options("mc")("task-file", "JSONL items: PIQA (goal, sol1, sol2 + --labels) or {context, choices, label}",
-                            cxxopts::value<std::string>())("labels", "PIQA labels file (one 0/1 a line)",
-                                                           cxxopts::value<std::string>())(
-      "limit", "Score only the first N items (0: all)", cxxopts::value<int64_t>()->default_value("0"));
-  options.add_options("niah, mc")("batch-tokens", "Prompts or choices run together up to this many tokens",
-                                  cxxopts::value<int64_t>()->default_value("32768"));
+  // clang-format off
+  options.add_options()
+      ("tasks", "Comma-separated tasks: ppl, niah, mc", cxxopts::value<std::string>()->default_value("ppl,niah,mc"))
+      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
+      ("json", "Print the results as JSON instead of a table")
+      ("out", "Also write the JSON results to this file", cxxopts::value<std::string>());
+  // clang-format on
+  // clang-format off
+  options.add_options("ppl")
+      ("text", "Held-out text file", cxxopts::value<std::string>())
+      ("context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))
+      ("stride", "Window advance in tokens (default: the context)", cxxopts::value<int64_t>())
+      ("max-tokens", "Score only the first N tokens of the text (0: all)", cxxopts::value<int64_t>()->default_value("0"));
+  // clang-format on
+  // clang-format off
+  options.add_options("niah")
+      ("filler", "Filler text file for the haystack (default: --text)", cxxopts::value<std::string>())
+      ("lengths", "Prompt lengths in tokens", cxxopts::value<std::string>()->default_value("512,2048,8192"))
+      ("depths", "Needle depths, fractions of the haystack", cxxopts::value<std::string>()->default_value("0,0.25,0.5,0.75,1"))
+      ("samples", "Prompts per (length, depth)", cxxopts::value<int64_t>()->default_value("10"))
+      ("seed", "Seed of keys, values and filler offsets", cxxopts::value<uint64_t>()->default_value("0"))
+      ("max-new-tokens", "Greedy answer length", cxxopts::value<int64_t>()->default_value("12"));
+  // clang-format on
+  // clang-format off
+  options.add_options("mc")
+      ("task-file", "JSONL items: PIQA (goal, sol1, sol2 + --labels) or {context, choices, label}",
+       cxxopts::value<std::string>())
+      ("labels", "PIQA labels file (one 0/1 a line)", cxxopts::value<std::string>())
+      ("limit", "Score only the first N items (0: all)", cxxopts::value<int64_t>()->default_value("0"));
+  // clang-format on
+  // clang-format off
+  options.add_options("niah, mc")
+      ("batch-tokens", "Prompts or choices run together up to this many tokens",
+       cxxopts::value<int64_t>()->default_value("32768"));
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::set<std::string> tasks = parse_tasks(result["tasks"].as<std::string>());

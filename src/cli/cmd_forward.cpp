@@ -19,10 +19,12 @@ int run_forward(int argc, char** argv) {
       "Run one forward pass on token ids from a safetensors file.\n"
       "Example: halo forward --model ./Qwen3-0.6B --input ids.safetensors --output out.safetensors");
   add_model_options(options);
-  options.add_options()("i,input", "safetensors file holding the int64 tensor input_ids [batch, time]",
-                        cxxopts::value<std::string>())(
-      "o,output", "safetensors file to write (float32 logits [batch, time, vocab])", cxxopts::value<std::string>())(
-      "hidden-states", "Also write hidden_states.0 .. hidden_states.L (0: embeddings, L: after the final norm)");
+  // clang-format off
+  options.add_options()
+      ("i,input", "safetensors file holding the int64 tensor input_ids [batch, time]", cxxopts::value<std::string>())
+      ("o,output", "safetensors file to write (float32 logits [batch, time, vocab])", cxxopts::value<std::string>())
+      ("hidden-states", "Also write hidden_states.0 .. hidden_states.L (0: embeddings, L: after the final norm)");
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string input_path = require_string(result, "input", "halo forward");

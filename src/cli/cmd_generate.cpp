@@ -50,22 +50,23 @@ int run_generate(int argc, char** argv) {
                            "Generate a continuation of a prompt, streamed as it is produced.\n"
                            "Example: halo generate --model ./Qwen3-0.6B --prompt \"The sky is\" --max-new-tokens 32");
   add_model_options(options);
-  options.add_options()("p,prompt", "Prompt text", cxxopts::value<std::string>())(
-      "prompt-ids", "Prompt as space-separated token ids (no tokenizer needed)", cxxopts::value<std::string>())(
-      "prompt-file",
-      "Generate for every line of a file as one left-padded batch; prints JSON lines "
-      "{\"prompt\", \"completion\"} (ids with --print-ids)",
-      cxxopts::value<std::string>())("ids-in-file",
-                                     "The lines of --prompt-file are space-separated token ids, not text")(
-      "t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())(
-      "n,max-new-tokens", "Number of tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"))(
-      "temperature", "Sampling temperature; 0 means greedy", cxxopts::value<double>()->default_value("0"))(
-      "top-p", "Nucleus sampling: keep the most likely tokens up to this probability mass",
-      cxxopts::value<double>()->default_value("1"))("seed", "Random seed for sampling",
-                                                    cxxopts::value<uint64_t>()->default_value("0"))(
-      "print-ids", "Print the generated token ids instead of text")("ignore-eos",
-                                                                    "Do not stop at end-of-sequence tokens")(
-      "no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph (for comparison)");
+  // clang-format off
+  options.add_options()
+      ("p,prompt", "Prompt text", cxxopts::value<std::string>())
+      ("prompt-ids", "Prompt as space-separated token ids (no tokenizer needed)", cxxopts::value<std::string>())
+      ("prompt-file", "Generate for every line of a file as one left-padded batch; prints JSON lines "
+       "{\"prompt\", \"completion\"} (ids with --print-ids)", cxxopts::value<std::string>())
+      ("ids-in-file", "The lines of --prompt-file are space-separated token ids, not text")
+      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
+      ("n,max-new-tokens", "Number of tokens to generate at most", cxxopts::value<int64_t>()->default_value("64"))
+      ("temperature", "Sampling temperature; 0 means greedy", cxxopts::value<double>()->default_value("0"))
+      ("top-p", "Nucleus sampling: keep the most likely tokens up to this probability mass",
+       cxxopts::value<double>()->default_value("1"))
+      ("seed", "Random seed for sampling", cxxopts::value<uint64_t>()->default_value("0"))
+      ("print-ids", "Print the generated token ids instead of text")
+      ("ignore-eos", "Do not stop at end-of-sequence tokens")
+      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph (for comparison)");
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   if (result.count("prompt") + result.count("prompt-ids") + result.count("prompt-file") != 1) {

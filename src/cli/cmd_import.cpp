@@ -21,12 +21,15 @@ int run_import(int argc, char** argv) {
       "directory is written beside DIR and renamed into place, so a failure leaves DIR as it was; an\n"
       "existing non-empty DIR is refused, unless it is an earlier import and --force is given.\n"
       "Example: halo import SmolLM2-135M-Instruct.Q4_1.gguf --out runs/teachers/smollm2-135m");
-  options.add_options()("gguf", "The GGUF file", cxxopts::value<std::string>())("o,out", "Output directory",
-                                                                                cxxopts::value<std::string>())(
-      "dtype", "Stored weight dtype: float32 (exactly the dequantized weights) or bfloat16 (half the size)",
-      cxxopts::value<std::string>()->default_value("float32"))(
-      "threads", "Dequantization threads (0: all cores, at most 16)", cxxopts::value<int>()->default_value("0"))(
-      "force", "Replace DIR when it holds an earlier halo import");
+  // clang-format off
+  options.add_options()
+      ("gguf", "The GGUF file", cxxopts::value<std::string>())
+      ("o,out", "Output directory", cxxopts::value<std::string>())
+      ("dtype", "Stored weight dtype: float32 (exactly the dequantized weights) or bfloat16 (half the size)",
+       cxxopts::value<std::string>()->default_value("float32"))
+      ("threads", "Dequantization threads (0: all cores, at most 16)", cxxopts::value<int>()->default_value("0"))
+      ("force", "Replace DIR when it holds an earlier halo import");
+  // clang-format on
   options.parse_positional({"gguf"});
   options.positional_help("FILE.gguf").show_positional_help();
   add_common_options(options);

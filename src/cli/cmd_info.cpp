@@ -21,7 +21,9 @@ int run_info(int argc, char** argv) {
                            "Describe a model directory: architecture, parameter count, dtype, layers;\n"
                            "or a GGUF file: architecture, sizes, tensor types, tokenizer (halo import reads it).\n"
                            "Example: halo info --model ./Qwen3-1.7B");
+  // clang-format off
   options.add_options()("m,model", "Model directory, or a .gguf file", cxxopts::value<std::string>());
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string dir = require_string(result, "model", "halo info");

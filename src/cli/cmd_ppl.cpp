@@ -22,12 +22,15 @@ int run_ppl(int argc, char** argv) {
                            "Perplexity of a text file (sliding windows of --context tokens, advancing by --stride).\n"
                            "Example: halo ppl --model ./Qwen3-0.6B --text brown.txt --context 2048");
   add_model_options(options);
-  options.add_options()("text", "Text file to score", cxxopts::value<std::string>())(
-      "t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())(
-      "context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))(
-      "stride", "Window advance in tokens (default: the context, i.e. disjoint windows)", cxxopts::value<int64_t>())(
-      "max-tokens", "Score only the first N tokens of the file (0: all)",
-      cxxopts::value<int64_t>()->default_value("0"))("json", "Print the result as JSON");
+  // clang-format off
+  options.add_options()
+      ("text", "Text file to score", cxxopts::value<std::string>())
+      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
+      ("context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))
+      ("stride", "Window advance in tokens (default: the context, i.e. disjoint windows)", cxxopts::value<int64_t>())
+      ("max-tokens", "Score only the first N tokens of the file (0: all)", cxxopts::value<int64_t>()->default_value("0"))
+      ("json", "Print the result as JSON");
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string text_path = require_string(result, "text", "halo ppl");

@@ -31,12 +31,17 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
             "tune, report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
             "Example: halo run configs/quickstart.yaml"
           : std::string(stage_summary(stage)) + "\nExample: halo " + stage + " --config configs/quickstart.yaml");
-  options.add_options()("c,config", "Experiment YAML file", cxxopts::value<std::string>())(
-      "dry-run", "Print the plan (token budgets, memory estimates) and exit")(
-      "device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())(
-      "dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>());
+  // clang-format off
+  options.add_options()
+      ("c,config", "Experiment YAML file", cxxopts::value<std::string>())
+      ("dry-run", "Print the plan (token budgets, memory estimates) and exit")
+      ("device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())
+      ("dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>());
+  // clang-format on
   if (all) {
+    // clang-format off
     options.add_options()("stage", "Run only this stage", cxxopts::value<std::string>()->default_value("all"));
+    // clang-format on
     options.parse_positional({"config"});
     options.positional_help("EXPERIMENT.yaml");
   }

@@ -42,12 +42,14 @@ int run_tokenize(int argc, char** argv) {
   cxxopts::Options options("halo tokenize",
                            "Encode text to token ids, or decode ids to text.\n"
                            "Example: halo tokenize --tokenizer ./Qwen3-0.6B --text \"Hello world\"");
-  options.add_options()("t,tokenizer", "Tokenizer directory or file (tokenizer.json or a SentencePiece .model)",
-                        cxxopts::value<std::string>())("text", "Input given on the command line",
-                                                       cxxopts::value<std::string>())(
-      "file", "Input read from a file (bytes used exactly)", cxxopts::value<std::string>())(
-      "json", "Print ids as a JSON array")(
-      "decode", "Read token ids (space/comma separated or a JSON array) and print their text");
+  // clang-format off
+  options.add_options()
+      ("t,tokenizer", "Tokenizer directory or file (tokenizer.json or a SentencePiece .model)", cxxopts::value<std::string>())
+      ("text", "Input given on the command line", cxxopts::value<std::string>())
+      ("file", "Input read from a file (bytes used exactly)", cxxopts::value<std::string>())
+      ("json", "Print ids as a JSON array")
+      ("decode", "Read token ids (space/comma separated or a JSON array) and print their text");
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string tok_path = require_string(result, "tokenizer", "halo tokenize");

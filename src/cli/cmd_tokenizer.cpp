@@ -22,20 +22,23 @@ int run_tokenizer_train(int argc, char** argv) {
       "DIR/tokenizer.json and DIR/tokenizer_config.json (eos_token: the first special token).\n"
       "Example: halo tokenizer train --input runs/corpus/raw --vocab-size 4096 --out runs/tokenizer");
   const unsigned cores = std::thread::hardware_concurrency();
-  options.add_options()(
-      "i,input",
-      "Input files, directories (recursed) or glob patterns of UTF-8 text; repeat or list them after --input",
-      cxxopts::value<std::vector<std::string>>())(
-      "vocab-size", "Vocabulary size: 256 byte tokens + merges + special tokens", cxxopts::value<int32_t>())(
-      "o,out", "Output directory", cxxopts::value<std::string>());
+  // clang-format off
+  options.add_options()
+      ("i,input", "Input files, directories (recursed) or glob patterns of UTF-8 text; repeat or list them after --input",
+       cxxopts::value<std::vector<std::string>>())
+      ("vocab-size", "Vocabulary size: 256 byte tokens + merges + special tokens", cxxopts::value<int32_t>())
+      ("o,out", "Output directory", cxxopts::value<std::string>());
+  // clang-format on
   add_document_options(options);
-  options.add_options()("min-frequency", "Never merge a pair seen fewer times",
-                        cxxopts::value<int64_t>()->default_value("2"))(
-      "special", "Special tokens, comma-separated (\"\" for none); the first is EOS",
-      cxxopts::value<std::vector<std::string>>()->default_value("<|endoftext|>,<|im_start|>,<|im_end|>"))(
-      "max-mb", "Read at most this many MB (10^6 bytes) of text; 0: all", cxxopts::value<double>()->default_value("0"))(
-      "threads", "Threads that pre-tokenize and count (the result does not depend on it)",
-      cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)));
+  // clang-format off
+  options.add_options()
+      ("min-frequency", "Never merge a pair seen fewer times", cxxopts::value<int64_t>()->default_value("2"))
+      ("special", "Special tokens, comma-separated (\"\" for none); the first is EOS",
+       cxxopts::value<std::vector<std::string>>()->default_value("<|endoftext|>,<|im_start|>,<|im_end|>"))
+      ("max-mb", "Read at most this many MB (10^6 bytes) of text; 0: all", cxxopts::value<double>()->default_value("0"))
+      ("threads", "Threads that pre-tokenize and count (the result does not depend on it)",
+       cxxopts::value<int>()->default_value(std::to_string(cores > 0 ? cores : 1)));
+  // clang-format on
   options.parse_positional({"input"});
   options.positional_help("[PATHS...]").show_positional_help();
   add_common_options(options);

@@ -25,22 +25,21 @@ int run_tune_scaling(int argc, char** argv) {
       "Example: halo tune-scaling --model runs/x/finetune/model --text heldout.txt --lengths 8192,16384 \\\n"
       "           --out runs/x/tune --apply");
   add_model_options(options);
-  options.add_options()("t,tokenizer", "Tokenizer directory or file (default: the model directory)",
-                        cxxopts::value<std::string>())("text", "Held-out text for the loss",
-                                                       cxxopts::value<std::string>())(
-      "filler", "Filler text for the needle prompts (default: --text)", cxxopts::value<std::string>())(
-      "lengths", "Context lengths in tokens", cxxopts::value<std::string>())(
-      "grid", "Values of a to try",
-      cxxopts::value<std::string>()->default_value("50,100,200,362,500,700,1000,2000,5000"))(
-      "niah-samples", "Needle prompts per length (depths spread evenly)",
-      cxxopts::value<int64_t>()->default_value("20"))("niah-tolerance",
-                                                      "Accuracies this close to the best count as tied",
-                                                      cxxopts::value<double>()->default_value("0.05"))(
-      "ppl-tokens", "Tokens of the text scored per length (0: the longest length + 1)",
-      cxxopts::value<int64_t>()->default_value("0"))("seed", "Seed of the needle prompts",
-                                                     cxxopts::value<uint64_t>()->default_value("0"))(
-      "o,out", "Directory for hype_scaling.{json,md,png}", cxxopts::value<std::string>())(
-      "apply", "Write the chosen a into the model directory's config.json");
+  // clang-format off
+  options.add_options()
+      ("t,tokenizer", "Tokenizer directory or file (default: the model directory)", cxxopts::value<std::string>())
+      ("text", "Held-out text for the loss", cxxopts::value<std::string>())
+      ("filler", "Filler text for the needle prompts (default: --text)", cxxopts::value<std::string>())
+      ("lengths", "Context lengths in tokens", cxxopts::value<std::string>())
+      ("grid", "Values of a to try", cxxopts::value<std::string>()->default_value("50,100,200,362,500,700,1000,2000,5000"))
+      ("niah-samples", "Needle prompts per length (depths spread evenly)", cxxopts::value<int64_t>()->default_value("20"))
+      ("niah-tolerance", "Accuracies this close to the best count as tied", cxxopts::value<double>()->default_value("0.05"))
+      ("ppl-tokens", "Tokens of the text scored per length (0: the longest length + 1)",
+       cxxopts::value<int64_t>()->default_value("0"))
+      ("seed", "Seed of the needle prompts", cxxopts::value<uint64_t>()->default_value("0"))
+      ("o,out", "Directory for hype_scaling.{json,md,png}", cxxopts::value<std::string>())
+      ("apply", "Write the chosen a into the model directory's config.json");
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string model_dir = require_string(result, "model", "halo tune-scaling");

@@ -13,11 +13,13 @@
 namespace halo::cli {
 
 void add_model_options(cxxopts::Options& options) {
-  options.add_options("Model")("m,model", "Model directory (config.json + model.safetensors or shards)",
-                               cxxopts::value<std::string>())(
-      "dtype", "Compute dtype: float32, bfloat16, float16 or auto (stored dtype on CUDA, float32 on CPU)",
-      cxxopts::value<std::string>()->default_value("auto"))("device", "cpu, cuda, cuda:N or auto",
-                                                            cxxopts::value<std::string>()->default_value("auto"));
+  // clang-format off
+  options.add_options("Model")
+      ("m,model", "Model directory (config.json + model.safetensors or shards)", cxxopts::value<std::string>())
+      ("dtype", "Compute dtype: float32, bfloat16, float16 or auto (stored dtype on CUDA, float32 on CPU)",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("device", "cpu, cuda, cuda:N or auto", cxxopts::value<std::string>()->default_value("auto"));
+  // clang-format on
 }
 
 CausalLM load_model_from_options(const cxxopts::ParseResult& result, const std::string& command) {

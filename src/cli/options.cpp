@@ -11,10 +11,13 @@
 namespace halo::cli {
 
 void add_common_options(cxxopts::Options& options) {
-  options.add_options("Common")("h,help", "Show this help and exit")(
-      "log-level", "Log verbosity: debug, info, warn, error or off",
-      cxxopts::value<std::string>()->default_value("info"))(
-      "q,quiet", "Only print results and errors (same as --log-level error)");
+  // clang-format off
+  options.add_options("Common")
+      ("h,help", "Show this help and exit")
+      ("log-level", "Log verbosity: debug, info, warn, error or off",
+       cxxopts::value<std::string>()->default_value("info"))
+      ("q,quiet", "Only print results and errors (same as --log-level error)");
+  // clang-format on
 }
 
 cxxopts::ParseResult parse_command_line(cxxopts::Options& options, int argc, char** argv) {
@@ -42,12 +45,15 @@ std::string require_string(const cxxopts::ParseResult& result, const std::string
 }
 
 void add_document_options(cxxopts::Options& options) {
-  options.add_options()("format", "Input format: auto (.jsonl/.json: jsonl, else text), text or jsonl",
-                        cxxopts::value<std::string>()->default_value("auto"))(
-      "split", "Documents in text files: file (a document per file) or blank-line (per blank-line-separated block)",
-      cxxopts::value<std::string>()->default_value("file"))("jsonl-field",
-                                                            "The string field of each JSONL object that holds the text",
-                                                            cxxopts::value<std::string>()->default_value("text"));
+  // clang-format off
+  options.add_options()
+      ("format", "Input format: auto (.jsonl/.json: jsonl, else text), text or jsonl",
+       cxxopts::value<std::string>()->default_value("auto"))
+      ("split", "Documents in text files: file (a document per file) or blank-line (per blank-line-separated block)",
+       cxxopts::value<std::string>()->default_value("file"))
+      ("jsonl-field", "The string field of each JSONL object that holds the text",
+       cxxopts::value<std::string>()->default_value("text"));
+  // clang-format on
 }
 
 DocumentOptions document_options(const cxxopts::ParseResult& result) {

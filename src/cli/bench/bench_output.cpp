@@ -40,9 +40,11 @@ std::string device_name(const c10::Device& device) {
 }
 
 void add_output_options(cxxopts::Options& options) {
-  options.add_options()("out", "Also write PREFIX.json (rows), PREFIX.md (table) and PREFIX.png (chart)",
-                        cxxopts::value<std::string>())(
-      "append", "With --out: keep the rows already in PREFIX.json and add this run's");
+  // clang-format off
+  options.add_options()
+      ("out", "Also write PREFIX.json (rows), PREFIX.md (table) and PREFIX.png (chart)", cxxopts::value<std::string>())
+      ("append", "With --out: keep the rows already in PREFIX.json and add this run's");
+  // clang-format on
 }
 
 BenchOutput::BenchOutput(const cxxopts::ParseResult& result, const c10::Device& device, int argc, char** argv,

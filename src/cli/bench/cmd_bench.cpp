@@ -35,10 +35,13 @@ int bench_tokenizer(int argc, char** argv) {
   cxxopts::Options options("halo bench tokenizer",
                            "Encoding speed of a tokenizer on a text file, one thread.\n"
                            "Example: halo bench tokenizer --tokenizer ./Qwen3-0.6B --file brown.txt");
-  options.add_options()("t,tokenizer", "Tokenizer directory or file", cxxopts::value<std::string>())(
-      "file", "Text file to encode", cxxopts::value<std::string>())("repeat", "Timed passes (the best counts)",
-                                                                    cxxopts::value<int>()->default_value("3"))(
-      "json", "Print the result as JSON");
+  // clang-format off
+  options.add_options()
+      ("t,tokenizer", "Tokenizer directory or file", cxxopts::value<std::string>())
+      ("file", "Text file to encode", cxxopts::value<std::string>())
+      ("repeat", "Timed passes (the best counts)", cxxopts::value<int>()->default_value("3"))
+      ("json", "Print the result as JSON");
+  // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string tok_path = require_string(result, "tokenizer", "halo bench tokenizer");
@@ -168,22 +171,22 @@ int bench_kernels(int argc, char** argv) {
       "causal SDPA (at::scaled_dot_product_attention; flash on a GPU in bf16), forward and forward+backward,\n"
       "median of --repeat runs after a warm-up. Reports ms, TFLOP/s, GB/s and the time floors set by\n"
       "--peak-tflops and --peak-gbps. Example: halo bench kernels --shapes 8x512,4x16K --out runs/bench/kernels");
-  options.add_options()("shapes", "BxT pairs (K = 1024)",
-                        cxxopts::value<std::string>()->default_value("8x512,4x2K,4x4K,2x8K,4x16K,1x64K"))(
-      "impl", "Comma-separated: chunked, naive, recurrent, sdpa",
-      cxxopts::value<std::string>()->default_value("chunked,sdpa"))("heads", "Heads",
-                                                                    cxxopts::value<int64_t>()->default_value("16"))(
-      "head-dim", "Head dimension", cxxopts::value<int64_t>()->default_value("128"))(
-      "chunk", "Chunk size of the chunked form", cxxopts::value<int64_t>()->default_value("64"))(
-      "dtype", "Input dtype: bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))(
-      "device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))(
-      "forward-only", "Skip forward+backward")("max-naive-length", "Skip the quadratic naive form above this length",
-                                               cxxopts::value<int64_t>()->default_value("8192"))(
-      "repeat", "Timed runs per point (median reported)", cxxopts::value<int>()->default_value("5"))(
-      "peak-tflops", "Dense peak TFLOP/s of the dtype (989: H100 SXM bf16)",
-      cxxopts::value<double>()->default_value("989"))("peak-gbps", "Peak memory bandwidth, GB/s (3350: H100 SXM)",
-                                                      cxxopts::value<double>()->default_value("3350"))(
-      "json", "Print the rows as JSON lines");
+  // clang-format off
+  options.add_options()
+      ("shapes", "BxT pairs (K = 1024)", cxxopts::value<std::string>()->default_value("8x512,4x2K,4x4K,2x8K,4x16K,1x64K"))
+      ("impl", "Comma-separated: chunked, naive, recurrent, sdpa", cxxopts::value<std::string>()->default_value("chunked,sdpa"))
+      ("heads", "Heads", cxxopts::value<int64_t>()->default_value("16"))
+      ("head-dim", "Head dimension", cxxopts::value<int64_t>()->default_value("128"))
+      ("chunk", "Chunk size of the chunked form", cxxopts::value<int64_t>()->default_value("64"))
+      ("dtype", "Input dtype: bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
+      ("device", "cpu, cuda or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("forward-only", "Skip forward+backward")
+      ("max-naive-length", "Skip the quadratic naive form above this length", cxxopts::value<int64_t>()->default_value("8192"))
+      ("repeat", "Timed runs per point (median reported)", cxxopts::value<int>()->default_value("5"))
+      ("peak-tflops", "Dense peak TFLOP/s of the dtype (989: H100 SXM bf16)", cxxopts::value<double>()->default_value("989"))
+      ("peak-gbps", "Peak memory bandwidth, GB/s (3350: H100 SXM)", cxxopts::value<double>()->default_value("3350"))
+      ("json", "Print the rows as JSON lines");
+  // clang-format on
   add_output_options(options);
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);

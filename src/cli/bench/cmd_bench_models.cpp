@@ -155,17 +155,19 @@ int bench_inference(int argc, char** argv) {
   cxxopts::Options options("halo bench inference",
                            "Prefill time and time per output token against context length, random weights.\n"
                            "Example: halo bench inference --arch hypenet-2b --contexts 4K,32K,128K,1M");
-  options.add_options()("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))(
-      "model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())(
-      "contexts", "Context lengths (K = 1024, M = 1048576)",
-      cxxopts::value<std::string>()->default_value("4K,32K,128K"))("batch", "Sequences decoded together",
-                                                                   cxxopts::value<int64_t>()->default_value("1"))(
-      "decode-tokens", "Timed decode steps per context (median reported)",
-      cxxopts::value<int64_t>()->default_value("16"))("prefill-chunk", "Tokens per prefill chunk",
-                                                      cxxopts::value<int64_t>()->default_value("16384"))(
-      "dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))(
-      "device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))(
-      "no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")("json", "JSON lines");
+  // clang-format off
+  options.add_options()
+      ("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))
+      ("model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())
+      ("contexts", "Context lengths (K = 1024, M = 1048576)", cxxopts::value<std::string>()->default_value("4K,32K,128K"))
+      ("batch", "Sequences decoded together", cxxopts::value<int64_t>()->default_value("1"))
+      ("decode-tokens", "Timed decode steps per context (median reported)", cxxopts::value<int64_t>()->default_value("16"))
+      ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
+      ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
+      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("no-cuda-graph", "Run each decode step eagerly instead of replaying one CUDA graph")
+      ("json", "JSON lines");
+  // clang-format on
   add_output_options(options);
   add_profile_option(options);
   add_common_options(options);
@@ -266,14 +268,18 @@ int bench_training(int argc, char** argv) {
       "stage 1 (align: teacher forward + student mixers, MSE), 2 (distill: teacher + student, KL)\n"
       "or 3 (finetune: student cross-entropy). Reports tokens/s, MFU and peak memory.\n"
       "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
-  options.add_options()("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))(
-      "batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))(
-      "seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))(
-      "steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))(
-      "recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")(
-      "fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")(
-      "peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))(
-      "device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))("json", "JSON line");
+  // clang-format off
+  options.add_options()
+      ("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))
+      ("batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))
+      ("seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))
+      ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
+      ("recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")
+      ("fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")
+      ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
+      ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
+      ("json", "JSON line");
+  // clang-format on
   add_output_options(options);
   add_profile_option(options);
   add_common_options(options);

@@ -51,9 +51,10 @@ std::string shorten(const std::string& name, size_t width) {
 }  // namespace
 
 void add_profile_option(cxxopts::Options& options) {
-  options.add_options()("profile",
-                        "Record one step with the Kineto profiler: a chrome trace to FILE, a summary printed",
+  // clang-format off
+  options.add_options()("profile", "Record one step with the Kineto profiler: a chrome trace to FILE, a summary printed",
                         cxxopts::value<std::string>());
+  // clang-format on
 }
 
 std::string profile_step(const std::function<void()>& step, const c10::Device& device, const std::string& trace_path,
