@@ -176,6 +176,18 @@ TEST(Cli, PerplexityOfATextFile) {
 namespace halo {
 namespace {
 
+TEST(Cli, ConvertRefusesToWriteIntoTheTeacher) {
+  const std::string dir = test::make_temp_dir() + "/teacher";
+  create_directories(dir);
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    copy_file_atomic(test::fixture("qwen3-tiny") + "/" + file, dir + "/" + file);
+  }
+  const std::string before = read_file(dir + "/model.safetensors");
+  expect_one_line_error(run_halo("convert --teacher " + dir + " --out " + dir + "/. --attn-layers 1"), 2,
+                        "would overwrite the teacher");
+  EXPECT_EQ(read_file(dir + "/model.safetensors"), before);
+}
+
 TEST(Cli, ConvertWritesAHypeNetThatEveryCommandLoads) {
   const std::string dir = test::make_temp_dir() + "/hypenet";
   auto r = run_halo("convert --teacher " + test::fixture("qwen3-tiny") + " --out " + dir +

@@ -492,6 +492,13 @@ TEST_F(ShardedIndexTest, MissingShardIsAnError) {
   expect_error([&] { load_tensors(dir_); }, index_, "'b'");
 }
 
+TEST_F(ShardedIndexTest, ShardsOutsideTheDirectoryAreRefused) {
+  for (const char* shard : {"../model-00001-of-00002.safetensors", "/etc/passwd", "sub/x.safetensors", ".."}) {
+    write_index({{"a", shard}, {"b", "model-00002-of-00002.safetensors"}});
+    expect_error([&] { load_tensors(dir_); }, index_, "not a file name in the model directory");
+  }
+}
+
 TEST_F(ShardedIndexTest, TensorMissingFromItsShardIsAnError) {
   write_index({{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00001-of-00002.safetensors"}});
   expect_error([&] { load_tensors(dir_); }, index_, "'b'");

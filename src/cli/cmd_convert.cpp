@@ -6,6 +6,7 @@
 #include "halo/causal_lm.h"
 #include "halo/device.h"
 #include "halo/error.h"
+#include "halo/file_system.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/logging.h"
 #include "halo/model_directory.h"
@@ -38,6 +39,10 @@ int run_convert(int argc, char** argv) {
   const std::string out_dir = require_string(result, "out", "halo convert");
   if (result.count("attn-layers") == result.count("preset")) {
     usage_fail("halo convert: give exactly one of --attn-layers or --preset");
+  }
+  if (is_directory(out_dir) && canonical_path(out_dir) == canonical_path(teacher_dir)) {
+    usage_fail("halo convert: --out is the teacher's directory (", teacher_dir,
+               "); writing there would overwrite the teacher: choose another --out");
   }
   const ModelConfig teacher_config = load_model_config(teacher_dir);
   const std::vector<int64_t> layers =

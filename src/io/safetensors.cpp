@@ -352,6 +352,10 @@ WeightFiles::WeightFiles(const std::string& dir_or_file) {
   for (const auto& [name, shard_name] : weight_map.items()) {
     if (!shard_name.is_string()) fail(index_path, ": weight_map entry '", name, "' is not a string");
     const std::string shard = shard_name.get<std::string>();
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
+      fail(index_path, ": weight_map entry '", name, "' names shard '", shard,
+           "', which is not a file name in the model directory; shards must sit beside the index");
+    }
     auto& file = shards[shard];
     if (!file) {
       const std::string shard_path = join_path(dir, shard);
