@@ -176,6 +176,12 @@ TEST(Experiment, BadFilesNameTheKey) {
   expect_experiment_error(d, "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3}\n", "teacher");
   expect_experiment_error(d, teacher + "align: [1, 2\n", "not valid YAML");
   expect_experiment_error(d, teacher + "select: {criterion: halo}\n", "select needs");
+  expect_experiment_error(d, teacher + "select: {criterion: even, keep: -1}\n", "select.keep");
+  expect_experiment_error(d, teacher + "report: {text: x.txt, decode_tokens: -1}\n", "report.decode_tokens");
+  expect_experiment_error(d, teacher + "report: {text: x.txt, context_factors: [0]}\n", "report.context_factors");
+  expect_experiment_error(d, teacher + "tune: {text: x.txt, grid: [500, 1]}\n", "tune.grid");
+  expect_experiment_error(d, teacher + "tune: {text: x.txt, niah_tolerance: 2}\n", "tune.niah_tolerance");
+  expect_experiment_error(d, teacher + "activation_checkpointing: true\n", "recompute_activations");
 }
 
 TEST(Experiment, DataFromAnotherVocabularyIsRejected) {

@@ -179,7 +179,10 @@ Experiment load_experiment(const std::string& path) {
     SelectConfig& c = x.select;
     c.enabled = true;
     c.criterion = s.get<std::string>("criterion", c.criterion);
-    c.keep = s.get<int64_t>("keep", c.keep);
+    if (s.has("keep")) {
+      c.keep = s.get<int64_t>("keep", c.keep);
+      if (c.keep < 1) s.invalid("keep", "must be >= 1 (leave it out for a quarter of the layers)");
+    }
     c.attention_layers = s.get<std::vector<int64_t>>("attention_layers", {});
     if (s.has("niah")) {
       YamlSection n = s.section("niah");
@@ -254,6 +257,12 @@ Experiment load_experiment(const std::string& path) {
     r.niah_samples = s.get<int64_t>("niah_samples", r.niah_samples);
     r.decode_tokens = s.get<int64_t>("decode_tokens", r.decode_tokens);
     s.finish();
+    for (int64_t f : r.lengths_factors) {
+      if (f < 1) s.invalid("context_factors", "factors must be >= 1");
+    }
+    if (r.ppl_tokens < 1) s.invalid("ppl_tokens", "must be >= 1");
+    if (r.niah_samples < 1) s.invalid("niah_samples", "must be >= 1");
+    if (r.decode_tokens < 1) s.invalid("decode_tokens", "must be >= 1");
   }
   top.finish();
   if (x.teacher.empty() && !x.pretrain.enabled)
