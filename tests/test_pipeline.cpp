@@ -95,15 +95,23 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
                              d.tokens +
                              ", seq_len: 64, batch_size: 2}\n"
                              "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  recompute_activations: true\n"
+                             "tune: {text: " +
+                             d.text +
+                             ", grid: [100, 1000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\n"
                              "report: {text: " +
                              d.text + ", context_factors: [16], ppl_tokens: 600, filler: " + d.text +
                              ", niah_samples: 1, decode_tokens: 4}\n");
   const Experiment x = load_experiment(path);
   EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
   ASSERT_TRUE(run_experiment(x, "all"));
-  for (const char* stage : {"align", "select", "distill", "finetune", "report"}) {
+  for (const char* stage : {"align", "select", "distill", "finetune", "tune", "report"}) {
     EXPECT_TRUE(path_exists(x.run_dir + "/" + stage + "/DONE")) << stage;
   }
+  // tune chose one of its grid values and wrote it into the student the report compares.
+  const json tuned = json::parse(read_file(x.run_dir + "/tune/hype_scaling.json"));
+  const double a = tuned["best_a"].get<double>();
+  EXPECT_TRUE(a == 100 || a == 1000) << a;
+  EXPECT_EQ(*load_model_config(x.run_dir + "/tune/model").attn_logits_scaling_a, a);
   for (const char* stage : {"align", "distill", "finetune"})
     expect_loss_falls(x.run_dir + "/" + stage + "/metrics.jsonl");
   const json selection = json::parse(read_file(x.run_dir + "/select/selection.json"));
