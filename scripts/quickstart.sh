@@ -5,7 +5,8 @@
 #      retrieval documents (needle in filler, question, answer);
 #   2. a 2048-token byte-level BPE tokenizer trained on it, and the corpus tokenized;
 #   3. `halo run configs/quickstart.yaml`: pretrain a small Qwen3-architecture teacher, then
-#      stage 1 (align), attention-layer selection, stage 2 (distill), stage 3 (finetune), and a
+#      stage 1 (align), attention-layer selection, stage 2 (distill), stage 3 (finetune), the
+#      choice of HyPE's a (tune), and a
 #      report (teacher vs student perplexity and NIAH at 1x/4x/16x the training length,
 #      parameters, decode speed, wall time per stage) printed and written to
 #      runs/quickstart/report/report.md.
