@@ -11,6 +11,10 @@ namespace halo {
 
 enum ExitCode : int { kExitOk = 0, kExitBadInput = 1, kExitUsage = 2 };
 
+// The most worker threads a --threads option may ask for: beyond it threads fail to start (a
+// million aborted the process), so option checks refuse it with a usage error.
+inline constexpr int kMaxWorkerThreads = 256;
+
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message, int exit_code = kExitBadInput)

@@ -37,6 +37,11 @@ struct HypeScalingResult {
   double best_a = 0;
 };
 
+// Fails (usage error naming the option, --flag as the CLI spells it) when the grid is empty or
+// holds a <= 1, when no length is given or one is < 2, or when the sample count, tolerance or
+// token count is out of range. tune_hype_scaling runs it first; the CLI runs it before loading.
+void check_hype_scaling_options(const HypeScalingOptions& options);
+
 // The rule: among the points whose NIAH accuracy is within `tolerance` of the best, the lowest
 // mean loss (the first such point on a tie). Fails on an empty list.
 double choose_hype_scaling(const std::vector<HypeScalingPoint>& points, double tolerance);

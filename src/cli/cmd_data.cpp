@@ -52,7 +52,6 @@ int run_data_prepare(int argc, char** argv) {
   prepare.documents = document_options(result);
   prepare.threads = result["threads"].as<int>();
   prepare.append_eos = !result.count("no-eos");
-  if (prepare.threads < 1) usage_fail("--threads must be >= 1");
 
   prepare.tokenizer = fingerprint_tokenizer(tokenizer_path);
   auto tokenizer = load_tokenizer(tokenizer_path);

@@ -52,7 +52,7 @@ int run_tune_scaling(int argc, char** argv) {
   tuning.niah_tolerance = result["niah-tolerance"].as<double>();
   tuning.ppl_tokens = result["ppl-tokens"].as<int64_t>();
   tuning.seed = result["seed"].as<uint64_t>();
-  if (tuning.ppl_tokens < 0) usage_fail("--ppl-tokens must be >= 0");
+  check_hype_scaling_options(tuning);  // before the model loads
   const ModelConfig config = load_model_config(model_dir);
   if (!config.is_hypenet() || !config.attn_logits_scaling_a) {
     fail(model_dir, "/config.json: attn_logits_scaling is not \"hype <a>\"; tune-scaling needs a HypeNet with HyPE");

@@ -297,7 +297,9 @@ bool is_inside(const std::string& file, const std::string& dir) {
 }  // namespace
 
 TokenCorpusManifest tokenize_corpus(const Tokenizer& tokenizer, const TokenizeCorpusOptions& options) {
-  if (options.threads < 1) usage_fail("--threads must be >= 1");
+  if (options.threads < 1 || options.threads > kMaxWorkerThreads) {
+    usage_fail("--threads must be 1 to ", kMaxWorkerThreads, ", not ", options.threads);
+  }
   if (options.batch_bytes < 1) usage_fail("batch_bytes must be >= 1");
   if (options.out_dir.empty()) usage_fail("no output directory given");
   if (options.append_eos && !tokenizer.eos_id()) {

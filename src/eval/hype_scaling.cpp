@@ -34,21 +34,31 @@ double choose_hype_scaling(const std::vector<HypeScalingPoint>& points, double t
   return best->a;
 }
 
+void check_hype_scaling_options(const HypeScalingOptions& options) {
+  if (options.grid.empty() || options.grid.size() > 1000) {
+    usage_fail("--grid: give 1 to 1000 values of HyPE's a, got ", options.grid.size());
+  }
+  for (double a : options.grid) {
+    if (!(a > 1) || !std::isfinite(a)) usage_fail("--grid: every value of a must be > 1, got ", a);
+  }
+  if (options.lengths.empty()) usage_fail("--lengths: no context length to tune HyPE's a at");
+  for (int64_t length : options.lengths) {
+    if (length < 2) usage_fail("--lengths: context lengths must be >= 2, got ", length);
+  }
+  if (options.niah_samples < 1 || options.niah_samples > 10000) {
+    usage_fail("--niah-samples must be 1 to 10000, got ", options.niah_samples);
+  }
+  if (!(options.niah_tolerance >= 0 && options.niah_tolerance <= 1)) {
+    usage_fail("--niah-tolerance must be in [0, 1], got ", options.niah_tolerance);
+  }
+  if (options.ppl_tokens < 0) usage_fail("--ppl-tokens must be >= 0, got ", options.ppl_tokens);
+}
+
 HypeScalingResult tune_hype_scaling(CausalLM& model, const Tokenizer& tokenizer, const std::string& text,
                                     const std::string& filler, const std::vector<int64_t>& stop_ids,
                                     const HypeScalingOptions& options) {
-  if (options.grid.empty()) usage_fail("the grid of HyPE constants is empty");
-  for (double a : options.grid) {
-    if (!(a > 1) || !std::isfinite(a)) usage_fail("every HyPE constant of the grid must be > 1, got ", a);
-  }
-  if (options.lengths.empty()) usage_fail("no context length to tune HyPE's a at");
-  if (options.niah_samples < 1) usage_fail("the NIAH samples per length must be >= 1");
-  if (!(options.niah_tolerance >= 0)) usage_fail("the NIAH tolerance must be >= 0");
-  int64_t longest = 0;
-  for (int64_t length : options.lengths) {
-    if (length < 2) usage_fail("context lengths must be >= 2, got ", length);
-    longest = std::max(longest, length);
-  }
+  check_hype_scaling_options(options);
+  const int64_t longest = *std::max_element(options.lengths.begin(), options.lengths.end());
   const int64_t vocab = model.config().vocab_size;
   const int64_t ppl_tokens = options.ppl_tokens > 0 ? std::max(options.ppl_tokens, longest + 1) : longest + 1;
   const std::vector<int32_t> ids = held_out_tokens(tokenizer, text, ppl_tokens, vocab);

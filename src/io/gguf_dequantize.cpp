@@ -392,7 +392,9 @@ void dequantize(GgmlType type, const void* data, int64_t elements, float* out, i
     fail("cannot dequantize ", elements, " ", traits.name, " values: the count must be a multiple of ",
          traits.block_elements, " (the block size)");
   }
-  if (threads < 0) fail("cannot dequantize with ", threads, " threads");
+  if (threads < 0 || threads > kMaxWorkerThreads) {
+    fail("cannot dequantize with ", threads, " threads (0 to ", kMaxWorkerThreads, ")");
+  }
   const int64_t blocks = elements / traits.block_elements;
   if (blocks == 0) return;
   const uint8_t* in = static_cast<const uint8_t*>(data);

@@ -471,7 +471,9 @@ GgufImportResult import_gguf(const std::string& gguf_path, const std::string& ou
   if (options.dtype != "float32" && options.dtype != "bfloat16") {
     usage_fail("--dtype '", options.dtype, "' is not supported; use float32 or bfloat16");
   }
-  if (options.threads < 0) usage_fail("--threads must be 0 (all cores) or more, got ", options.threads);
+  if (options.threads < 0 || options.threads > kMaxWorkerThreads) {
+    usage_fail("--threads must be 0 (all cores) to ", kMaxWorkerThreads, ", got ", options.threads);
+  }
   const std::string out_dir = strip_trailing_slashes(out_dir_arg);
   if (out_dir.empty()) usage_fail("--out must name a directory");
   const bool bf16 = options.dtype == "bfloat16";

@@ -242,7 +242,7 @@ Experiment load_experiment(const std::string& path) {
     for (int64_t f : t.lengths_factors) {
       if (f < 1) s.invalid("context_factors", "factors must be >= 1");
     }
-    if (t.niah_samples < 1) s.invalid("niah_samples", "must be >= 1");
+    if (t.niah_samples < 1 || t.niah_samples > 10000) s.invalid("niah_samples", "must be 1 to 10000");
     if (!(t.niah_tolerance >= 0 && t.niah_tolerance <= 1)) s.invalid("niah_tolerance", "must be in [0, 1]");
     if (t.ppl_tokens < 0) s.invalid("ppl_tokens", "must be >= 0");
   }

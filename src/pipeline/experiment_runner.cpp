@@ -331,8 +331,7 @@ bool run_tune(const Experiment& x, const Runtime& rt) {
                         stop_token_ids(student_dir, model.config(), tokenizer.get()), options);
   write_hype_scaling_report(stage_dir(x, "tune"), result, options);
   model.set_hype_scaling(result.best_a);
-  SaveOptions save = save_options(x, rt);
-  save_model_directory(model, model_dir(x, "tune"), save);
+  save_model_directory(model, model_dir(x, "tune"), save_options(x, rt));
   return true;
 }
 

@@ -471,7 +471,9 @@ void check_options(const BpeTrainerOptions& options) {
   }
   if (options.min_frequency < 1) usage_fail("min frequency must be >= 1, not ", options.min_frequency);
   if (options.max_bytes < 0) usage_fail("max bytes must be >= 0 (0: no limit)");
-  if (options.threads < 1) usage_fail("threads must be >= 1, not ", options.threads);
+  if (options.threads < 1 || options.threads > kMaxWorkerThreads) {
+    usage_fail("--threads must be 1 to ", kMaxWorkerThreads, ", not ", options.threads);
+  }
   if (options.chunk_bytes < 1) usage_fail("chunk_bytes must be >= 1");
   for (size_t k = 0; k < specials.size(); ++k) {
     const std::string& special = specials[k];
