@@ -142,6 +142,29 @@ TEST(Perplexity, StridedWindowsScoreEveryTokenOnceAndMatchOneWindow) {
   EXPECT_GT(disjoint.nll_sum, 0);
 }
 
+TEST(Perplexity, TailSumsTheLastPositionsOfFullWindowsOnly) {
+  CausalLM model = load_causal_lm(test::fixture("qwen3-tiny"), at::kFloat, test::device());
+  std::vector<int32_t> ids(50);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 29 + 5) % 1024);
+  // Windows [0,16) [16,32) [32,48) are full, [48,50) is not: 3 x 4 tail tokens.
+  PerplexityResult r = perplexity(model, ids, 16, 16, {}, 4);
+  PerplexityResult plain = perplexity(model, ids, 16, 16);
+  EXPECT_EQ(r.tokens, plain.tokens);
+  EXPECT_NEAR(r.nll_sum, plain.nll_sum, 1e-6 * std::abs(plain.nll_sum));  // float32 sums, split differently
+  ASSERT_EQ(r.tail_tokens, 12);
+  at::Tensor t = at::tensor(at::ArrayRef<int32_t>(ids), at::kInt).to(at::kLong).to(model.device());
+  c10::InferenceMode guard;
+  double expected = 0;
+  for (int64_t begin : {0, 16, 32}) {
+    at::Tensor hidden = model.forward_hidden(t.narrow(0, begin, 16).unsqueeze(0)).squeeze(0);
+    expected += summed_nll(model, hidden.narrow(0, 11, 4), t.narrow(0, begin + 12, 4));
+  }
+  EXPECT_NEAR(r.tail_nll_sum, expected, 1e-6 * std::abs(expected));
+  EXPECT_NEAR(r.tail_perplexity(), std::exp(expected / 12), 1e-6 * std::exp(expected / 12));
+  EXPECT_EQ(plain.tail_tokens, 0);
+  EXPECT_EQ(plain.tail_perplexity(), 0.0);
+}
+
 // config.json variants -------------------------------------------------------------------
 
 const char* kConfig4x = R"({"model_type": "qwen3", "vocab_size": 1024, "hidden_size": 64,

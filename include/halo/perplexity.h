@@ -4,6 +4,9 @@
 // least one token of context in its window, so with stride == context (disjoint windows) the
 // first token of each later window goes unscored; a stride below the context scores all. Logits are formed a slice of
 // positions at a time, so a 151k vocabulary never needs a [T, V] float32 tensor for the whole window.
+// With `tail` > 0 the last `tail` positions of every full-length window are also summed apart:
+// the "last-1K" perplexity of tokens that each see at least context - tail tokens before them,
+// which shows whether a model uses (or is hurt by) the far context where the mean hides it.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -18,8 +21,11 @@ class CausalLM;
 struct PerplexityResult {
   double nll_sum = 0;  // natural-log loss summed over scored tokens
   int64_t tokens = 0;  // tokens scored
+  double tail_nll_sum = 0;  // the same over the last `tail` positions of full windows
+  int64_t tail_tokens = 0;
   double mean_nll() const { return tokens > 0 ? nll_sum / tokens : 0.0; }
   double perplexity() const;
+  double tail_perplexity() const;  // 0 when no window was full
 };
 
 // Summed negative log-likelihood of `targets` [N] given hidden states [N, hidden], computed in
@@ -28,6 +34,6 @@ double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Ten
 
 // `on_window(scored_so_far)` is called after each window (for progress reporting).
 PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
-                            const std::function<void(int64_t)>& on_window = {});
+                            const std::function<void(int64_t)>& on_window = {}, int64_t tail = 0);
 
 }  // namespace halo

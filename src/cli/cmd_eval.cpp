@@ -84,6 +84,7 @@ int run_eval(int argc, char** argv) {
       ("text", "Held-out text file", cxxopts::value<std::string>())
       ("context", "Window length in tokens", cxxopts::value<int64_t>()->default_value("2048"))
       ("stride", "Window advance in tokens (default: the context)", cxxopts::value<int64_t>())
+      ("tail", "Also report the perplexity of the last N positions of every full window (e.g. 1024: 'last 1K')", cxxopts::value<int64_t>()->default_value("0"))
       ("max-tokens", "Score only the first N tokens of the text (0: all)", cxxopts::value<int64_t>()->default_value("0"));
   // clang-format on
   // clang-format off
@@ -126,6 +127,7 @@ int run_eval(int argc, char** argv) {
   if (tasks.count("mc")) task_path = require_string(result, "task-file", "halo eval --tasks mc");
   const int64_t context = result["context"].as<int64_t>();
   const int64_t stride = result.count("stride") ? result["stride"].as<int64_t>() : context;
+  const int64_t tail = result["tail"].as<int64_t>();
   const int64_t max_tokens = result["max-tokens"].as<int64_t>();
   const int64_t limit = result["limit"].as<int64_t>();
   if (limit < 0) usage_fail("--limit must be >= 0");
@@ -159,11 +161,12 @@ int run_eval(int argc, char** argv) {
     const PerplexityResult r = perplexity(model, ids, context, stride, [&](int64_t scored) {
       bar.advance(scored - shown);
       shown = scored;
-    });
+    }, tail);
     bar.finish();
     const std::string setting = cat(base_name(text_path), " ctx ", context);
     rows.push_back({"ppl", setting, "loss", r.mean_nll()});
     rows.push_back({"ppl", setting, "perplexity", r.perplexity()});
+    if (tail > 0) rows.push_back({"ppl", setting, cat("perplexity last ", tail), r.tail_perplexity()});
     report["tasks"]["ppl"] = {{"text", text_path},
                               {"context", context},
                               {"stride", stride},
@@ -171,6 +174,11 @@ int run_eval(int argc, char** argv) {
                               {"loss", r.mean_nll()},
                               {"perplexity", r.perplexity()},
                               {"seconds", seconds_since(start)}};
+    if (tail > 0) {
+      report["tasks"]["ppl"]["tail"] = tail;
+      report["tasks"]["ppl"]["tail_tokens"] = r.tail_tokens;
+      report["tasks"]["ppl"]["tail_perplexity"] = r.tail_perplexity();
+    }
   }
   if (tasks.count("niah")) {
     for (int64_t length : needle.lengths) {

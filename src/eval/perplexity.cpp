@@ -15,6 +15,10 @@ double PerplexityResult::perplexity() const {
   return std::exp(mean_nll());
 }
 
+double PerplexityResult::tail_perplexity() const {
+  return tail_tokens > 0 ? std::exp(tail_nll_sum / tail_tokens) : 0.0;
+}
+
 double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& targets, int64_t slice) {
   double total = 0;
   for (int64_t begin = 0; begin < hidden.size(0); begin += slice) {
@@ -28,9 +32,10 @@ double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Ten
 }
 
 PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
-                            const std::function<void(int64_t)>& on_window) {
+                            const std::function<void(int64_t)>& on_window, int64_t tail) {
   if (context < 2) usage_fail("--context must be at least 2, got ", context);
   if (stride < 1 || stride > context) usage_fail("--stride must be in [1, context], got ", stride);
+  if (tail < 0 || tail >= context) usage_fail("--tail must be in [0, context), got ", tail);
   if (ids.size() < 2) fail("the text has fewer than 2 tokens: nothing to score");
   c10::InferenceMode guard;
   const int64_t n = static_cast<int64_t>(ids.size());
@@ -45,8 +50,17 @@ PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, in
     const int64_t first = std::max(scored_until, begin + 1);
     const int64_t count = end - first;
     if (count > 0) {
-      result.nll_sum +=
-          summed_nll(model, hidden.narrow(0, first - 1 - begin, count), window.narrow(0, first - begin, count));
+      // [first, split) and [split, end): the second is the window's tail when the window is full.
+      const int64_t split = tail > 0 && end - begin == context ? std::max(first, end - tail) : end;
+      auto nll = [&](int64_t from, int64_t to) {
+        return to > from ? summed_nll(model, hidden.narrow(0, from - 1 - begin, to - from),
+                                      window.narrow(0, from - begin, to - from))
+                         : 0.0;
+      };
+      const double tail_nll = nll(split, end);
+      result.nll_sum += nll(first, split) + tail_nll;
+      result.tail_nll_sum += tail_nll;
+      result.tail_tokens += end - split;
       result.tokens += count;
       scored_until = end;
     }
