@@ -99,8 +99,12 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
                              d.text +
                              ", grid: [100, 1000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\n"
                              "report: {text: " +
-                             d.text + ", context_factors: [16], ppl_tokens: 600, filler: " + d.text +
-                             ", niah_samples: 1, decode_tokens: 4}\n");
+                             d.text + ", context_factors: [16], ppl_tokens: 600, ppl_tail: 64, filler: " + d.text +
+                             ", niah_samples: 1, decode_tokens: 4, decode_contexts: [64],"
+                             " commonsense: {task: " +
+                             test::shared_dir() + "/data/piqa/valid.jsonl, labels: " + test::shared_dir() +
+                             "/data/piqa/valid-labels.lst, limit: 6}, compare: {stage 2: " + d.dir +
+                             "/run/distill/model}}\n");
   const Experiment x = load_experiment(path);
   EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
   ASSERT_TRUE(run_experiment(x, "all"));
@@ -120,6 +124,20 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
   CausalLM student = load_causal_lm(x.run_dir + "/finetune/model", at::kFloat, at::kCPU);
   EXPECT_EQ(student.config().mixer_types[selection["attention_layers"][0].get<int64_t>()], MixerType::attention);
   EXPECT_NE(read_file(x.run_dir + "/report/report.md").find("| NIAH @ 512 |"), std::string::npos);
+  // The report measures every model (teacher, student, the compared one) the same way.
+  const json report = json::parse(read_file(x.run_dir + "/report/report.json"));
+  for (const char* model : {"teacher", "student", "stage 2"}) {
+    ASSERT_TRUE(report.contains(model)) << model;
+    const json& m = report[model];
+    EXPECT_GT(m["ppl"]["512"].get<double>(), 1.0) << model;
+    EXPECT_GT(m["ppl_tail"]["512"].get<double>(), 1.0) << model;
+    EXPECT_EQ(m["mc"]["items"].get<int64_t>(), 6) << model;
+    EXPECT_GT(m["decode"]["64"]["ms_per_token"].get<double>(), 0.0) << model;
+    EXPECT_TRUE(m["niah"].contains("512")) << model;
+  }
+  EXPECT_NE(report["student"]["ppl"]["512"], report["stage 2"]["ppl"]["512"]);  // finetune and tune changed it
+  EXPECT_TRUE(path_exists(x.run_dir + "/report/niah.png"));
+  EXPECT_TRUE(path_exists(x.run_dir + "/report/ppl.png"));
 
   // Stage 1 moved the student mixers toward the teacher's outputs.
   CausalLM teacher = load_causal_lm(test::fixture("qwen3-tiny"), at::kFloat, at::kCPU);
@@ -136,6 +154,78 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
   const std::string done = read_file(x.run_dir + "/distill/DONE");
   ASSERT_TRUE(run_experiment(x, "all"));
   EXPECT_EQ(read_file(x.run_dir + "/distill/DONE"), done);
+}
+
+// The position-encoding ablations (all-RoPE, all-NoPE) through --set overrides of one file, and
+// the refusal to distill onto a stage 1 aligned with the other RNN position encoding.
+TEST(Pipeline, PositionEncodingVariantsReachTheStudent) {
+  const TinyData d = make_data();
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 2}\n";
+  const std::string path = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+             "  train: {steps: 2, lr: 1.0e-3}\nselect: {criterion: even}\ndistill:\n" + data +
+             "  train: {steps: 2, lr: 1.0e-3}\n");
+  for (const char* encoding : {"rope", "nope"}) {
+    const Experiment x =
+        load_experiment(path, {cat("run_dir=", d.dir, "/run-", encoding), cat("position_encoding=", encoding)});
+    ASSERT_TRUE(run_experiment(x, "all")) << encoding;
+    const ModelConfig student = load_model_config(x.run_dir + "/distill/model");
+    EXPECT_EQ(student.attn_use_rope, std::string(encoding) == "rope") << encoding;
+    EXPECT_EQ(student.lightning_use_rope, std::string(encoding) == "rope") << encoding;
+    EXPECT_EQ(load_model_config(x.run_dir + "/align/model").lightning_use_rope, std::string(encoding) == "rope");
+  }
+  // The all-RoPE run's stage 1 (RoPE in the RNN layers) cannot start an all-NoPE stage 2.
+  const Experiment mixed = load_experiment(
+      path, {cat("run_dir=", d.dir, "/run-rope"), "position_encoding=nope", "distill.train.steps=3"});
+  remove_tree(mixed.run_dir + "/distill");
+  try {
+    run_experiment(mixed, "distill");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("position_encoding"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("align"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Experiment, OverridesReplaceAddAndDropKeys) {
+  const TinyData d = make_data();
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
+  const std::string path = experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+                                                  "  train: {steps: 3, lr: 1.0e-3}\nselect: {criterion: halo,"
+                                                  " niah: {filler: x.txt}, commonsense: {text: x.txt}}\n"
+                                                  "report: {text: x.txt}\n");
+  const Experiment x = load_experiment(path, {"align.train.steps=7", "select.attention_layers=[0, 2]",
+                                              "report=null", "finetune.data.tokens=" + d.tokens,
+                                              "finetune.data.seq_len=64", "finetune.data.batch_size=1",
+                                              "finetune.train={steps: 2, lr: 1.0e-5}", "seed=5"});
+  EXPECT_EQ(x.align.train.steps, 7);
+  EXPECT_EQ(x.select.attention_layers, (std::vector<int64_t>{0, 2}));
+  EXPECT_FALSE(x.report.enabled);
+  EXPECT_TRUE(x.finetune.enabled);
+  EXPECT_EQ(x.finetune.data.seq_len, 64);
+  EXPECT_EQ(x.seed, 5u);
+  EXPECT_EQ(x.position_encoding, PositionEncoding::hype);
+  auto expect_error = [&](const std::string& o, const std::string& needle) {
+    try {
+      load_experiment(path, {o});
+      ADD_FAILURE() << "no error for " << o;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  };
+  expect_error("align.train.steps", "expected KEY=VALUE");
+  expect_error("=3", "expected KEY=VALUE");
+  expect_error("align..steps=3", "empty key");
+  expect_error("run_dir.x=3", "not a mapping");
+  expect_error("align.train.steps=[1", "not valid YAML");
+  expect_error("align.train.stepz=3", "align.train.stepz");
+  expect_error("position_encoding=alibi", "position_encoding");
+  expect_error("report.compare={teacher: x}", "report.compare");
+  expect_error("report.compare=[x]", "report.compare");
+  expect_error("report.ppl_tail=-1", "report.ppl_tail");
+  expect_error("report.niah_depths=[1.5]", "report.niah_depths");
+  expect_error("report.decode_contexts=[1]", "report.decode_contexts");
+  expect_error("report.commonsense={labels: x}", "report.commonsense.task");
 }
 
 TEST(Pipeline, PretrainMakesTheTeacherOfLaterStages) {

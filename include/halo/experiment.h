@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "halo/model_config.h"
@@ -70,11 +71,23 @@ struct ReportConfig {
   bool enabled = false;
   std::string text;                                   // perplexity text (held out)
   std::vector<int64_t> lengths_factors = {1, 4, 16};  // context = factor x training length
+  std::vector<int64_t> contexts;                      // absolute contexts (replace the factors when given)
   int64_t ppl_tokens = 32768;
+  int64_t ppl_tail = 0;  // also the perplexity of the last N positions of each window
   std::string filler;
-  int64_t niah_samples = 10;
+  std::vector<int64_t> niah_lengths;  // absolute (default: the perplexity contexts)
+  std::vector<double> niah_depths = {0.1, 0.3, 0.5, 0.7, 0.9};
+  int64_t niah_samples = 10;  // prompts per (length, depth)
+  std::string mc_task, mc_labels;  // multiple choice (e.g. PIQA); none when empty
+  int64_t mc_limit = 0;
   int64_t decode_tokens = 64;
+  std::vector<int64_t> decode_contexts;  // decode ms/token and memory at these contexts
+  std::vector<std::pair<std::string, std::string>> compare;  // more models: column name -> directory
 };
+
+// Where the student's positions are encoded (METHOD.md's HyPE and its ablations): hype = RoPE in
+// the lightning (RNN) layers, none in attention; rope = RoPE in both; nope = RoPE in neither.
+enum class PositionEncoding { hype, rope, nope };
 
 struct Experiment {
   std::string path;  // the YAML file
@@ -84,6 +97,7 @@ struct Experiment {
   uint64_t seed = 0;
   std::string teacher;    // teacher directory (Qwen3, Llama or Qwen2); empty when pretrain makes one
   std::string tokenizer;  // tokenizer directory/file (default: the teacher's directory)
+  PositionEncoding position_encoding = PositionEncoding::hype;
   PretrainConfig pretrain;
   TrainingStageConfig align;
   SelectConfig select;
@@ -94,7 +108,9 @@ struct Experiment {
 };
 
 // Parses and checks an experiment file; relative paths are relative to the working directory.
-Experiment load_experiment(const std::string& path);
+// Each override "KEY.PATH=VALUE" (`halo run --set`) replaces or adds that key before the file is
+// read, VALUE parsed as YAML ("null" removes a section); a malformed one fails naming it.
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides = {});
 
 // The stages in order, with what each would do (token budget, parameters, memory estimate).
 std::string describe_plan(const Experiment& experiment);

@@ -20,7 +20,8 @@ const char* stage_summary(const std::string& stage) {
   if (stage == "distill") return "Stage 2: distill the HypeNet from the teacher (forward KL), every weight training.";
   if (stage == "finetune") return "Stage 3: long-context finetuning (cross-entropy, activation recomputation).";
   if (stage == "tune") return "Choose HyPE's logits-scaling a on held-out data past the training length (NIAH, loss).";
-  return "Compare teacher and student: perplexity and NIAH at 1x/4x/16x the training length, decode speed.";
+  return "Compare teacher, student and report.compare models: perplexity (mean, last N), NIAH, multiple choice, "
+         "decode speed; a table, report.json and charts.";
 }
 
 int run_experiment_command(const std::string& stage, int argc, char** argv) {
@@ -29,14 +30,16 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
       all ? "halo run" : "halo " + stage,
       all ? "Run a HALO experiment (YAML) stage by stage: pretrain, align, select, distill, finetune, "
             "tune, report.\nFinished stages are skipped; an interrupted stage resumes from its checkpoint.\n"
-            "Example: halo run configs/quickstart.yaml"
+            "Example: halo run configs/quickstart.yaml\n"
+            "         halo run configs/smollm2-hypenet.yaml --set run_dir=runs/even --set select.criterion=even"
           : std::string(stage_summary(stage)) + "\nExample: halo " + stage + " --config configs/quickstart.yaml");
   // clang-format off
   options.add_options()
       ("c,config", "Experiment YAML file", cxxopts::value<std::string>())
       ("dry-run", "Print the plan (token budgets, memory estimates) and exit")
       ("device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())
-      ("dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>());
+      ("dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>())
+      ("set", "Override one key of the file: KEY.PATH=VALUE (a YAML value; null drops a section); repeatable", cxxopts::value<std::string>());
   // clang-format on
   if (all) {
     // clang-format off
@@ -48,7 +51,11 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
   const std::string config = require_string(result, "config", options.program());
-  Experiment experiment = load_experiment(config);
+  std::vector<std::string> overrides;  // every --set in order (a list value may hold commas)
+  for (const auto& argument : result.arguments()) {
+    if (argument.key() == "set") overrides.push_back(argument.value());
+  }
+  Experiment experiment = load_experiment(config, overrides);
   if (result.count("device")) experiment.device = result["device"].as<std::string>();
   if (result.count("dtype")) experiment.dtype = result["dtype"].as<std::string>();
   if (result.count("dry-run")) {

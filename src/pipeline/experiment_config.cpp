@@ -4,6 +4,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <set>
+#include <sstream>
+#include <utility>
 
 #include "halo/error.h"
 #include "halo/experiment.h"
@@ -56,6 +58,21 @@ class YamlSection {
   }
 
   std::string name(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  // A mapping of names to strings, in the file's order.
+  std::vector<std::pair<std::string, std::string>> string_pairs(const std::string& key) {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    if (!has(key)) return pairs;
+    if (!node_[key].IsMap()) invalid(key, "must be a mapping of names to directories");
+    for (const auto& entry : node_[key]) {
+      try {
+        pairs.emplace_back(entry.first.as<std::string>(), entry.second.as<std::string>());
+      } catch (const YAML::Exception&) {
+        invalid(key, "must be a mapping of names to directories");
+      }
+    }
+    return pairs;
+  }
 
   [[noreturn]] void invalid(const std::string& key, const std::string& why) const {
     fail(file_, ": key '", name(key), "' ", why);
@@ -142,9 +159,47 @@ ModelConfig read_architecture(YamlSection s) {
   return m;
 }
 
+// Applies one "KEY.PATH=VALUE" to the document, making the mappings on the way.
+void apply_override(YAML::Node& root, const std::string& path, const std::string& text) {
+  const size_t eq = text.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    usage_fail("--set '", text, "': expected KEY=VALUE, e.g. --set distill.train.steps=200");
+  }
+  std::vector<std::string> keys;
+  std::stringstream parts(text.substr(0, eq));
+  for (std::string key; std::getline(parts, key, '.');) {
+    if (key.empty()) usage_fail("--set '", text, "': empty key in '", text.substr(0, eq), "'");
+    keys.push_back(key);
+  }
+  YAML::Node value;
+  try {
+    value = YAML::Load(text.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    usage_fail("--set '", text, "': the value is not valid YAML (", e.msg, ")");
+  }
+  YAML::Node node = root;
+  for (size_t i = 0; i + 1 < keys.size(); ++i) {
+    if (node[keys[i]].IsDefined() && !node[keys[i]].IsNull() && !node[keys[i]].IsMap()) {
+      usage_fail("--set '", text, "': '", keys[i], "' in ", path, " is not a mapping");
+    }
+    if (!node[keys[i]].IsDefined() || node[keys[i]].IsNull()) node[keys[i]] = YAML::Node(YAML::NodeType::Map);
+    node.reset(node[keys[i]]);
+  }
+  node[keys.back()] = value;
+}
+
+PositionEncoding parse_position_encoding(YamlSection& s) {
+  const std::string name = s.get<std::string>("position_encoding", "hype");
+  if (name == "hype") return PositionEncoding::hype;
+  if (name == "rope") return PositionEncoding::rope;
+  if (name == "nope") return PositionEncoding::nope;
+  s.invalid("position_encoding", "must be hype (RoPE in the RNN layers only), rope (everywhere) or nope (nowhere), not '" +
+                                     name + "'");
+}
+
 }  // namespace
 
-Experiment load_experiment(const std::string& path) {
+Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -153,6 +208,8 @@ Experiment load_experiment(const std::string& path) {
   } catch (const YAML::Exception& e) {
     fail(path, ": not valid YAML (line ", e.mark.line + 1, ": ", e.msg, ")");
   }
+  if (!root.IsMap()) fail(path, ": the experiment must be a mapping of keys (run_dir, teacher, stages)");
+  for (const std::string& o : overrides) apply_override(root, path, o);
   Experiment x;
   x.path = path;
   YamlSection top(root, path, "");
@@ -162,6 +219,7 @@ Experiment load_experiment(const std::string& path) {
   x.seed = top.get<uint64_t>("seed", x.seed);
   x.teacher = top.get<std::string>("teacher", "");
   x.tokenizer = top.get<std::string>("tokenizer", "");
+  x.position_encoding = parse_position_encoding(top);
   if (top.has("pretrain")) {
     YamlSection s = top.section("pretrain");
     read_training_stage(s, x.pretrain, x.seed);
@@ -252,17 +310,46 @@ Experiment load_experiment(const std::string& path) {
     r.enabled = true;
     r.text = s.require<std::string>("text");
     r.lengths_factors = s.get<std::vector<int64_t>>("context_factors", r.lengths_factors);
+    r.contexts = s.get<std::vector<int64_t>>("contexts", {});
     r.ppl_tokens = s.get<int64_t>("ppl_tokens", r.ppl_tokens);
+    r.ppl_tail = s.get<int64_t>("ppl_tail", r.ppl_tail);
     r.filler = s.get<std::string>("filler", r.text);
+    r.niah_lengths = s.get<std::vector<int64_t>>("niah_lengths", {});
+    r.niah_depths = s.get<std::vector<double>>("niah_depths", r.niah_depths);
     r.niah_samples = s.get<int64_t>("niah_samples", r.niah_samples);
+    if (s.has("commonsense")) {
+      YamlSection m = s.section("commonsense");
+      r.mc_task = m.require<std::string>("task");
+      r.mc_labels = m.get<std::string>("labels", "");
+      r.mc_limit = m.get<int64_t>("limit", r.mc_limit);
+      m.finish();
+      if (r.mc_limit < 0) m.invalid("limit", "must be >= 0 (0: every item)");
+    }
     r.decode_tokens = s.get<int64_t>("decode_tokens", r.decode_tokens);
+    r.decode_contexts = s.get<std::vector<int64_t>>("decode_contexts", {});
+    r.compare = s.string_pairs("compare");
     s.finish();
     for (int64_t f : r.lengths_factors) {
       if (f < 1) s.invalid("context_factors", "factors must be >= 1");
     }
+    for (const auto& [key, list] : {std::pair<const char*, const std::vector<int64_t>*>{"contexts", &r.contexts},
+                                    {"niah_lengths", &r.niah_lengths},
+                                    {"decode_contexts", &r.decode_contexts}}) {
+      for (int64_t n : *list) {
+        if (n < 2 || n > (int64_t{1} << 24)) s.invalid(key, "values must be 2 to 16M tokens");
+      }
+    }
+    for (double d : r.niah_depths) {
+      if (!(d >= 0 && d <= 1)) s.invalid("niah_depths", "depths must be in [0, 1]");
+    }
+    if (r.niah_depths.empty()) s.invalid("niah_depths", "must list at least one depth");
     if (r.ppl_tokens < 1) s.invalid("ppl_tokens", "must be >= 1");
-    if (r.niah_samples < 1) s.invalid("niah_samples", "must be >= 1");
+    if (r.ppl_tail < 0) s.invalid("ppl_tail", "must be >= 0");
+    if (r.niah_samples < 1 || r.niah_samples > 10000) s.invalid("niah_samples", "must be 1 to 10000");
     if (r.decode_tokens < 1) s.invalid("decode_tokens", "must be >= 1");
+    for (const auto& [name, dir] : r.compare) {
+      if (name == "teacher" || name == "student") s.invalid("compare", "names 'teacher' and 'student' are taken");
+    }
   }
   top.finish();
   if (x.teacher.empty() && !x.pretrain.enabled)

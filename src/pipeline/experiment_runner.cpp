@@ -29,6 +29,7 @@
 #include "halo/trainer.h"
 #include "halo/training_tasks.h"
 #include "ops/lm_losses.h"
+#include "pipeline/experiment_report.h"
 #include "pipeline/layer_selection.h"
 
 namespace halo {
@@ -134,9 +135,17 @@ bool run_pretrain(const Experiment& x, const Runtime& rt) {
   return true;
 }
 
+// The converted config with the experiment's position encoding.
+ModelConfig student_config(const Experiment& x, const ModelConfig& teacher, const std::vector<int64_t>& attention_layers) {
+  ModelConfig config = hypenet_config(teacher, attention_layers);
+  config.lightning_use_rope = x.position_encoding != PositionEncoding::nope;
+  config.attn_use_rope = x.position_encoding == PositionEncoding::rope;
+  return config;
+}
+
 bool run_align(const Experiment& x, const Runtime& rt) {
   CausalLM teacher = load_model(teacher_dir(x), rt);
-  CausalLM student = convert_to_hypenet(teacher, hypenet_config(teacher.config(), {}), x.seed);
+  CausalLM student = convert_to_hypenet(teacher, student_config(x, teacher.config(), {}), x.seed);
   AlignmentTask task(teacher, student);
   if (!train(x, "align", x.align, task, teacher.config().vocab_size)) return false;
   student.set_requires_grad(false);
@@ -273,7 +282,13 @@ bool run_distill(const Experiment& x, const Runtime& rt) {
   require_done(x, "select", "distill");
   CausalLM teacher = load_model(teacher_dir(x), rt);
   CausalLM stage1 = load_model(model_dir(x, "align"), rt);
-  ModelConfig config = hypenet_config(teacher.config(), selected_layers(x));
+  ModelConfig config = student_config(x, teacher.config(), selected_layers(x));
+  if (stage1.config().lightning_use_rope != config.lightning_use_rope) {
+    fail(x.path, ": position_encoding asks for ", config.lightning_use_rope ? "" : "no ",
+         "RoPE in the RNN layers but stage 1 (", model_dir(x, "align"), ") was aligned ",
+         stage1.config().lightning_use_rope ? "with" : "without",
+         " it; delete that run's align/ and select/ directories to align again");
+  }
   config.attn_use_output_gate = x.distill.attn_output_gate;
   CausalLM student = convert_to_hypenet(teacher, config, x.seed);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
@@ -335,87 +350,27 @@ bool run_tune(const Experiment& x, const Runtime& rt) {
   return true;
 }
 
-double decode_tokens_per_second(CausalLM& model, int64_t tokens) {
-  GenerationOptions options;
-  options.max_new_tokens = tokens;
-  GenerationStats stats;
-  std::vector<int64_t> prompt(64, 1);
-  generate(model, prompt, options, {}, &stats);
-  return stats.steps_per_second();
-}
-
 bool run_report(const Experiment& x, const Runtime& rt) {
-  const ReportConfig& r = x.report;
-  auto tokenizer = load_tokenizer(tokenizer_source(x));
-  const std::string student_dir = final_student(x);
-  const int64_t base = training_length(x);
-  struct Column {
-    std::string name, dir;
-  };
-  const std::vector<Column> models = {{"teacher", teacher_dir(x)}, {"student", student_dir}};
-  json results = json::object();
-  std::ostringstream md;
-  md << "# HALO run report\n\nExperiment `" << x.path << "`, run directory `" << x.run_dir << "`.\n\n";
-  md << "| metric | teacher | student |\n|---|---|---|\n";
-  std::map<std::string, std::vector<std::string>> rows;
-  std::vector<std::string> order;
-  auto add = [&](const std::string& metric, const std::string& value) {
-    if (!rows.count(metric)) order.push_back(metric);
-    rows[metric].push_back(value);
-  };
-  const std::vector<int32_t> ids =
-      held_out_tokens(*tokenizer, read_file(r.text), r.ppl_tokens, load_model_config(teacher_dir(x)).vocab_size);
-  const std::string filler = read_file(r.filler);
-  for (const auto& column : models) {
-    CausalLM model = load_model(column.dir, rt);
-    json entry;
-    entry["parameters"] = model.parameter_count();
-    add("parameters", cat(fixed(model.parameter_count() / 1e6, 2), " M"));
-    for (int64_t factor : r.lengths_factors) {
-      const int64_t context = base * factor;
-      if (static_cast<int64_t>(ids.size()) < context + 1) {
-        add(cat("ppl @ ", context), "text too short");
-        continue;
-      }
-      const double ppl = perplexity(model, ids, context, context).perplexity();
-      entry["ppl"][std::to_string(context)] = ppl;
-      add(cat("ppl @ ", context), fixed(ppl, 2));
+  const std::string dir = stage_dir(x, "report");
+  std::vector<ReportModel> models = {{"teacher", teacher_dir(x)}, {"student", final_student(x)}};
+  for (const auto& [name, model] : x.report.compare) {
+    if (!path_exists(join_path(model, "config.json"))) {
+      fail(x.path, ": report.compare.", name, ": ", model, " has no config.json (run that experiment first)");
     }
-    NeedleOptions needle;
-    needle.samples = r.niah_samples;
-    needle.depths = {0.1, 0.3, 0.5, 0.7, 0.9};
-    needle.seed = x.seed + 1;
-    for (int64_t factor : r.lengths_factors) {
-      needle.lengths = {base * factor};
-      const auto samples = build_needle_samples(*tokenizer, filler, needle);
-      const double acc = evaluate_needle(model, *tokenizer, samples, needle,
-                                         stop_token_ids(column.dir, model.config(), tokenizer.get()))
-                             .accuracy();
-      entry["niah"][std::to_string(base * factor)] = acc;
-      add(cat("NIAH @ ", base * factor), fixed(100 * acc, 1) + "%");
-    }
-    const double tps = decode_tokens_per_second(model, r.decode_tokens);
-    entry["decode_tokens_per_s"] = tps;
-    add("decode tokens/s (batch 1)", fixed(tps, 1));
-    results[column.name] = entry;
+    models.push_back({name, model});
   }
-  for (const auto& metric : order) {
-    md << "| " << metric << " | " << rows[metric][0] << " | " << (rows[metric].size() > 1 ? rows[metric][1] : "")
-       << " |\n";
-  }
-  md << "\n| stage | wall time |\n|---|---|\n";
+  ReportSetting setting;
+  setting.title = cat("HALO run report: `", x.path, "` (run directory `", x.run_dir, "`)");
+  setting.tokenizer_dir = tokenizer_source(x);
+  setting.training_length = training_length(x);
+  setting.device = rt.device;
+  setting.dtype = rt.dtype;
+  setting.out_dir = dir;
   for (const char* stage : kStages) {
     const std::string done = join_path(stage_dir(x, stage), "DONE");
-    if (!path_exists(done)) continue;
-    const double seconds = json::parse(read_file(done)).value("wall_seconds", 0.0);
-    md << "| " << stage << " | " << format_duration(seconds) << " |\n";
-    results["wall_seconds"][stage] = seconds;
+    if (path_exists(done)) setting.stage_seconds.emplace_back(stage, json::parse(read_file(done)).value("wall_seconds", 0.0));
   }
-  const std::string dir = stage_dir(x, "report");
-  create_directories(dir);
-  write_file_atomic(join_path(dir, "report.md"), md.str());
-  write_file_atomic(join_path(dir, "report.json"), results.dump(2) + "\n");
-  std::fputs(md.str().c_str(), stdout);
+  write_experiment_report(x.report, models, setting);
   return true;
 }
 
@@ -439,8 +394,30 @@ bool run_stage(const Experiment& x, const std::string& stage, const Runtime& rt)
   return run_report(x, rt);
 }
 
+// The training settings of a training stage; nullptr for the others.
+const TrainingStageConfig* training_stage(const Experiment& x, const std::string& stage) {
+  if (stage == "pretrain") return &x.pretrain;
+  if (stage == "align") return &x.align;
+  if (stage == "distill") return &x.distill;
+  if (stage == "finetune") return &x.finetune;
+  return nullptr;
+}
+
 int64_t tokens_of(const TrainingStageConfig& s) {
   return s.train.steps * s.train.grad_accum * s.data.batch_size * s.data.seq_len;
+}
+
+// " (0.21 epochs of 23.69 M)" when the token directory is there to count.
+std::string epochs_of(const TrainingStageConfig& s) {
+  const std::string manifest = join_path(s.data.tokens, "manifest.json");
+  if (!path_exists(manifest)) return "";
+  const int64_t corpus = json::parse(read_file(manifest)).value("tokens", int64_t{0});
+  if (corpus <= 0) return "";
+  return cat(" (", fixed(static_cast<double>(tokens_of(s)) / corpus, 2), " epochs of ", fixed(corpus / 1e6, 2), " M)");
+}
+
+const char* position_encoding_name(PositionEncoding p) {
+  return p == PositionEncoding::hype ? "hype" : p == PositionEncoding::rope ? "rope" : "nope";
 }
 
 }  // namespace
@@ -448,7 +425,7 @@ int64_t tokens_of(const TrainingStageConfig& s) {
 std::string describe_plan(const Experiment& x) {
   std::ostringstream out;
   out << "experiment " << x.path << " -> " << x.run_dir << " (device " << x.device << ", dtype " << x.dtype << ", seed "
-      << x.seed << ")\n";
+      << x.seed << ", student position encoding " << position_encoding_name(x.position_encoding) << ")\n";
   int64_t params = 0;
   ModelConfig teacher;
   if (x.pretrain.enabled) {
@@ -468,12 +445,7 @@ std::string describe_plan(const Experiment& x) {
   for (const char* stage : kStages) {
     if (!enabled(x, stage)) continue;
     out << "  " << stage << (stage_done(x, stage) ? " [done, skipped]" : "");
-    const TrainingStageConfig* s = std::string(stage) == "pretrain" ? &x.pretrain
-                                   : std::string(stage) == "align"  ? &x.align
-                                   : std::string(stage) == "distill"
-                                       ? static_cast<const TrainingStageConfig*>(&x.distill)
-                                   : std::string(stage) == "finetune" ? &x.finetune
-                                                                      : nullptr;
+    const TrainingStageConfig* s = training_stage(x, stage);
     if (s != nullptr) {
       const double models = std::string(stage) == "pretrain" || std::string(stage) == "finetune" ? 1 : 2;
       // weights of every model held + float32 AdamW moments + gradients of what trains (upper bound)
@@ -482,7 +454,8 @@ std::string describe_plan(const Experiment& x) {
                                 teacher.num_hidden_layers * 16 * (s->recompute_activations ? 0.1 : 1.0);
       out << ": " << s->train.steps << " steps x " << s->train.grad_accum << " x [" << s->data.batch_size << ", "
           << s->data.seq_len << "] = " << fixed(tokens_of(*s) / 1e6, 2) << " M tokens from " << s->data.tokens
-          << ", lr " << s->train.lr << " (" << s->train.schedule << "), ~" << fixed(memory / 1e9, 2) << " GB";
+          << epochs_of(*s) << ", lr " << s->train.lr << " (" << s->train.schedule << "), ~" << fixed(memory / 1e9, 2)
+          << " GB";
     }
     out << "\n";
   }
@@ -513,7 +486,9 @@ bool run_experiment(const Experiment& x, const std::string& stage) {
       log::warn(cat(s, ": interrupted; run the same command again to resume"));
       return false;
     }
-    mark_done(x, s, json::object(), std::chrono::duration<double>(clock_type::now() - start).count());
+    json summary = json::object();
+    if (const TrainingStageConfig* t = training_stage(x, s)) summary["tokens"] = tokens_of(*t);
+    mark_done(x, s, summary, std::chrono::duration<double>(clock_type::now() - start).count());
   }
   return true;
 }

@@ -30,6 +30,7 @@
 #include "halo/causal_lm.h"
 #include "halo/chart.h"
 #include "halo/decode_graph.h"
+#include "halo/decode_timing.h"
 #include "halo/device.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
@@ -82,19 +83,6 @@ CausalLM random_model(const ModelConfig& config, const c10::Device& device, c10:
   }
   model.to(device, dtype);
   return model;
-}
-
-void reset_peak(const c10::Device& device) {
-  if (device.is_cuda()) {
-    c10::getDeviceAllocator(c10::DeviceType::CUDA)->emptyCache();
-    c10::getDeviceAllocator(c10::DeviceType::CUDA)->resetPeakStats(device.index());
-  }
-}
-
-double peak_gb(const c10::Device& device) {
-  if (!device.is_cuda()) return 0;
-  const auto stats = c10::getDeviceAllocator(c10::DeviceType::CUDA)->getDeviceStats(device.index());
-  return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak / 1e9;
 }
 
 double seconds_since(clock_type::time_point start, const c10::Device& device) {
@@ -208,41 +196,23 @@ int bench_inference(int argc, char** argv) {
     nlohmann::json row = {
         {"bench", "inference"}, {"arch", arch},       {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
         {"batch", batch},       {"context", context}, {"prefill_chunk", chunk}, {"cuda_graph", use_graph}};
-    reset_peak(device);
     try {
-      InferenceCache cache(config.num_hidden_layers);
-      cache.reserve(context + steps + 1);  // + 1: the --profile step
-      auto start = clock_type::now();
-      at::Tensor hidden;
-      for (int64_t begin = 0; begin < context; begin += chunk) {
-        const int64_t len = std::min(chunk, context - begin);
-        at::Tensor ids =
-            at::randint(0, config.vocab_size, {batch, len}, at::TensorOptions().dtype(at::kLong).device(device));
-        hidden = model.forward_hidden(ids, &cache).select(1, len - 1);
-      }
-      at::Tensor next = model.logits(hidden).argmax(-1);
-      row["prefill_s"] = seconds_since(start, device);
-      std::vector<double> ms;
-      std::unique_ptr<DecodeGraph> graph;
-      if (use_graph) graph = std::make_unique<DecodeGraph>(model, cache);
-      auto decode_one = [&] {
-        at::Tensor logits = graph != nullptr
-                                ? graph->step(next)
-                                : model.logits(model.forward_hidden(next.view({batch, 1}), &cache).select(1, 0));
-        next = logits.argmax(-1);
-      };
-      for (int64_t s = 0; s < steps; ++s) {
-        auto t0 = clock_type::now();
-        decode_one();
-        ms.push_back(1000 * seconds_since(t0, device));
-      }
-      std::sort(ms.begin(), ms.end());
-      row["ms_per_token"] = ms.empty() ? 0.0 : ms[ms.size() / 2];
-      row["cache_gb"] = cache.bytes() / 1e9;
-      row["peak_gb"] = peak_gb(device);
+      DecodeTimingOptions timing_options;
+      timing_options.batch = batch;
+      timing_options.context = context;
+      timing_options.steps = steps;
+      timing_options.prefill_chunk = chunk;
+      timing_options.cuda_graph = use_graph;
       if (!profile.empty() && context == contexts.back()) {
-        print_profile(profile_step(decode_one, device, profile), json);
+        timing_options.after = [&](const std::function<void()>& step) {
+          print_profile(profile_step(step, device, profile), json);
+        };
       }
+      const DecodeTiming timing = time_decode(model, timing_options);
+      row["prefill_s"] = timing.prefill_s;
+      row["ms_per_token"] = timing.ms_per_token;
+      row["cache_gb"] = timing.cache_gb;
+      row["peak_gb"] = timing.peak_gb;
     } catch (const c10::OutOfMemoryError&) {
       row["oom"] = true;
     }
@@ -327,7 +297,7 @@ int bench_training(int argc, char** argv) {
     train_step.run({ids}, 1e-5);
   };
   step();
-  reset_peak(device);
+  reset_peak_memory(device);
   auto start = clock_type::now();
   for (int64_t s = 0; s < steps; ++s) step();
   const double seconds = seconds_since(start, device) / steps;
@@ -346,7 +316,7 @@ int bench_training(int argc, char** argv) {
                         {"step_s", seconds},
                         {"tokens_per_s", tokens / seconds},
                         {"mfu", mfu},
-                        {"peak_gb", peak_gb(device)},
+                        {"peak_gb", peak_memory_gb(device)},
                         {"trainable_parameters", trainable},
                         {"recompute", result.count("recompute-activations") > 0},
                         {"mfu_percent", 100 * mfu}};
@@ -356,7 +326,7 @@ int bench_training(int argc, char** argv) {
   else
     std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
                 static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
-                peak_gb(device));
+                peak_memory_gb(device));
   std::fflush(stdout);
   if (result.count("profile"))
     print_profile(profile_step(step, device, result["profile"].as<std::string>()), result.count("json") > 0);

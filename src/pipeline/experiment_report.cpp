@@ -1,0 +1,222 @@
+// The report stage (experiment_report.h). Each model is loaded once and measured in turn; a
+// metric that cannot be measured (text shorter than the context, out of memory) is shown as such
+// and the report goes on. Charts put every model on one axis so the teacher's collapse past
+// its window and the student's hold are visible at a glance.
+#include "pipeline/experiment_report.h"
+
+#include <c10/util/Exception.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <sstream>
+
+#include "halo/causal_lm.h"
+#include "halo/chart.h"
+#include "halo/decode_timing.h"
+#include "halo/error.h"
+#include "halo/evaluation.h"
+#include "halo/file_system.h"
+#include "halo/generation.h"
+#include "halo/logging.h"
+#include "halo/model_directory.h"
+#include "halo/perplexity.h"
+#include "halo/png_image.h"
+#include "halo/progress.h"
+#include "halo/tokenizer.h"
+
+namespace halo {
+namespace {
+
+using nlohmann::json;
+
+double decode_tokens_per_second(CausalLM& model, int64_t tokens) {
+  GenerationOptions options;
+  options.max_new_tokens = tokens;
+  GenerationStats stats;
+  std::vector<int64_t> prompt(64, 1);
+  generate(model, prompt, options, {}, &stats);
+  return stats.steps_per_second();
+}
+
+// Rows of the markdown table: metric name -> one cell per model, in first-seen order.
+class ReportTable {
+ public:
+  void add(const std::string& metric, size_t column, const std::string& value) {
+    if (!cells_.count(metric)) order_.push_back(metric);
+    auto& row = cells_[metric];
+    if (row.size() <= column) row.resize(column + 1);
+    row[column] = value;
+  }
+  std::string markdown(const std::vector<ReportModel>& models) const {
+    std::ostringstream md;
+    md << "| metric |";
+    for (const auto& m : models) md << " " << m.name << " |";
+    md << "\n|---|";
+    for (size_t i = 0; i < models.size(); ++i) md << "---|";
+    md << "\n";
+    for (const auto& metric : order_) {
+      const auto& row = cells_.at(metric);
+      md << "| " << metric << " |";
+      for (size_t i = 0; i < models.size(); ++i) md << " " << (i < row.size() ? row[i] : "") << " |";
+      md << "\n";
+    }
+    return md.str();
+  }
+
+ private:
+  std::vector<std::string> order_;
+  std::map<std::string, std::vector<std::string>> cells_;
+};
+
+std::vector<int64_t> scaled(const std::vector<int64_t>& factors, int64_t base) {
+  std::vector<int64_t> out;
+  for (int64_t f : factors) out.push_back(f * base);
+  return out;
+}
+
+// One series per model of results[model][key][x] (x as a decimal string).
+LineChart chart_of(const json& results, const std::vector<ReportModel>& models, const std::string& key,
+                   const std::string& title, double scale) {
+  LineChart chart;
+  chart.title = title;
+  chart.x_label = "tokens";
+  chart.log_x = true;
+  for (size_t i = 0; i < models.size(); ++i) {
+    LineSeries series{models[i].name, series_color(i), {}};
+    const json& entry = results[models[i].name];
+    if (entry.contains(key)) {
+      for (const auto& [x, y] : entry[key].items()) series.points.emplace_back(std::stod(x), scale * y.get<double>());
+    }
+    std::sort(series.points.begin(), series.points.end());
+    chart.series.push_back(series);
+  }
+  return chart;
+}
+
+}  // namespace
+
+std::vector<int64_t> report_contexts(const ReportConfig& r, int64_t training_length) {
+  return r.contexts.empty() ? scaled(r.lengths_factors, training_length) : r.contexts;
+}
+
+std::vector<int64_t> report_niah_lengths(const ReportConfig& r, int64_t training_length) {
+  return r.niah_lengths.empty() ? report_contexts(r, training_length) : r.niah_lengths;
+}
+
+void write_experiment_report(const ReportConfig& r, const std::vector<ReportModel>& models, const ReportSetting& s) {
+  auto tokenizer = load_tokenizer(s.tokenizer_dir);
+  const std::vector<int64_t> contexts = report_contexts(r, s.training_length);
+  const std::vector<int64_t> niah_lengths = report_niah_lengths(r, s.training_length);
+  for (int64_t context : contexts) {
+    if (r.ppl_tail >= context) fail("report.ppl_tail (", r.ppl_tail, ") must be below every context (", context, ")");
+  }
+  const ModelConfig first = load_model_config(models.front().dir);
+  const std::vector<int32_t> ids = held_out_tokens(*tokenizer, read_file(r.text), r.ppl_tokens, first.vocab_size);
+  NeedleOptions needle;
+  needle.lengths = niah_lengths;
+  needle.depths = r.niah_depths;
+  needle.samples = r.niah_samples;
+  needle.seed = 1;
+  const std::vector<NeedleSample> needles = build_needle_samples(*tokenizer, read_file(r.filler), needle);
+  std::vector<ChoiceItem> choices;
+  if (!r.mc_task.empty()) choices = load_multiple_choice(r.mc_task, r.mc_labels, r.mc_limit);
+
+  json results = json::object();
+  ReportTable table;
+  for (size_t column = 0; column < models.size(); ++column) {
+    const ReportModel& m = models[column];
+    log::info(cat("report: ", m.name, " (", m.dir, ")"));
+    CausalLM model = load_causal_lm(m.dir, s.dtype, s.device);
+    json entry = {{"dir", m.dir}, {"parameters", model.parameter_count()}};
+    table.add("parameters", column, cat(fixed(model.parameter_count() / 1e6, 2), " M"));
+    for (int64_t context : contexts) {
+      const std::string label = count_label(static_cast<double>(context));
+      if (static_cast<int64_t>(ids.size()) < context + 1) {
+        table.add(cat("ppl @ ", label), column, "text too short");
+        continue;
+      }
+      const PerplexityResult p = perplexity(model, ids, context, context, {}, r.ppl_tail);
+      entry["ppl"][std::to_string(context)] = p.perplexity();
+      table.add(cat("ppl @ ", label), column, fixed(p.perplexity(), 2));
+      if (r.ppl_tail > 0) {
+        entry["ppl_tail"][std::to_string(context)] = p.tail_perplexity();
+        table.add(cat("ppl last ", count_label(static_cast<double>(r.ppl_tail)), " @ ", label), column,
+                  fixed(p.tail_perplexity(), 2));
+      }
+    }
+    ProgressBar bar(cat("niah ", m.name), static_cast<int64_t>(needles.size()), "prompt");
+    int64_t shown = 0;
+    const NeedleResult niah =
+        evaluate_needle(model, *tokenizer, needles, needle, stop_token_ids(m.dir, model.config(), tokenizer.get()),
+                        [&](int64_t done) {
+                          bar.advance(done - shown);
+                          shown = done;
+                        });
+    bar.finish();
+    for (int64_t length : niah_lengths) {
+      const double acc = niah.length_accuracy(length);
+      entry["niah"][std::to_string(length)] = acc;
+      table.add(cat("NIAH @ ", count_label(static_cast<double>(length))), column, fixed(100 * acc, 1) + "%");
+    }
+    if (!choices.empty()) {
+      const MultipleChoiceResult mc = evaluate_multiple_choice(model, *tokenizer, choices);
+      entry["mc"] = {{"task", r.mc_task}, {"items", choices.size()}, {"acc", mc.acc()}, {"acc_norm", mc.acc_norm()}};
+      table.add(cat(base_name(r.mc_task), " acc / acc_norm (", choices.size(), " items)"), column,
+                cat(fixed(100 * mc.acc(), 1), "% / ", fixed(100 * mc.acc_norm(), 1), "%"));
+    }
+    const double tps = decode_tokens_per_second(model, r.decode_tokens);
+    entry["decode_tokens_per_s"] = tps;
+    table.add("decode tokens/s (batch 1, short prompt)", column, fixed(tps, 1));
+    for (int64_t context : r.decode_contexts) {
+      const std::string label = count_label(static_cast<double>(context));
+      DecodeTimingOptions options;
+      options.context = context;
+      try {
+        const DecodeTiming t = time_decode(model, options);
+        entry["decode"][std::to_string(context)] = {{"ms_per_token", t.ms_per_token},
+                                                    {"prefill_s", t.prefill_s},
+                                                    {"cache_gb", t.cache_gb},
+                                                    {"peak_gb", t.peak_gb}};
+        table.add(cat("decode ms/token @ ", label), column, fixed(t.ms_per_token, 2));
+        table.add(cat("decode memory GB @ ", label, " (cache / peak)"), column,
+                  cat(fixed(t.cache_gb, 2), " / ", s.device.is_cuda() ? fixed(t.peak_gb, 2) : "n/a"));
+      } catch (const c10::OutOfMemoryError&) {
+        entry["decode"][std::to_string(context)] = {{"oom", true}};
+        table.add(cat("decode ms/token @ ", label), column, "out of memory");
+      }
+    }
+    results[m.name] = entry;
+  }
+
+  std::ostringstream md;
+  md << "# " << s.title << "\n\n" << table.markdown(models);
+  md << "\nPerplexity: `" << r.text << "`, first " << ids.size() << " tokens, disjoint windows";
+  if (r.ppl_tail > 0) md << "; \"last " << r.ppl_tail << "\" scores only the last " << r.ppl_tail << " positions of each window";
+  md << ". NIAH: " << r.niah_samples * static_cast<int64_t>(r.niah_depths.size())
+     << " prompts per length (depths spread evenly), filler `" << r.filler << "`.\n";
+  if (!s.stage_seconds.empty()) {
+    md << "\n| stage | wall time |\n|---|---|\n";
+    for (const auto& [stage, seconds] : s.stage_seconds) {
+      md << "| " << stage << " | " << format_duration(seconds) << " |\n";
+      results["wall_seconds"][stage] = seconds;
+    }
+  }
+  create_directories(s.out_dir);
+  LineChart ppl = chart_of(results, models, "ppl", "perplexity (mean)", 1.0);
+  ppl.log_y = true;
+  std::vector<RgbImage> ppl_panels = {draw_line_chart(ppl)};
+  if (r.ppl_tail > 0) {
+    LineChart tail = chart_of(results, models, "ppl_tail", cat("perplexity (last ", r.ppl_tail, ")"), 1.0);
+    tail.log_y = true;
+    ppl_panels.push_back(draw_line_chart(tail));
+  }
+  write_png(join_path(s.out_dir, "ppl.png"), side_by_side(ppl_panels));
+  write_png(join_path(s.out_dir, "niah.png"), draw_line_chart(chart_of(results, models, "niah", "NIAH accuracy %", 100.0)));
+  write_file_atomic(join_path(s.out_dir, "report.md"), md.str());
+  write_file_atomic(join_path(s.out_dir, "report.json"), results.dump(2) + "\n");
+  std::fputs(md.str().c_str(), stdout);
+}
+
+}  // namespace halo
