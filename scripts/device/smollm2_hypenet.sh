@@ -11,13 +11,14 @@
 # (.device-carry/: the teacher GGUF in three parts, and smollm2-inputs.tar.xz with the raw corpus
 # and retrieval documents of scripts/prepare_smollm2_data.sh). On the GPU machine, in consecutive
 # calls (the machine keeps /tmp while calls follow within 30 s):
-#   1. carry .device-deps + part-00:   smollm2_hypenet.sh stash && scripts/device/build.sh
+#   1. carry .device-deps + part-00:   smollm2_hypenet.sh stash && scripts/device/build.sh halo_cli
 #   2. carry part-01 + the inputs:     smollm2_hypenet.sh stash
 #   3. carry part-02:                  smollm2_hypenet.sh stash && smollm2_hypenet.sh start && smollm2_hypenet.sh wait 540
 #   4. ... until it says finished:     smollm2_hypenet.sh wait 560
 # `start` joins and checks the GGUF (sha256), imports it, tokenizes the inputs with its
 # tokenizer and starts the experiment in the background (setsid); `wait` follows it for at most
-# the given seconds and copies the logs, stage summaries, reports and charts to $OUT/smollm2.
+# the given seconds and packs the logs, stage summaries, reports and charts into
+# $OUT/smollm2-results.tgz.
 # VARIANTS (default "rope nope even kl") picks the ablations; HALO_RUN_ARGS (one argument a line)
 # goes to every `halo run` (e.g. a small smoke run on the CPU machine:
 # HALO_BUILD_DIR=build HALO_RUN_ARGS=$'--device\ncpu\n--set\nalign.train.steps=2' ... experiment).
@@ -47,7 +48,8 @@ variant_name() {
 # The whole experiment (runs in the background).
 experiment() {
   stamp "main run: $config"
-  "$halo" run "$config" "${extra[@]}" --set report=null
+  "$halo" run "$config" "${extra[@]}"
+  stamp "teacher vs student report done; ablations next"
   local layers
   layers=$(python3 -c "import json; print(','.join(map(str, json.load(open('$main/select/selection.json'))['attention_layers'])))")
   local compare=""
@@ -75,23 +77,19 @@ experiment() {
   stamp "finished"
 }
 
-# Copies what came out so far to $OUT/smollm2 (no weights).
+# Packs what came out so far into $OUT/smollm2-results.tgz (no weights): a call brings back only a
+# few files, none in deep folders.
 collect() {
-  local out=${OUT:-$root/device-out}/smollm2
+  local out=${OUT:-$root/device-out}
   mkdir -p "$out"
-  cp "$work"/*.log "$out/" 2>/dev/null || true
+  local files=("$work"/*.log)
   for run in runs/smollm2-*/; do
-    local name
-    name=$(basename "$run")
-    [ "$name" = smollm2-data ] && continue
-    for f in "$run"*/DONE "$run"*/metrics.jsonl "$run"select/selection.json "$run"select/*.png "$run"tune/*.json \
-      "$run"tune/*.md "$run"tune/*.png "$run"report/*; do
-      [ -f "$f" ] || continue
-      local rel=${f#"$run"}
-      mkdir -p "$out/$name/$(dirname "$rel")"
-      cp "$f" "$out/$name/$rel"
+    [ "$run" = runs/smollm2-data/ ] && continue
+    for f in "$run"*/DONE "$run"*/metrics.jsonl "$run"select/selection.* "$run"tune/hype_scaling.* "$run"report/*; do
+      [ -f "$f" ] && files+=("$f")
     done
   done
+  tar -czf "$out/smollm2-results.tgz" "${files[@]}" 2>/dev/null || true
 }
 
 case "${1:-}" in
@@ -112,9 +110,10 @@ case "${1:-}" in
     ;;
   start)
     [ -d "$work/shared" ] || { echo "smollm2_hypenet: no $work/shared (stash with .device-deps carried)" >&2; exit 1; }
-    [ -e ../shared ] || ln -s "$work/shared" ../shared
-    mkdir -p "$work/runs/teachers"
-    [ -e runs ] || ln -s "$work/runs" runs
+    # ../shared may exist there without the data: the carried copy fills it in.
+    mkdir -p ../shared
+    cp -r --update=none "$work/shared/." ../shared/
+    mkdir -p runs/teachers
     gguf=runs/teachers/smollm2-135m.gguf
     if [ ! -f "$gguf" ]; then
       cat "$work"/stash/smollm2.gguf.part-* > "$gguf.tmp"
@@ -122,7 +121,7 @@ case "${1:-}" in
       mv "$gguf.tmp" "$gguf"
     fi
     [ -f runs/teachers/smollm2-135m/config.json ] || "$halo" import "$gguf" --out runs/teachers/smollm2-135m --quiet
-    [ -d runs/corpus/raw ] || tar -xJf "$work/stash/smollm2-inputs.tar.xz"
+    [ -d runs/smollm2-data/retrieval ] || tar -xJf "$work/stash/smollm2-inputs.tar.xz"
     [ -f runs/smollm2-data/tokens/manifest.json ] || "$halo" data prepare --tokenizer runs/teachers/smollm2-135m \
       --input runs/corpus/raw runs/smollm2-data/retrieval --out runs/smollm2-data/tokens > "$work/data.log" 2>&1
     tail -n 2 "$work/data.log"
