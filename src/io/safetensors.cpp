@@ -398,7 +398,9 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   });
 
   ordered_json header = ordered_json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::map<std::string, std::string> meta = metadata;
+  meta.emplace("format", "pt");  // what torch's save_file writes; some loaders require it
+  header["__metadata__"] = meta;
   uint64_t offset = 0;
   for (const TensorToWrite* tensor : layout) {
     header[tensor->name] = {{"dtype", dtype_name(tensor->dtype)},

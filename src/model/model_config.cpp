@@ -164,23 +164,31 @@ std::vector<int64_t> read_eos(const json& obj, const std::string& path) {
   fail(path, ": key 'eos_token_id' must be an integer or a list of integers");
 }
 
+// Keys the reference's configuration_hypenet.py may leave out take its defaults (not halo's
+// conversion choices, which halo always writes out): mixer_types all "attn", attn_use_rope true,
+// no output gates, no lightning norms, expand_kv_proj false, lightning_nkv = the KV heads.
 void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path) {
-  const json& mixers = require(obj, "mixer_types", path);
-  if (!mixers.is_array()) fail(path, ": key 'mixer_types' must be a list of \"attn\" / \"lightning-attn\"");
-  c.mixer_types.clear();
-  for (const auto& m : mixers) {
-    const std::string name = m.is_string() ? m.get<std::string>() : m.dump();
-    if (name == "attn")
-      c.mixer_types.push_back(MixerType::attention);
-    else if (name == "lightning-attn")
-      c.mixer_types.push_back(MixerType::lightning);
-    else
-      fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
+  c.mixer_types.assign(std::max<int64_t>(c.num_hidden_layers, 0), MixerType::attention);
+  auto found = obj.find("mixer_types");
+  const bool listed = found != obj.end() && !found->is_null() && !(found->is_array() && found->empty());
+  if (listed) {
+    const json& mixers = *found;
+    if (!mixers.is_array()) fail(path, ": key 'mixer_types' must be a list of \"attn\" / \"lightning-attn\"");
+    c.mixer_types.clear();
+    for (const auto& m : mixers) {
+      const std::string name = m.is_string() ? m.get<std::string>() : m.dump();
+      if (name == "attn")
+        c.mixer_types.push_back(MixerType::attention);
+      else if (name == "lightning-attn")
+        c.mixer_types.push_back(MixerType::lightning);
+      else
+        fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
+    }
   }
   c.attn_use_qk_norm = get_bool(obj, "attn_use_qk_norm", true, path);
   c.attention_output_bias = get_bool(obj, "attention_output_bias", false, path);
-  c.attn_use_rope = get_bool(obj, "attn_use_rope", false, path);
-  c.attn_use_output_gate = get_bool(obj, "attn_use_output_gate", true, path);
+  c.attn_use_rope = get_bool(obj, "attn_use_rope", true, path);
+  c.attn_use_output_gate = get_bool(obj, "attn_use_output_gate", false, path);
   if (auto it = obj.find("attn_logits_scaling"); it != obj.end() && !it->is_null()) {
     if (it->is_number())
       c.attn_logits_scaling_const = it->get<double>();
@@ -189,14 +197,14 @@ void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path)
     else
       fail(path, ": key 'attn_logits_scaling' must be null, a number or \"hype <a>\"");
   }
-  c.expand_kv_proj = get_bool(obj, "expand_kv_proj", true, path);
+  c.expand_kv_proj = get_bool(obj, "expand_kv_proj", false, path);
   c.lightning_nh = get_int_or(obj, "lightning_nh", c.num_attention_heads, path);
-  c.lightning_nkv = get_int_or(obj, "lightning_nkv", c.expand_kv_proj ? c.lightning_nh : c.num_key_value_heads, path);
+  c.lightning_nkv = get_int_or(obj, "lightning_nkv", c.num_key_value_heads, path);
   c.lightning_head_dim = get_int_or(obj, "lightning_head_dim", c.head_dim, path);
   c.lightning_use_rope = get_bool(obj, "lightning_use_rope", true, path);
-  c.lightning_use_qk_norm = get_bool(obj, "lightning_use_qk_norm", true, path);
-  c.lightning_use_output_norm = get_bool(obj, "lightning_use_output_norm", true, path);
-  c.lightning_use_output_gate = get_bool(obj, "lightning_use_output_gate", true, path);
+  c.lightning_use_qk_norm = get_bool(obj, "lightning_use_qk_norm", false, path);
+  c.lightning_use_output_norm = get_bool(obj, "lightning_use_output_norm", false, path);
+  c.lightning_use_output_gate = get_bool(obj, "lightning_use_output_gate", false, path);
   if (auto it = obj.find("lightning_scale"); it != obj.end() && !it->is_null()) {
     if (!it->is_string()) fail(path, ": key 'lightning_scale' must be \"1/sqrt(d)\", \"1/d\" or \"1\"");
     c.lightning_scale = it->get<std::string>();
@@ -266,6 +274,8 @@ std::string model_config_to_json(const ModelConfig& c) {
   j["rope_theta"] = c.rope_theta;
   j["rope_scaling"] = rope_scaling_json(c.rope_scaling);
   j["hidden_act"] = "silu";
+  j["initializer_range"] = 0.02;  // transformers' and the reference's default; halo's init_std is its own
+  j["attention_dropout"] = 0.0;
   if (c.model_type != "qwen2") j["attention_bias"] = c.attention_bias;
   if (c.model_type == "llama" || c.is_hypenet()) j["mlp_bias"] = c.mlp_bias;
   j["tie_word_embeddings"] = c.tie_word_embeddings;
@@ -303,6 +313,7 @@ std::string model_config_to_json(const ModelConfig& c) {
     j["lightning_use_output_norm"] = c.lightning_use_output_norm;
     j["lightning_use_output_gate"] = c.lightning_use_output_gate;
     j["lightning_use_short_conv"] = false;
+    j["lightning_conv_size"] = 4;
   }
   return j.dump(2) + "\n";
 }
