@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -110,6 +112,27 @@ TEST(Cli, BrokenModelDirectoriesFailCleanly) {
   test::write_text(dir + "/config.json", "{\"model_type\": \"qwen3\"");
   expect_one_line_error(run_halo("info --model " + dir), 1, "config.json");
   expect_one_line_error(run_halo("info --model /nonexistent/model"), 1, "/nonexistent/model");
+}
+
+// A FIFO or a device where a file belongs is refused at once: opening a FIFO for reading would
+// wait for a writer forever, /dev/zero never ends. (run_halo's timeout turns a hang into a failure.)
+TEST(Cli, FifosAndDevicesAreNotFiles) {
+  const std::string dir = test::make_temp_dir();
+  copy_file_atomic(test::fixture("qwen3-tiny") + "/config.json", dir + "/config.json");
+  ASSERT_EQ(::mkfifo((dir + "/model.safetensors").c_str(), 0644), 0);
+  expect_one_line_error(run_halo("info --model " + dir), 1, "not a regular file");
+  const std::string fifo_config = test::make_temp_dir();
+  copy_file_atomic(test::fixture("qwen3-tiny") + "/model.safetensors", fifo_config + "/model.safetensors");
+  ASSERT_EQ(::mkfifo((fifo_config + "/config.json").c_str(), 0644), 0);
+  expect_one_line_error(run_halo("info --model " + fifo_config), 1, "not a regular file");
+  expect_one_line_error(
+      run_halo("ppl --device cpu --model " + test::fixture("qwen3-tiny") + " --tokenizer " + test::shared_dir() +
+               kTokenizer + " --text /dev/zero"),
+      1,
+      "not a regular file");
+  expect_one_line_error(run_halo("data prepare --tokenizer " + test::shared_dir() + kTokenizer +
+                                 " --input /dev/zero --out " + dir + "/tokens"),
+                        1, "not a regular file");
 }
 
 TEST(Cli, GenerateGreedyIdsMatchTransformers) {

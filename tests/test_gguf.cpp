@@ -585,7 +585,7 @@ TEST_F(GgufTest, BadTensorsAreErrors) {
 
 TEST_F(GgufTest, NonFilesAreErrorsWithoutBlocking) {
   expect_open_fails(dir_ + "/missing.gguf", "no such file");
-  expect_open_fails(dir_, "not a regular file");
+  expect_open_fails(dir_, "is a directory");
   const std::string fifo = dir_ + "/fifo.gguf";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   expect_open_fails(fifo, "not a regular file");

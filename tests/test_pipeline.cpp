@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <sstream>
 
 #include "data/token_dataset.h"
@@ -226,6 +230,28 @@ TEST(Experiment, OverridesReplaceAddAndDropKeys) {
   expect_error("report.niah_depths=[1.5]", "report.niah_depths");
   expect_error("report.decode_contexts=[1]", "report.decode_contexts");
   expect_error("report.commonsense={labels: x}", "report.commonsense.task");
+}
+
+// Two processes on one run directory: the second fails at once naming the first's pid.
+TEST(Pipeline, ASecondRunOnTheSameDirectoryIsRefused) {
+  const TinyData d = make_data();
+  const std::string path = experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") +
+                                                  "\nselect: {criterion: even}\n");
+  const Experiment x = load_experiment(path);
+  create_directories(x.run_dir);
+  const int fd = ::open((x.run_dir + "/.lock").c_str(), O_RDWR | O_CREAT, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0);
+  ASSERT_EQ(::pwrite(fd, "4242", 4, 0), 4);
+  try {
+    run_experiment(x, "all");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("another halo run (pid 4242)"), std::string::npos) << e.what();
+  }
+  ::close(fd);  // released: the run goes ahead
+  EXPECT_TRUE(run_experiment(x, "all"));
+  EXPECT_TRUE(path_exists(x.run_dir + "/select/DONE"));
 }
 
 TEST(Pipeline, PretrainMakesTheTeacherOfLaterStages) {

@@ -80,13 +80,14 @@ class BigramTask : public TrainingTask {
     at::Tensor hidden = embedding.index_select(0, inputs);
     if (noise) hidden = hidden + 0.01 * at::randn_like(hidden);  // draws from the global CPU generator
     at::Tensor loss = at::cross_entropy_loss(hidden.mm(head) + bias, targets);
-    if (calls == nan_at_call) loss = loss * std::numeric_limits<double>::quiet_NaN();
+    if (calls == nan_at_call || (nan_from_call > 0 && calls >= nan_from_call))
+      loss = loss * std::numeric_limits<double>::quiet_NaN();
     *tokens = targets.numel();
     return loss;
   }
 
   at::Tensor embedding, head, bias;
-  int64_t calls = 0, nan_at_call = -1;
+  int64_t calls = 0, nan_at_call = -1, nan_from_call = -1;  // one NaN call; NaN from this call on
   bool noise = true;  // so that resuming must restore the generator state
   std::function<void()> before_loss;
 };
@@ -421,6 +422,7 @@ TEST_F(TrainerTest, NanLossStopsNamingTheStepAndSavesTheStepBefore) {
   EXPECT_EQ(metric_steps(run_dir), one_to(4));
   // Resuming with nan_policy skip drops exactly that batch.
   config.nan_policy = "skip";
+  config.max_skipped_fraction = 0.1;
   const Trained resumed = train(corpus, config, 1, [](BigramTask& t) { t.nan_at_call = 1; });
   EXPECT_EQ(resumed.result.steps_done, 10);
   const auto m = metrics_of(run_dir);
@@ -433,6 +435,7 @@ TEST_F(TrainerTest, NanLossSkipDropsTheStepAndKeepsGoing) {
   const std::string run_dir = make_temp_dir();
   TrainerConfig config = config_for(run_dir, 6);
   config.nan_policy = "skip";
+  config.max_skipped_fraction = 0.2;
   const Trained t = train(make_corpus(), config, 1, [](BigramTask& task) { task.nan_at_call = 3; });
   EXPECT_EQ(t.result.steps_done, 6);
   for (const auto& w : t.weights) EXPECT_TRUE(at::isfinite(w).all().item<bool>());
@@ -444,6 +447,17 @@ TEST_F(TrainerTest, NanLossSkipDropsTheStepAndKeepsGoing) {
   EXPECT_EQ(c.state.skipped_steps, 1);
   EXPECT_EQ(c.state.optimizer_steps, 5);
   EXPECT_EQ(c.state.data_cursor.position, 6 * 4);  // the skipped batch was consumed
+}
+
+// A diverged run under nan_policy skip fails once the skipped steps pass max_skipped_fraction of
+// the steps, instead of finishing "successfully" on its few good steps.
+TEST_F(TrainerTest, NanLossSkipFailsWhenTooManyStepsAreSkipped) {
+  TrainerConfig config = config_for(make_temp_dir(), 20);
+  config.nan_policy = "skip";
+  config.max_skipped_fraction = 0.1;  // 2 of 20 allowed
+  const std::string err = error_of([&] { train(make_corpus(), config, 1, [](BigramTask& t) { t.nan_from_call = 5; }); });
+  EXPECT_NE(err.find("3 steps skipped"), std::string::npos) << err;
+  EXPECT_NE(err.find("max_skipped_fraction"), std::string::npos) << err;
 }
 
 TEST_F(TrainerTest, KeepsTheNewestCheckpointsAndRemovesStaleTemporaries) {

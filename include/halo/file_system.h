@@ -34,6 +34,10 @@ std::string canonical_path(const std::string& path);
 // them recursed). A file reached twice is kept once. Fails naming an input that matches nothing.
 std::vector<std::string> expand_inputs(const std::vector<std::string>& inputs);
 
+// Fails naming the path unless it is a regular file (missing, a directory, or a FIFO, device or
+// socket: opening a FIFO for reading would wait for a writer, /dev/zero never ends). Called
+// before every open for reading.
+void require_regular_file(const std::string& path);
 // Reads a whole file into a string, or fails naming the path.
 std::string read_file(const std::string& path);
 // Writes `bytes` to `path` atomically: a temporary file beside it, fsync, then rename.

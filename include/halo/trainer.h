@@ -37,6 +37,9 @@ struct TrainerConfig {
   double grad_clip = 1.0;           // max global L2 norm; 0 disables
   bool fp32_master = false;         // keep float32 copies of low-precision parameters
   std::string nan_policy = "stop";  // stop | skip (a skipped step still counts toward `steps`)
+  // Under "skip": training fails once more than this fraction of `steps` has been skipped (a
+  // diverged run must not finish "successfully" on a handful of good steps).
+  double max_skipped_fraction = 0.05;
   int64_t checkpoint_every = 0;     // 0: only at the end (and on a signal)
   int64_t keep_checkpoints = 2;
   uint64_t seed = 0;            // seeds torch's global generators on a fresh start (data order: TokenBatcherOptions)

@@ -91,8 +91,18 @@ std::string base_name(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+void require_regular_file(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) fail(path, ": no such file");
+    fail(path, ": cannot open (", std::strerror(errno), ")");
+  }
+  if (S_ISDIR(st.st_mode)) fail(path, ": is a directory, expected a file");
+  if (!S_ISREG(st.st_mode)) fail(path, ": not a regular file (a FIFO, device or socket); give a file");
+}
+
 std::string read_file(const std::string& path) {
-  if (is_directory(path)) fail(path, ": is a directory, expected a file");
+  require_regular_file(path);
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, ": cannot open (", std::strerror(errno), ")");
   std::ostringstream buffer;

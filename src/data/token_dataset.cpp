@@ -45,6 +45,7 @@ std::vector<int64_t> window_permutation(int64_t n, uint64_t seed, int64_t epoch)
 
 TokenDataset::TokenDataset(const std::string& dir)
     : manifest_(read_manifest(dir)), tokens_path_(join_path(dir, kTokensFile)) {
+  require_regular_file(tokens_path_);
   const int fd = ::open(tokens_path_.c_str(), O_RDONLY);
   if (fd < 0) fail(tokens_path_, ": cannot open (", std::strerror(errno), ")");
   struct stat st {};

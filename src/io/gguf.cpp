@@ -290,9 +290,7 @@ std::vector<int64_t> GgufTensorInfo::shape() const {
 }
 
 GgufFile::GgufFile(const std::string& path) : path_(path) {
-  // Checked before open(): opening a FIFO for reading would block until a writer appears.
-  if (!path_exists(path)) fail(path, ": no such file");
-  if (!is_regular_file(path)) fail(path, ": not a regular file");
+  require_regular_file(path);
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path, ": cannot open (", std::strerror(errno), ")");
   struct stat status {};

@@ -120,6 +120,7 @@ TrainerConfig read_train(YamlSection s, uint64_t seed) {
   t.grad_clip = s.get<double>("grad_clip", t.grad_clip);
   t.fp32_master = s.get<bool>("fp32_master", t.fp32_master);
   t.nan_policy = s.get<std::string>("nan_policy", t.nan_policy);
+  t.max_skipped_fraction = s.get<double>("max_skipped_fraction", t.max_skipped_fraction);
   t.checkpoint_every = s.get<int64_t>("checkpoint_every", t.checkpoint_every);
   t.keep_checkpoints = s.get<int64_t>("keep_checkpoints", t.keep_checkpoints);
   t.seed = seed;
@@ -130,6 +131,9 @@ TrainerConfig read_train(YamlSection s, uint64_t seed) {
     s.invalid("schedule", "must be cosine, wsd or constant, not '" + t.schedule + "'");
   }
   if (t.nan_policy != "stop" && t.nan_policy != "skip") s.invalid("nan_policy", "must be stop or skip");
+  if (!(t.max_skipped_fraction >= 0 && t.max_skipped_fraction <= 1)) {
+    s.invalid("max_skipped_fraction", "must be in [0, 1]");
+  }
   return t;
 }
 

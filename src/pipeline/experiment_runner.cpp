@@ -6,8 +6,14 @@
 #include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <sstream>
 
@@ -462,6 +468,34 @@ std::string describe_plan(const Experiment& x) {
   return out.str();
 }
 
+// RUN/.lock held (flock) while a run works in the directory; the kernel drops it when the
+// process ends, however it ends, so a crash never leaves a stale lock behind.
+class RunDirectoryLock {
+ public:
+  explicit RunDirectoryLock(const std::string& run_dir) : path_(join_path(run_dir, ".lock")) {
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0) fail(path_, ": cannot open the run directory's lock file (", std::strerror(errno), ")");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      char holder[32] = {0};
+      const ssize_t n = ::pread(fd_, holder, sizeof(holder) - 1, 0);
+      ::close(fd_);
+      fail(run_dir, ": another halo run (pid ", n > 0 ? std::string(holder, static_cast<size_t>(n)) : "?",
+           ") is working in this run directory; wait for it to end or give another run_dir");
+    }
+    const std::string pid = std::to_string(::getpid());
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+      log::warn(cat(path_, ": could not record the pid (", std::strerror(errno), ")"));
+    }
+  }
+  ~RunDirectoryLock() { ::close(fd_); }
+  RunDirectoryLock(const RunDirectoryLock&) = delete;
+  RunDirectoryLock& operator=(const RunDirectoryLock&) = delete;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 bool run_experiment(const Experiment& x, const std::string& stage) {
   bool known = stage == "all";
   for (const char* s : kStages) known |= stage == s;
@@ -469,6 +503,7 @@ bool run_experiment(const Experiment& x, const std::string& stage) {
     usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   const Runtime rt = runtime_of(x);
   create_directories(x.run_dir);
+  RunDirectoryLock lock(x.run_dir);
   for (const char* s : kStages) {
     if (stage != "all" && stage != s) continue;
     if (!enabled(x, s)) {

@@ -42,6 +42,7 @@ DocumentReader::DocumentReader(std::string path, const DocumentOptions& options)
     format = (ext == ".jsonl" || ext == ".json") ? InputFormat::jsonl : InputFormat::text;
   }
   jsonl_ = format == InputFormat::jsonl;
+  require_regular_file(path_);
   if (jsonl_ || split_ == TextSplit::blank_line) {
     in_.open(path_, std::ios::binary);
     if (!in_) fail(path_, ": cannot open (", std::strerror(errno), ")");

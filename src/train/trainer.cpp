@@ -104,6 +104,9 @@ void check_config(const TrainerConfig& c) {
   if (!(c.eps > 0)) usage_fail("AdamW eps must be > 0, not ", c.eps);
   if (!(c.weight_decay >= 0)) usage_fail("weight decay must be >= 0, not ", c.weight_decay);
   if (!(c.grad_clip >= 0)) usage_fail("gradient clipping norm must be >= 0 (0 disables), not ", c.grad_clip);
+  if (!(c.max_skipped_fraction >= 0 && c.max_skipped_fraction <= 1)) {
+    usage_fail("max_skipped_fraction must be in [0, 1], got ", c.max_skipped_fraction);
+  }
   if (c.nan_policy != "stop" && c.nan_policy != "skip") {
     usage_fail("NaN policy '", c.nan_policy, "' is unknown; use stop or skip");
   }
@@ -393,6 +396,12 @@ TrainingResult Trainer::run() {
       }
       log::warn(cat(config_.label, ": step ", number, ": ", what, "; its batches are skipped (nan_policy skip)"));
       ++state.skipped_steps;
+      const int64_t allowed = static_cast<int64_t>(config_.max_skipped_fraction * static_cast<double>(config_.steps));
+      if (state.skipped_steps > allowed) {
+        fail(config_.label, ": ", state.skipped_steps, " steps skipped for a non-finite loss or gradient, more than ",
+             fixed(100 * config_.max_skipped_fraction, 1), "% of ", config_.steps,
+             " (train.max_skipped_fraction); training diverges: lower the learning rate or fix the data");
+      }
     } else {
       ++state.optimizer_steps;
     }
