@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "halo/file_system.h"
@@ -112,6 +113,25 @@ TEST(Cli, BrokenModelDirectoriesFailCleanly) {
   test::write_text(dir + "/config.json", "{\"model_type\": \"qwen3\"");
   expect_one_line_error(run_halo("info --model " + dir), 1, "config.json");
   expect_one_line_error(run_halo("info --model /nonexistent/model"), 1, "/nonexistent/model");
+
+  // Damaged weights: a NaN, or integers where floats belong, are errors, not "0 0 0 0".
+  auto with_weight = [&](const std::string& name, const at::Tensor& value) {
+    const std::string damaged = test::make_temp_dir();
+    copy_file_atomic(test::fixture("qwen3-tiny") + "/config.json", damaged + "/config.json");
+    NamedTensors tensors;
+    for (auto& [n, t] : load_tensors(test::fixture("qwen3-tiny"))) tensors.emplace_back(n, n == name ? value : t);
+    save_tensors(damaged + "/model.safetensors", tensors);
+    return damaged;
+  };
+  const at::Tensor norm = load_tensors(test::fixture("qwen3-tiny")).at("model.norm.weight");
+  at::Tensor nan_norm = norm.clone();
+  nan_norm[3] = std::numeric_limits<float>::quiet_NaN();
+  expect_one_line_error(run_halo("generate --prompt-ids '1 2 3' --print-ids --device cpu --model " +
+                                 with_weight("model.norm.weight", nan_norm)),
+                        1, "'model.norm.weight' holds NaN or Inf");
+  expect_one_line_error(run_halo("generate --prompt-ids '1 2 3' --print-ids --device cpu --model " +
+                                 with_weight("model.norm.weight", norm.to(at::kInt))),
+                        1, "'model.norm.weight' is stored as I32");
 }
 
 // A FIFO or a device where a file belongs is refused at once: opening a FIFO for reading would
@@ -209,6 +229,12 @@ TEST(Cli, ConvertRefusesToWriteIntoTheTeacher) {
   expect_one_line_error(run_halo("convert --teacher " + dir + " --out " + dir + "/. --attn-layers 1"), 2,
                         "would overwrite the teacher");
   EXPECT_EQ(read_file(dir + "/model.safetensors"), before);
+  for (const char* bad : {"nan", "inf", "-2", "0"}) {
+    expect_one_line_error(run_halo(std::string("convert --teacher ") + dir + " --out " + dir +
+                                   "-out --attn-layers 1 --attn-logits-scaling " + bad),
+                          2, "--attn-logits-scaling");
+  }
+  EXPECT_FALSE(path_exists(dir + "-out/config.json"));
 }
 
 TEST(Cli, ConvertWritesAHypeNetThatEveryCommandLoads) {

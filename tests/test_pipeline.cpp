@@ -327,6 +327,26 @@ TEST(Experiment, DataFromAnotherVocabularyIsRejected) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("vocabulary"), std::string::npos) << e.what();
   }
+  // Another tokenizer of the same size (its file differs): refused by the manifest's sha256.
+  const std::string other_dir = test::make_temp_dir();
+  const std::string other = test::write_byte_tokenizer(other_dir);
+  test::write_text(other_dir + "/tokenizer.json", read_file(other_dir + "/tokenizer.json") + "\n");
+  const std::string other_tokens = d.dir + "/other-tokens";
+  TokenizeCorpusOptions same_size;
+  same_size.inputs = {d.text};
+  same_size.out_dir = other_tokens;
+  same_size.tokenizer = fingerprint_tokenizer(other);
+  same_size.append_eos = false;
+  tokenize_corpus(*load_tokenizer(other), same_size);
+  const Experiment y = load_experiment(
+      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + other_tokens +
+                             ", seq_len: 32, batch_size: 4}\n  train: {steps: 2, lr: 1.0e-3}\n"));
+  try {
+    run_experiment(y, "align");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not with the experiment's tokenizer"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // halo convert: stage 0 of HALO. Loads a Qwen3 teacher, builds the HypeNet (kept attention
 // layers from --attn-layers or a released preset), and writes a Hugging Face-format directory
 // with the teacher's tokenizer files.
+#include <cmath>
+#include <cstdlib>
+
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "halo/causal_lm.h"
@@ -55,8 +58,12 @@ int run_convert(int argc, char** argv) {
   if (scaling != "none") {
     char* end = nullptr;
     const double constant = std::strtod(scaling.c_str(), &end);
-    if (end != scaling.c_str() && *end == '\0')
+    if (end != scaling.c_str() && *end == '\0') {
+      if (!std::isfinite(constant) || constant <= 0) {
+        usage_fail("--attn-logits-scaling: a constant must be a positive finite number, got '", scaling, "'");
+      }
       student_config.attn_logits_scaling_const = constant;
+    }
     else
       parse_attn_logits_scaling(scaling, student_config, "--attn-logits-scaling");
   }

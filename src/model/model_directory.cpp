@@ -25,7 +25,21 @@ CausalLM load_causal_lm(const std::string& model_dir, c10::ScalarType dtype, con
   check_weights_match_config(files, config);  // before anything is allocated
   CausalLM model(config);
   for (auto& [name, tensor] : model.named_parameters()) {
-    *tensor = entry_to_tensor(*files.find(name)).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    const WeightEntry& entry = *files.find(name);
+    const DType stored = entry.tensor->dtype;
+    if (stored != DType::F32 && stored != DType::F16 && stored != DType::BF16 && stored != DType::F64) {
+      fail(entry.file->path(), ": tensor '", name, "' is stored as ", dtype_name(stored),
+           "; weights must be floating point (F32, F16, BF16 or F64)");
+    }
+    *tensor = entry_to_tensor(entry).to(device, dtype, /*non_blocking=*/false, /*copy=*/true);
+    // NaN or Inf (stored, or a float32 value past the compute dtype's range) would generate
+    // garbage silently.
+    if (!at::isfinite(*tensor).all().item<bool>()) {
+      fail(entry.file->path(), ": tensor '", name, "' holds NaN or Inf",
+           stored == DType::F32 || stored == DType::F64 ? cat(" (or values beyond ", scalar_type_name(dtype), "'s range)")
+                                                        : std::string(),
+           "; the weights are damaged");
+    }
   }
   model.to(device, dtype);
   return model;

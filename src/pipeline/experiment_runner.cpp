@@ -31,6 +31,7 @@
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"
 #include "halo/progress.h"
+#include "halo/token_corpus.h"
 #include "halo/tokenizer.h"
 #include "halo/trainer.h"
 #include "halo/training_tasks.h"
@@ -109,6 +110,17 @@ bool train(const Experiment& x, const std::string& stage, const TrainingStageCon
   if (dataset.manifest().vocab_size > model_vocab) {
     fail(config.data.tokens, ": tokenized with a vocabulary of ", dataset.manifest().vocab_size, " but the model has ",
          model_vocab, " entries; prepare the data with the model's tokenizer");
+  }
+  // Same size is not same tokenizer: the manifest records the file's hash.
+  const TokenCorpusManifest& manifest = dataset.manifest();
+  if (!manifest.tokenizer_sha256.empty()) {
+    const TokenizerFingerprint ours = fingerprint_tokenizer(tokenizer_source(x));
+    if (ours.sha256 != manifest.tokenizer_sha256) {
+      fail(config.data.tokens, ": tokenized with ", manifest.tokenizer_path, " (sha256 ",
+           manifest.tokenizer_sha256.substr(0, 12), "...), not with the experiment's tokenizer ", ours.path, " (sha256 ",
+           ours.sha256.substr(0, 12), "...); prepare the data again with `halo data prepare --tokenizer ",
+           tokenizer_source(x), "`");
+    }
   }
   TokenBatcherOptions data_options;
   data_options.batch_size = config.data.batch_size;
