@@ -96,6 +96,8 @@ TEST(Cli, ForwardRejectsBadInputs) {
   test::write_text(dir + "/garbage.safetensors", "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\":");
   expect_one_line_error(run_halo("forward --input " + dir + "/garbage.safetensors" + model), 1, "garbage.safetensors");
   expect_one_line_error(run_halo("forward --input " + dir + "/missing.safetensors" + model), 1, "missing.safetensors");
+  save_tensors(dir + "/empty.safetensors", {{"input_ids", at::zeros({0, 5}, at::kLong)}});
+  expect_one_line_error(run_halo("forward --input " + dir + "/empty.safetensors" + model), 1, "non-empty");
   EXPECT_FALSE(path_exists(dir + "/o.safetensors"));
 }
 
@@ -153,6 +155,34 @@ TEST(Cli, FifosAndDevicesAreNotFiles) {
   expect_one_line_error(run_halo("data prepare --tokenizer " + test::shared_dir() + kTokenizer +
                                  " --input /dev/zero --out " + dir + "/tokens"),
                         1, "not a regular file");
+}
+
+// Absurd sizes are refused before anything they would size is allocated.
+TEST(Cli, AbsurdSizesFailBeforeAllocating) {
+  const std::string model = test::fixture("qwen3-tiny");
+  expect_one_line_error(run_halo("generate --prompt-ids '1 2 3' --print-ids --device cpu -n 1000000000 --model " + model),
+                        2, "max_position_embeddings");
+  expect_one_line_error(run_halo("eval --tasks niah --device cpu --model " + model + " --tokenizer " +
+                                 test::shared_dir() + kTokenizer + " --filler " + test::shared_dir() +
+                                 "/data/text/brown.txt --lengths 1000000000"),
+                        2, "--lengths");
+  for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
+           {"vocab_size", "10000000000"}, {"num_hidden_layers", "1000000000000"}, {"hidden_size", "1000000000"}}) {
+    const std::string dir = test::make_temp_dir();
+    nlohmann::json config = nlohmann::json::parse(read_file(model + "/config.json"));
+    config[key] = nlohmann::json::parse(value);
+    test::write_text(dir + "/config.json", config.dump());
+    copy_file_atomic(model + "/model.safetensors", dir + "/model.safetensors");
+    expect_one_line_error(run_halo("info --model " + dir), 1, key);
+  }
+  // Benchmark sizes: refused as usage errors naming the option, before any allocation.
+  const std::string bench = "bench inference --device cpu --model " + model;
+  expect_one_line_error(run_halo(bench + " --batch -3"), 2, "--batch");
+  expect_one_line_error(run_halo(bench + " --prefill-chunk 0"), 2, "--prefill-chunk");
+  expect_one_line_error(run_halo(bench + " --contexts 1000000000000000000"), 2, "--contexts");
+  expect_one_line_error(run_halo(bench + " --contexts 16M --batch 64"), 2, "--contexts");
+  expect_one_line_error(run_halo("bench kernels --device cpu --shapes 1000000x1000000"), 2, "--shapes");
+  expect_one_line_error(run_halo("bench training --device cpu --batch 1000000 --seq-len 1000000"), 2, "--batch");
 }
 
 TEST(Cli, GenerateGreedyIdsMatchTransformers) {
@@ -229,7 +259,7 @@ TEST(Cli, ConvertRefusesToWriteIntoTheTeacher) {
   expect_one_line_error(run_halo("convert --teacher " + dir + " --out " + dir + "/. --attn-layers 1"), 2,
                         "would overwrite the teacher");
   EXPECT_EQ(read_file(dir + "/model.safetensors"), before);
-  for (const char* bad : {"nan", "inf", "-2", "0"}) {
+  for (const char* bad : {"nan", "inf", "-2", "0", "'hype x'", "'hype inf'", "'hype 1'"}) {
     expect_one_line_error(run_halo(std::string("convert --teacher ") + dir + " --out " + dir +
                                    "-out --attn-layers 1 --attn-logits-scaling " + bad),
                           2, "--attn-logits-scaling");

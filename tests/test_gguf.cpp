@@ -24,6 +24,7 @@
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/gguf.h"
+#include "test_support.h"
 
 namespace halo {
 namespace {
@@ -33,15 +34,8 @@ using Kind = GgufValue::Kind;
 // ---------------------------------------------------------------------------------------------
 // A minimal GGUF writer (tests only).
 
-template <class T>
-void put(std::string& out, T value) {
-  out.append(reinterpret_cast<const char*>(&value), sizeof value);
-}
-
-void put_string(std::string& out, const std::string& text) {
-  put<uint64_t>(out, text.size());
-  out += text;
-}
+using test::put;
+using test::put_string;
 
 struct TensorSpec {
   std::string name;

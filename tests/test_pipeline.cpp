@@ -8,8 +8,10 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <sstream>
 
 #include "data/token_dataset.h"
@@ -111,7 +113,7 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
                              "/run/distill/model}}\n");
   const Experiment x = load_experiment(path);
   EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
-  ASSERT_TRUE(run_experiment(x, "all"));
+  ASSERT_EQ(run_experiment(x, "all"), 0);
   for (const char* stage : {"align", "select", "distill", "finetune", "tune", "report"}) {
     EXPECT_TRUE(path_exists(x.run_dir + "/" + stage + "/DONE")) << stage;
   }
@@ -156,7 +158,7 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
 
   // A rerun skips every finished stage (DONE files untouched).
   const std::string done = read_file(x.run_dir + "/distill/DONE");
-  ASSERT_TRUE(run_experiment(x, "all"));
+  ASSERT_EQ(run_experiment(x, "all"), 0);
   EXPECT_EQ(read_file(x.run_dir + "/distill/DONE"), done);
 }
 
@@ -172,7 +174,7 @@ TEST(Pipeline, PositionEncodingVariantsReachTheStudent) {
   for (const char* encoding : {"rope", "nope"}) {
     const Experiment x =
         load_experiment(path, {cat("run_dir=", d.dir, "/run-", encoding), cat("position_encoding=", encoding)});
-    ASSERT_TRUE(run_experiment(x, "all")) << encoding;
+    ASSERT_EQ(run_experiment(x, "all"), 0) << encoding;
     const ModelConfig student = load_model_config(x.run_dir + "/distill/model");
     EXPECT_EQ(student.attn_use_rope, std::string(encoding) == "rope") << encoding;
     EXPECT_EQ(student.lightning_use_rope, std::string(encoding) == "rope") << encoding;
@@ -250,8 +252,51 @@ TEST(Pipeline, ASecondRunOnTheSameDirectoryIsRefused) {
     EXPECT_NE(std::string(e.what()).find("another halo run (pid 4242)"), std::string::npos) << e.what();
   }
   ::close(fd);  // released: the run goes ahead
-  EXPECT_TRUE(run_experiment(x, "all"));
+  EXPECT_EQ(run_experiment(x, "all"), 0);
   EXPECT_TRUE(path_exists(x.run_dir + "/select/DONE"));
+}
+
+// `halo run` stopped by SIGTERM mid-stage saves a checkpoint and exits 143 (SIGINT: 130), as a
+// shell reports a signal; the same command resumes the stage from that checkpoint.
+TEST(Pipeline, SigtermStopsHaloRunWithExit143AndTheRunResumes) {
+  const TinyData d = make_data();
+  const std::string path = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
+             ", seq_len: 32, batch_size: 4}\n  train: {steps: 1000000, lr: 1.0e-3}\n");
+  const std::string run_dir = d.dir + "/run", log = d.dir + "/halo.log";
+  auto spawn = [&](const std::vector<std::string>& args) {
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(fd, 1);
+      ::dup2(fd, 2);
+      std::vector<char*> argv{const_cast<char*>(HALO_CLI_PATH)};
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      ::execv(HALO_CLI_PATH, argv.data());
+      ::_exit(127);
+    }
+    return pid;
+  };
+  const pid_t pid = spawn({"run", path});
+  const std::string metrics = run_dir + "/align/metrics.jsonl";
+  for (int i = 0; i < 1200 && !(path_exists(metrics) && read_file(metrics).size() > 200); ++i) ::usleep(100000);
+  ASSERT_TRUE(path_exists(metrics)) << read_file(log);
+  ::kill(pid, SIGTERM);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 128 + SIGTERM) << read_file(log);
+  const auto checkpoints = list_directory(run_dir + "/align/checkpoints");
+  ASSERT_EQ(checkpoints.size(), 1u) << read_file(log);
+  EXPECT_FALSE(path_exists(run_dir + "/align/DONE"));
+  // Two steps past the checkpoint, the stage finishes.
+  const int64_t step = std::stoll(checkpoints[0].substr(5));
+  const pid_t resumed = spawn({"run", path, "--set", "align.train.steps=" + std::to_string(step + 2)});
+  ::waitpid(resumed, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(log);
+  EXPECT_NE(read_file(log).find("resuming from"), std::string::npos) << read_file(log);
+  EXPECT_TRUE(path_exists(run_dir + "/align/DONE"));
 }
 
 TEST(Pipeline, PretrainMakesTheTeacherOfLaterStages) {
@@ -267,7 +312,7 @@ TEST(Pipeline, PretrainMakesTheTeacherOfLaterStages) {
           "align:\n  data: {tokens: " +
           d.tokens + ", seq_len: 32, batch_size: 4}\n  train: {steps: 4, lr: 1.0e-3}\n");
   const Experiment x = load_experiment(path);
-  ASSERT_TRUE(run_experiment(x, "all"));
+  ASSERT_EQ(run_experiment(x, "all"), 0);
   expect_loss_falls(x.run_dir + "/pretrain/metrics.jsonl");
   const ModelConfig teacher = load_model_config(x.run_dir + "/pretrain/model");
   EXPECT_EQ(teacher.vocab_size, 256);
@@ -306,6 +351,62 @@ TEST(Experiment, BadFilesNameTheKey) {
   expect_experiment_error(d, teacher + "tune: {text: x.txt, grid: [500, 1]}\n", "tune.grid");
   expect_experiment_error(d, teacher + "tune: {text: x.txt, niah_tolerance: 2}\n", "tune.niah_tolerance");
   expect_experiment_error(d, teacher + "activation_checkpointing: true\n", "recompute_activations");
+  const std::string pretrain = "tokenizer: " + d.tokenizer + "\npretrain:\n" + data +
+                               "  train: {steps: 3, lr: 1.0e-3}\n  model: {intermediate_size: 64, num_attention_heads: 2, ";
+  expect_experiment_error(d, pretrain + "hidden_size: 32, num_hidden_layers: 1000000000000}\n", "num_hidden_layers");
+  expect_experiment_error(d, pretrain + "num_hidden_layers: 2, hidden_size: 1000000000}\n", "hidden_size");
+  expect_experiment_error(d, pretrain + "hidden_size: 32, num_hidden_layers: 2, rope_theta: 0}\n", "rope_theta");
+  expect_experiment_error(d, pretrain + "hidden_size: 32, num_hidden_layers: 2}\n  init_std: -1\n",
+                          "pretrain.init_std");
+}
+
+// Values a stage would trip over hours in, and files that are not there, fail before the first
+// stage starts and on --dry-run (describe_plan), in one line naming the file and the key.
+TEST(Experiment, InputsAreCheckedBeforeTheFirstStage) {
+  const TinyData d = make_data();
+  const std::string teacher = "teacher: " + test::fixture("qwen3-tiny") + "\n";
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
+  const std::string train = "  train: {steps: 3, lr: 1.0e-3}\n";
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: -0.1}\n", "align.train.lr");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, min_lr: 0.1}\n",
+                          "align.train.min_lr");
+  expect_experiment_error(d, teacher + "align:\n" + data + "  train: {steps: 3, lr: 1.0e-3, beta2: 1}\n",
+                          "align.train.beta2");
+  expect_experiment_error(
+      d, teacher + "align:\n  data: {tokens: " + d.tokens + ", seq_len: 512, batch_size: 1000000000}\n" + train,
+      "align.data.batch_size");
+  expect_experiment_error(d, teacher + "align:\n" + data + train + "  loss_chunk: 0\n", "align.loss_chunk");
+  expect_experiment_error(d, teacher + "select: {criterion: best}\n", "select.criterion");
+  expect_experiment_error(d, teacher + "report: {text: x.txt, niah_depths: [1.5]}\n", "report.niah_depths");
+
+  auto expect_plan_error = [&](const std::string& body, const std::vector<std::string>& needles,
+                               const std::vector<std::string>& overrides = {}) {
+    const Experiment x = load_experiment(experiment_yaml(d, body), overrides);
+    for (auto check : {+[](const Experiment& e) { describe_plan(e); }, +[](const Experiment& e) { run_experiment(e, "all"); }}) {
+      try {
+        check(x);
+        ADD_FAILURE() << "no error for " << needles.front();
+      } catch (const Error& e) {
+        const std::string what = e.what();
+        for (const std::string& needle : needles) EXPECT_NE(what.find(needle), std::string::npos) << what;
+        EXPECT_NE(what.find("experiment.yaml"), std::string::npos) << what;
+        EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+        EXPECT_EQ(e.exit_code(), kExitBadInput) << what;
+      }
+    }
+    EXPECT_FALSE(path_exists(d.dir + "/run/align")) << "a stage started";
+  };
+  expect_plan_error(teacher + "align:\n" + data + train, {"device", "tpu"}, {"device=tpu"});
+  expect_plan_error(teacher + "align:\n  data: {tokens: " + d.dir + "/missing, seq_len: 32, batch_size: 4}\n" + train,
+                    {"align.data.tokens", "missing"});
+  expect_plan_error(teacher + "align:\n  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 100000}\n" + train,
+                    {"align.data.tokens", "fewer than batch size"});
+  expect_plan_error("teacher: " + d.dir + "/no-teacher\nalign:\n" + data + train, {"teacher", "no-teacher"});
+  expect_plan_error(teacher + "align:\n" + data + train + "report: {text: " + d.dir + "/absent.txt}\n",
+                    {"report.text", "absent.txt"});
+  expect_plan_error(teacher + "align:\n" + data + train + "select: {criterion: even, keep: 99}\n", {"select.keep"});
+  expect_plan_error(teacher + "align:\n" + data + train + "tune: {text: " + d.dir + "}\n",
+                    {"tune.text", "is a directory"});
 }
 
 TEST(Experiment, DataFromAnotherVocabularyIsRejected) {

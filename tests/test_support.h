@@ -43,6 +43,17 @@ std::string nfc(const std::string& text);
 // The message of the halo::Error that `f` throws, or "(no error)".
 std::string error_of(const std::function<void()>& f);
 
+// Hand-made binary files (GGUF): `value`'s bytes in the machine's (little-endian) order, and a
+// string as GGUF stores it (u64 length, then the bytes).
+template <class T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+inline void put_string(std::string& out, const std::string& text) {
+  put<uint64_t>(out, text.size());
+  out += text;
+}
+
 // Runs the built halo binary with `args` (a shell-quoted string).
 CommandResult run_halo(const std::string& args);
 

@@ -178,7 +178,7 @@ TEST_F(TrainerTest, LossDecreases) {
   const std::string run_dir = make_temp_dir();
   const Trained t = train(make_corpus(), config_for(run_dir, 30));
   EXPECT_EQ(t.result.steps_done, 30);
-  EXPECT_FALSE(t.result.interrupted);
+  EXPECT_EQ(t.result.stop_signal, 0);
   const auto m = metrics_of(run_dir);
   ASSERT_EQ(m.size(), 30u);
   const double first = (m[0]["loss"].get<double>() + m[1]["loss"].get<double>() + m[2]["loss"].get<double>()) / 3;
@@ -363,13 +363,13 @@ std::vector<at::Tensor> interrupted_and_resumed(const std::string& corpus, const
   });
   ::sigaction(SIGINT, nullptr, &after);
   EXPECT_EQ(before.sa_handler, after.sa_handler) << "run() must restore the SIGINT handler";
-  EXPECT_TRUE(first.result.interrupted);
+  EXPECT_EQ(first.result.stop_signal, SIGINT);
   EXPECT_EQ(first.result.steps_done, 6);
   EXPECT_EQ(checkpoint_steps(run_dir), (std::vector<int64_t>{4, 6}));
   EXPECT_EQ(metric_steps(run_dir), one_to(6));
   before_resume();
   const Trained second = train(corpus, config, 99);
-  EXPECT_FALSE(second.result.interrupted);
+  EXPECT_EQ(second.result.stop_signal, 0);
   EXPECT_EQ(second.result.steps_done, 10);
   EXPECT_EQ(metric_steps(run_dir), one_to(10));
   EXPECT_EQ(checkpoint_steps(run_dir), (std::vector<int64_t>{8, 10}));
@@ -406,6 +406,55 @@ TEST_F(TrainerTest, ResumeFromAnOlderCheckpointRedoesLaterStepsOnce) {
     std::ofstream(run_dir + "/metrics.jsonl", std::ios::app) << "{\"step\": 7, \"loss\": 1.0";  // a torn line
   });
   expect_bitwise_equal(resumed, reference.weights);
+}
+
+// A flipped bit in the newest checkpoint, or a state.json that claims another step, is caught
+// by the checksums: the run sets that checkpoint aside, resumes from the one before and ends
+// with exactly the weights of an undisturbed run; with resume_fallback off it stops instead.
+TEST_F(TrainerTest, ADamagedCheckpointIsSetAsideAndTheOneBeforeResumed) {
+  const std::string corpus = make_corpus();
+  auto flip_bit = [](const std::string& path, uint64_t offset) {
+    std::string bytes = read_file(path);
+    bytes[offset] = static_cast<char>(bytes[offset] ^ 0x10);
+    write_text(path, bytes);
+  };
+  for (const std::string damage : {"weights", "state"}) {
+    // 12 steps with checkpoints at 4, 8 and 12; the last is removed, the one at 8 damaged.
+    const std::string run_dir = make_temp_dir();
+    TrainerConfig config = config_for(run_dir, 12);
+    config.checkpoint_every = 4;
+    config.keep_checkpoints = 3;
+    const Trained reference = train(corpus, config);
+    ASSERT_EQ(checkpoint_steps(run_dir), (std::vector<int64_t>{4, 8, 12}));
+    remove_tree(run_dir + "/checkpoints/step-00000012");
+    const std::string newest = run_dir + "/checkpoints/step-00000008";
+    if (damage == "weights") {
+      const std::string weights = newest + "/trainable.safetensors";
+      flip_bit(weights, file_size(weights) - 3);
+    } else {
+      std::string state = read_file(newest + "/state.json");
+      state.replace(state.find("\"step\": 8"), 10, "\"step\": 1000000000");
+      write_text(newest + "/state.json", state);
+    }
+    TrainerConfig strict = config;
+    strict.resume_fallback = false;
+    const std::string err = error_of([&] { train(corpus, strict); });
+    EXPECT_NE(err.find(damage == "weights" ? "trainable.safetensors: damaged" : "state.json: damaged"),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find("resume_fallback"), std::string::npos) << err;
+    EXPECT_EQ(err.find('\n'), std::string::npos) << err;
+    const Trained resumed = train(corpus, config, 99);  // other initial weights: all come from step 4
+    expect_bitwise_equal(resumed.weights, reference.weights);
+    EXPECT_TRUE(is_directory(newest + ".damaged")) << damage;
+    EXPECT_EQ(checkpoint_steps(run_dir), (std::vector<int64_t>{4, 8, 12})) << damage;  // 8 saved anew
+  }
+  // No usable checkpoint at all: an error, not a fresh start.
+  const std::string run_dir = make_temp_dir();
+  train(corpus, config_for(run_dir, 2));
+  remove_tree(run_dir + "/checkpoints/step-00000002/checksums.json");
+  const std::string err = error_of([&] { train(corpus, config_for(run_dir, 4)); });
+  EXPECT_NE(err.find("no usable checkpoint"), std::string::npos) << err;
 }
 
 TEST_F(TrainerTest, NanLossStopsNamingTheStepAndSavesTheStepBefore) {
@@ -471,7 +520,7 @@ TEST_F(TrainerTest, KeepsTheNewestCheckpointsAndRemovesStaleTemporaries) {
   train(make_corpus(), config);
   EXPECT_EQ(list_directory(run_dir + "/checkpoints"), (std::vector<std::string>{"step-00000008", "step-00000009"}));
   config.keep_checkpoints = 0;
-  EXPECT_NE(error_of([&] { train(make_corpus(), config); }).find("checkpoints to keep must be >= 1"),
+  EXPECT_NE(error_of([&] { train(make_corpus(), config); }).find("train.keep_checkpoints must be >= 1"),
             std::string::npos);
 }
 
@@ -518,7 +567,7 @@ TEST_F(TrainerTest, TrainsAndResumesOnTheTestDevice) {
     return std::make_pair(result, weights);
   };
   const std::string run_dir = make_temp_dir();
-  EXPECT_TRUE(run(run_dir, 4).first.interrupted);
+  EXPECT_EQ(run(run_dir, 4).first.stop_signal, SIGINT);
   const auto [result, resumed] = run(run_dir, -1);
   EXPECT_EQ(result.steps_done, 6);
   const auto reference = run(make_temp_dir(), -1).second;
@@ -635,7 +684,7 @@ TEST(TrainerChild, DISABLED_Train) {
                std::atoll(std::getenv("HALO_TRAINER_CHILD_CHECKPOINT_EVERY"))};
   const Trained t = train(run.corpus, child_config(run));
   write_text(run.run_dir + "/child-result.json",
-             nlohmann::json{{"interrupted", t.result.interrupted}, {"steps_done", t.result.steps_done}}.dump());
+             nlohmann::json{{"stop_signal", t.result.stop_signal}, {"steps_done", t.result.steps_done}}.dump());
 }
 
 TEST_F(TrainerTest, CheckpointsSurviveKillNineAndTheRunResumesExactly) {
@@ -682,7 +731,7 @@ TEST_F(TrainerTest, SigtermEndsTrainingWithACheckpointOfTheLastStep) {
   ASSERT_TRUE(training && WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << "\n"
                                                                          << read_file(run.run_dir + "/child.log");
   const auto result = nlohmann::json::parse(read_file(run.run_dir + "/child-result.json"));
-  EXPECT_TRUE(result["interrupted"].get<bool>());
+  EXPECT_EQ(result["stop_signal"].get<int>(), SIGTERM);
   const int64_t steps_done = result["steps_done"].get<int64_t>();
   EXPECT_GE(steps_done, 3);
   EXPECT_EQ(checkpoint_steps(run.run_dir), std::vector<int64_t>{steps_done});

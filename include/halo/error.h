@@ -6,6 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace halo {
 
@@ -15,10 +16,18 @@ enum ExitCode : int { kExitOk = 0, kExitBadInput = 1, kExitUsage = 2 };
 // million aborted the process), so option checks refuse it with a usage error.
 inline constexpr int kMaxWorkerThreads = 256;
 
+// `text` with every control byte (a line break, a tab, ...) written as \xNN: what an Error holds.
+std::string one_line(std::string_view text);
+
+// Text from a file or the command line (a name, a key, a value) as it may appear in an error:
+// one_line, and cut after 120 bytes with "...".
+std::string printable(std::string_view text);
+
+// The message is kept on one line (one_line), whatever file contents it quotes.
 class Error : public std::runtime_error {
  public:
   explicit Error(const std::string& message, int exit_code = kExitBadInput)
-      : std::runtime_error(message), exit_code_(exit_code) {}
+      : std::runtime_error(one_line(message)), exit_code_(exit_code) {}
   int exit_code() const { return exit_code_; }
 
  private:

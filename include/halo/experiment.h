@@ -112,12 +112,14 @@ struct Experiment {
 // read, VALUE parsed as YAML ("null" removes a section); a malformed one fails naming it.
 Experiment load_experiment(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// The stages in order, with what each would do (token budget, parameters, memory estimate).
+// The stages in order, with what each would do (token budget, parameters, memory estimate),
+// after the same checks of every input as run_experiment.
 std::string describe_plan(const Experiment& experiment);
 
-// Runs one stage ("pretrain", "align", "select", "distill", "finetune", "report") or, with
-// "all", every enabled stage in order, skipping finished ones. Returns false when a stage
-// was interrupted by a signal (its checkpoint saved).
-bool run_experiment(const Experiment& experiment, const std::string& stage);
+// Runs one stage ("pretrain", "align", "select", "distill", "finetune", "tune", "report") or,
+// with "all", every enabled stage in order, skipping finished ones. Every input the stages will
+// read is checked before the first starts. Returns 0 when the stages finished, or the signal
+// (SIGINT, SIGTERM) that interrupted one after its checkpoint was saved.
+int run_experiment(const Experiment& x, const std::string& stage);
 
 }  // namespace halo

@@ -94,7 +94,13 @@ double rope_attention_factor(const ModelConfig& config);
 
 // Reads DIR/config.json.
 ModelConfig load_model_config(const std::string& model_dir);
-// Checks internal consistency (divisibility, positive sizes, list lengths); fails naming the
+// The most layers a config may name (sizes past halo's bounds are typos, refused before any
+// allocation they would size).
+constexpr int64_t kMaxModelLayers = 4096;
+// Sizes positive and within bounds (vocabulary 16M, hidden 128K, layers 4096, ...), rope_theta
+// positive; fails naming the field and `path`.
+void check_model_dimensions(const ModelConfig& config, const std::string& path);
+// check_model_dimensions and internal consistency (divisibility, list lengths); fails naming the
 // field and `path`.
 void validate_model_config(const ModelConfig& config, const std::string& path);
 

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -42,10 +43,20 @@ struct TrainerConfig {
   double max_skipped_fraction = 0.05;
   int64_t checkpoint_every = 0;     // 0: only at the end (and on a signal)
   int64_t keep_checkpoints = 2;
+  // On resume, a newest checkpoint that fails its checksums or checks is set aside and the one
+  // before it used; false: stop with the error instead.
+  bool resume_fallback = true;
   uint64_t seed = 0;            // seeds torch's global generators on a fresh start (data order: TokenBatcherOptions)
   std::string run_dir;          // checkpoints/, metrics.jsonl
   std::string label = "train";  // progress bar / log prefix
 };
+
+// The first invalid setting of a TrainerConfig: the key as an experiment's `train` section spells
+// it and why; run_dir and label are not checked here.
+struct TrainerConfigProblem {
+  std::string key, reason;
+};
+std::optional<TrainerConfigProblem> trainer_config_problem(const TrainerConfig& config);
 
 // The learning rate at `step` (0-based) under `config`.
 double learning_rate(const TrainerConfig& config, int64_t step);
@@ -101,7 +112,7 @@ class TrainStep {
 
 struct TrainingResult {
   int64_t steps_done = 0;    // total optimizer steps completed (including before a resume)
-  bool interrupted = false;  // stopped by SIGINT/SIGTERM after saving a checkpoint
+  int stop_signal = 0;       // SIGINT/SIGTERM that stopped it after saving a checkpoint; 0: ran to the end
   double final_loss = 0;     // mean loss of the last step
 };
 

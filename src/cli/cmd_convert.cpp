@@ -63,9 +63,13 @@ int run_convert(int argc, char** argv) {
         usage_fail("--attn-logits-scaling: a constant must be a positive finite number, got '", scaling, "'");
       }
       student_config.attn_logits_scaling_const = constant;
+    } else {
+      try {
+        parse_attn_logits_scaling(scaling, student_config, "--attn-logits-scaling");
+      } catch (const Error& e) {
+        usage_fail(e.what());  // a command-line value: exit 2
+      }
     }
-    else
-      parse_attn_logits_scaling(scaling, student_config, "--attn-logits-scaling");
   }
   SaveOptions save;
   save.dtype = parse_compute_dtype(

@@ -26,6 +26,8 @@
 namespace halo::cli {
 namespace {
 
+constexpr int64_t kMaxEvalTokens = int64_t{1} << 24;  // 16M: windows and prompts past this are typos
+
 const char* const kTasks[] = {"ppl", "niah", "mc"};
 
 std::set<std::string> parse_tasks(const std::string& text) {
@@ -128,11 +130,16 @@ int run_eval(int argc, char** argv) {
   const int64_t context = result["context"].as<int64_t>();
   const int64_t stride = result.count("stride") ? result["stride"].as<int64_t>() : context;
   const int64_t tail = result["tail"].as<int64_t>();
+  if (context > kMaxEvalTokens) usage_fail("--context: ", context, " is beyond ", kMaxEvalTokens, " tokens; a typo?");
+  if (tail < 0 || tail >= context) usage_fail("--tail must be in [0, --context), got ", tail);
   const int64_t max_tokens = result["max-tokens"].as<int64_t>();
   const int64_t limit = result["limit"].as<int64_t>();
   if (limit < 0) usage_fail("--limit must be >= 0");
   NeedleOptions needle;
   needle.lengths = parse_numbers<int64_t>(result["lengths"].as<std::string>(), "lengths");
+  for (int64_t length : needle.lengths) {
+    if (length > kMaxEvalTokens) usage_fail("--lengths: ", length, " is beyond ", kMaxEvalTokens, " tokens; a typo?");
+  }
   needle.depths = parse_numbers<double>(result["depths"].as<std::string>(), "depths");
   needle.samples = result["samples"].as<int64_t>();
   needle.seed = result["seed"].as<uint64_t>();

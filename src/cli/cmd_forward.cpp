@@ -34,7 +34,7 @@ int run_forward(int argc, char** argv) {
   auto it = inputs.find("input_ids");
   if (it == inputs.end()) fail(input_path, ": no tensor named input_ids (expected int64 [batch, time])");
   const at::Tensor ids = it->second;
-  if (ids.scalar_type() != at::kLong || ids.dim() != 2 || ids.size(1) == 0) {
+  if (ids.scalar_type() != at::kLong || ids.dim() != 2 || ids.numel() == 0) {
     fail(input_path, ": input_ids must be a non-empty int64 tensor [batch, time], got ", ids.scalar_type(), " ",
          ids.sizes());
   }

@@ -3,6 +3,7 @@
 // out intact. --prompt-ids/--print-ids work without a tokenizer.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -113,6 +114,14 @@ int run_generate(int argc, char** argv) {
   GenerationOptions gen;
   gen.max_new_tokens = result["max-new-tokens"].as<int64_t>();
   if (gen.max_new_tokens < 0) usage_fail("--max-new-tokens must be >= 0");
+  size_t longest = prompt.size();
+  for (const auto& p : batch) longest = std::max(longest, p.size());
+  const int64_t positions = model.config().max_position_embeddings;
+  if (gen.max_new_tokens > positions - static_cast<int64_t>(longest)) {
+    usage_fail("--max-new-tokens ", gen.max_new_tokens, " after a prompt of ", longest,
+               " tokens passes the model's max_position_embeddings (", positions, "); ask for at most ",
+               std::max<int64_t>(positions - static_cast<int64_t>(longest), 0));
+  }
   gen.sampling.temperature = result["temperature"].as<double>();
   gen.sampling.top_p = result["top-p"].as<double>();
   gen.sampling.seed = result["seed"].as<uint64_t>();

@@ -2,7 +2,6 @@
 // skipping finished stages and resuming an interrupted one; --dry-run prints the plan.
 // halo pretrain|align|select|distill|finetune|tune|report --config EXPERIMENT.yaml: one stage of
 // the same experiment (the command name is the stage).
-#include <csignal>
 #include <cstdio>
 
 #include "cli/commands.h"
@@ -63,8 +62,10 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
     return kExitOk;
   }
   const std::string which = all ? result["stage"].as<std::string>() : stage;
-  // An interrupted stage exits 130 (as a shell reports SIGINT) after saving its checkpoint.
-  return run_experiment(experiment, which) ? kExitOk : 128 + SIGINT;
+  // An interrupted stage exits 128 + the signal (130 for SIGINT, 143 for SIGTERM, as a shell
+  // reports them) after saving its checkpoint.
+  const int signal = run_experiment(experiment, which);
+  return signal == 0 ? kExitOk : 128 + signal;
 }
 
 }  // namespace

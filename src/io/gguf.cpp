@@ -31,7 +31,6 @@ constexpr char kMagic[4] = {'G', 'G', 'U', 'F'};
 constexpr uint64_t kDefaultAlignment = 32;
 constexpr uint64_t kMaxAlignment = uint64_t{1} << 31;  // the format stores it as a UINT32
 constexpr uint32_t kMaxDims = 4;                       // GGML_MAX_DIMS
-constexpr size_t kMaxShownNameBytes = 120;
 // The smallest possible encodings: a key/value pair (key length, type, one-byte value) and a
 // tensor info (name length, n_dims, type, offset).
 constexpr uint64_t kMinKeyValueBytes = 8 + 4 + 1;
@@ -93,22 +92,6 @@ uint64_t min_encoded_bytes(Kind kind) {
     default:
       return 8;
   }
-}
-
-// A name from the file as it may appear in a message: control bytes escaped, long names cut.
-std::string printable(const std::string& text) {
-  std::string shown;
-  for (size_t i = 0; i < text.size() && i < kMaxShownNameBytes; ++i) {
-    const unsigned char byte = static_cast<unsigned char>(text[i]);
-    if (byte < 0x20 || byte == 0x7F) {
-      static const char kHex[] = "0123456789abcdef";
-      shown += {'\\', 'x', kHex[byte >> 4], kHex[byte & 15]};
-    } else {
-      shown += static_cast<char>(byte);
-    }
-  }
-  if (text.size() > kMaxShownNameBytes) shown += "...";
-  return shown;
 }
 
 std::string describe_kind(const GgufValue& value) {

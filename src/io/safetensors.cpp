@@ -54,6 +54,11 @@ const DTypeInfo& info(DType dtype) {
   fail("invalid halo::DType value ", static_cast<int>(dtype));
 }
 
+bool is_control_byte(char c) {
+  const unsigned char byte = static_cast<unsigned char>(c);
+  return byte < 0x20 || byte == 0x7F;
+}
+
 // Bytes that `shape` of `dtype` occupies; false on a negative dimension or overflow.
 bool shape_nbytes(const std::vector<int64_t>& shape, DType dtype, uint64_t* nbytes) {
   uint64_t total = dtype_size(dtype);
@@ -88,10 +93,11 @@ TensorEntry parse_entry(const std::string& name, const json& value, const std::s
   }
   TensorEntry entry{name, parse_dtype(dtype.get<std::string>(), context), {}, nullptr, 0, 0};
   for (const json& dim : shape) {
-    if (!dim.is_number_integer()) fail(context, ": \"shape\" holds a non-integer ", dim.dump());
+    // The bad value is described, not dumped: json::dump recurses once per level of nesting.
+    if (!dim.is_number_integer()) fail(context, ": \"shape\" holds a non-integer (", dim.type_name(), ")");
     const bool too_large = dim.is_number_unsigned() && dim.get<uint64_t>() > INT64_MAX;
     if (too_large || dim.get<int64_t>() < 0) {
-      fail(context, ": negative or too large dimension in shape ", shape.dump());
+      fail(context, ": negative or too large dimension ", dim.dump(), " in \"shape\"");
     }
     entry.shape.push_back(dim.get<int64_t>());
   }
@@ -199,7 +205,8 @@ DType parse_dtype(const std::string& name, const std::string& context) {
   for (const DTypeInfo& candidate : kDTypes) {
     if (name == candidate.name) return candidate.dtype;
   }
-  fail(context, ": unknown dtype \"", name, "\" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
+  fail(context, ": unknown dtype \"", printable(name),
+       "\" (supported: F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 }
 
 SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
@@ -240,6 +247,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       header = json::parse(header_begin, header_begin + header_size);
     } catch (const json::parse_error& error) {
       fail(path, ": header is not valid JSON (error at byte ", error.byte, " of the header)");
+    } catch (const json::out_of_range&) {  // a number past double's range, such as 1e309
+      fail(path, ": header holds a number too large for JSON's doubles; the file is corrupt");
     }
     if (!header.is_object()) fail(path, ": header is not a JSON object");
 
@@ -254,12 +263,12 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
       if (name == "__metadata__") {
         if (!value.is_object()) fail(path, ": \"__metadata__\" is not a JSON object");
         for (const auto& [key, text] : value.items()) {
-          if (!text.is_string()) fail(path, ": metadata \"", key, "\" is not a string");
+          if (!text.is_string()) fail(path, ": metadata \"", printable(key), "\" is not a string");
           metadata_[key] = text.get<std::string>();
         }
         continue;
       }
-      const std::string context = cat(path, ": tensor '", name, "'");
+      const std::string context = cat(path, ": tensor '", printable(name), "'");
       uint64_t begin = 0, end = 0;
       TensorEntry entry = parse_entry(name, value, context, &begin, &end);
       if (begin > end) fail(context, ": data_offsets [", begin, ", ", end, "] begin after end");
@@ -286,8 +295,8 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : path_(path) {
               [](const Range& a, const Range& b) { return a.begin != b.begin ? a.begin < b.begin : a.end < b.end; });
     for (size_t i = 1; i < ranges.size(); ++i) {
       if (ranges[i].begin < ranges[i - 1].end) {
-        fail(path, ": tensors '", tensors_[ranges[i - 1].index].name, "' and '", tensors_[ranges[i].index].name,
-             "' overlap in the data section");
+        fail(path, ": tensors '", printable(tensors_[ranges[i - 1].index].name), "' and '",
+             printable(tensors_[ranges[i].index].name), "' overlap in the data section");
       }
     }
     std::vector<TensorEntry> in_file_order;
@@ -343,6 +352,8 @@ WeightFiles::WeightFiles(const std::string& dir_or_file) {
     index = json::parse(read_file(index_path));
   } catch (const json::parse_error& parse_error) {
     fail(index_path, ": not valid JSON (error at byte ", parse_error.byte, ")");
+  } catch (const json::out_of_range&) {  // a number past double's range, such as 1e309
+    fail(index_path, ": holds a number too large for JSON's doubles; fix or re-download the index");
   }
   if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object()) {
     fail(index_path, ": no \"weight_map\" object");
@@ -351,30 +362,32 @@ WeightFiles::WeightFiles(const std::string& dir_or_file) {
   const std::string dir = parent_directory(index_path);
   std::map<std::string, std::shared_ptr<const SafetensorsFile>> shards;
   for (const auto& [name, shard_name] : weight_map.items()) {
-    if (!shard_name.is_string()) fail(index_path, ": weight_map entry '", name, "' is not a string");
+    if (!shard_name.is_string()) fail(index_path, ": weight_map entry '", printable(name), "' is not a string");
     const std::string shard = shard_name.get<std::string>();
-    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
-      fail(index_path, ": weight_map entry '", name, "' names shard '", shard,
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == ".." ||
+        std::any_of(shard.begin(), shard.end(), is_control_byte)) {
+      fail(index_path, ": weight_map entry '", printable(name), "' names shard '", printable(shard),
            "', which is not a file name in the model directory; shards must sit beside the index");
     }
     auto& file = shards[shard];
     if (!file) {
       const std::string shard_path = join_path(dir, shard);
       if (!path_exists(shard_path)) {
-        fail(index_path, ": shard ", shard_path, " (listed for tensor '", name, "') does not exist");
+        fail(index_path, ": shard ", shard_path, " (listed for tensor '", printable(name), "') does not exist");
       }
       file = std::make_shared<const SafetensorsFile>(shard_path);
     }
     if (!file->find(name)) {
-      fail(index_path, ": tensor '", name, "' is listed in shard ", file->path(), " but that file does not contain it");
+      fail(index_path, ": tensor '", printable(name), "' is listed in shard ", file->path(),
+           " but that file does not contain it");
     }
   }
   for (const auto& [shard, file] : shards) {
     for (const TensorEntry& tensor : file->tensors()) {
       auto [where, inserted] = entries_.emplace(tensor.name, WeightEntry{file, &tensor});
       if (!inserted) {
-        fail(index_path, ": tensor '", tensor.name, "' appears in both ", where->second.file->path(), " and ",
-             file->path());
+        fail(index_path, ": tensor '", printable(tensor.name), "' appears in both ", where->second.file->path(),
+             " and ", file->path());
       }
     }
   }

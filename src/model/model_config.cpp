@@ -17,6 +17,14 @@ namespace {
 
 using nlohmann::json;
 
+// A value from the file as a message shows it: numbers and booleans as written, strings escaped
+// and cut (printable), arrays and objects by their type (they may nest without bound).
+std::string shown(const json& v) {
+  if (v.is_string()) return "'" + printable(v.get_ref<const std::string&>()) + "'";
+  if (v.is_primitive()) return v.dump();
+  return std::string("a JSON ") + v.type_name();
+}
+
 const json& require(const json& obj, const char* key, const std::string& path) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) fail(path, ": missing required key '", key, "'");
@@ -25,19 +33,19 @@ const json& require(const json& obj, const char* key, const std::string& path) {
 
 int64_t get_int(const json& obj, const char* key, const std::string& path) {
   const json& v = require(obj, key, path);
-  if (!v.is_number_integer()) fail(path, ": key '", key, "' must be an integer, got ", v.dump());
+  if (!v.is_number_integer()) fail(path, ": key '", key, "' must be an integer, got ", shown(v));
   return v.get<int64_t>();
 }
 
 double get_number(const json& v, const char* key, const std::string& path) {
-  if (!v.is_number()) fail(path, ": key '", key, "' must be a number, got ", v.dump());
+  if (!v.is_number()) fail(path, ": key '", key, "' must be a number, got ", shown(v));
   return v.get<double>();
 }
 
 bool get_bool(const json& obj, const char* key, bool fallback, const std::string& path) {
   auto it = obj.find(key);
   if (it == obj.end() || it->is_null()) return fallback;
-  if (!it->is_boolean()) fail(path, ": key '", key, "' must be true or false, got ", it->dump());
+  if (!it->is_boolean()) fail(path, ": key '", key, "' must be true or false, got ", shown(*it));
   return it->get<bool>();
 }
 
@@ -88,7 +96,7 @@ void read_rope(const json& obj, ModelConfig& c, const std::string& path) {
   }
   if (r.type == "default") return;
   if (r.type != "linear" && r.type != "llama3" && r.type != "yarn") {
-    fail(path, ": RoPE scaling type '", r.type, "' is not supported (default, linear, llama3, yarn)");
+    fail(path, ": RoPE scaling type '", printable(r.type), "' is not supported (default, linear, llama3, yarn)");
   }
   r.factor = get_number(require(*scaling, "factor", path), "factor", path);
   if (!(r.factor >= 1.0) || !std::isfinite(r.factor)) fail(path, ": rope scaling factor must be >= 1, got ", r.factor);
@@ -144,7 +152,7 @@ std::string read_dtype(const json& obj, const std::string& path) {
     if (!it->is_string()) fail(path, ": key '", key, "' must be a string");
     std::string d = it->get<std::string>();
     if (d == "float32" || d == "bfloat16" || d == "float16" || d == "float64") return d;
-    fail(path, ": key '", key, "' is '", d, "'; expected float32, bfloat16, float16 or float64");
+    fail(path, ": key '", key, "' is '", printable(d), "'; expected float32, bfloat16, float16 or float64");
   }
   return "float32";
 }
@@ -176,13 +184,13 @@ void read_hypenet_keys(const json& obj, ModelConfig& c, const std::string& path)
     if (!mixers.is_array()) fail(path, ": key 'mixer_types' must be a list of \"attn\" / \"lightning-attn\"");
     c.mixer_types.clear();
     for (const auto& m : mixers) {
-      const std::string name = m.is_string() ? m.get<std::string>() : m.dump();
+      const std::string name = m.is_string() ? m.get<std::string>() : shown(m);
       if (name == "attn")
         c.mixer_types.push_back(MixerType::attention);
       else if (name == "lightning-attn")
         c.mixer_types.push_back(MixerType::lightning);
       else
-        fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", name, "'; expected \"attn\" or \"lightning-attn\"");
+        fail(path, ": mixer_types[", c.mixer_types.size(), "] is '", printable(name), "'; expected \"attn\" or \"lightning-attn\"");
     }
   }
   c.attn_use_qk_norm = get_bool(obj, "attn_use_qk_norm", true, path);
@@ -228,14 +236,14 @@ void parse_attn_logits_scaling(const std::string& text, ModelConfig& c, const st
       size_t used = 0;
       const std::string number = text.substr(5);
       double a = std::stod(number, &used);
-      if (used == number.size() && a > 1) {
+      if (used == number.size() && a > 1 && std::isfinite(a)) {
         c.attn_logits_scaling_a = a;
         return;
       }
     } catch (const std::exception&) {
     }
   }
-  fail(path, ": attn_logits_scaling '", text,
+  fail(path, ": attn_logits_scaling '", printable(text),
        "' is not understood; use null, a number, \"hype\" or \"hype <a>\" with a > 1");
 }
 
@@ -327,14 +335,14 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   try {
     obj = json::parse(json_text);
   } catch (const json::exception& e) {
-    fail(path, ": not valid JSON (", e.what(), ")");
+    fail(path, ": not valid JSON (", printable(e.what()), ")");
   }
   if (!obj.is_object()) fail(path, ": expected a JSON object");
 
   ModelConfig c;
   if (auto it = obj.find("model_type"); it != obj.end() && it->is_string()) c.model_type = it->get<std::string>();
   if (c.model_type != "qwen3" && c.model_type != "llama" && c.model_type != "qwen2" && c.model_type != "hypenet") {
-    fail(path, ": model_type '", c.model_type, "' is not supported (expected qwen3, llama, qwen2 or hypenet)");
+    fail(path, ": model_type '", printable(c.model_type), "' is not supported (expected qwen3, llama, qwen2 or hypenet)");
   }
   c.vocab_size = get_int(obj, "vocab_size", path);
   c.hidden_size = get_int(obj, "hidden_size", path);
@@ -364,12 +372,13 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   c.mlp_bias = get_bool(obj, "mlp_bias", false, path);
   c.attn_use_qk_norm = c.model_type == "qwen3" || c.model_type == "hypenet";
   if (auto it = obj.find("hidden_act"); it != obj.end() && it->is_string() && it->get<std::string>() != "silu") {
-    fail(path, ": hidden_act '", it->get<std::string>(), "' is not supported (expected \"silu\")");
+    fail(path, ": hidden_act '", printable(it->get<std::string>()), "' is not supported (expected \"silu\")");
   }
   if (get_bool(obj, "use_sliding_window", false, path)) {
     fail(path, ": use_sliding_window true is not supported; set it to false");
   }
-  c.mixer_types.assign(static_cast<size_t>(std::max<int64_t>(c.num_hidden_layers, 0)), MixerType::attention);
+  check_model_dimensions(c, path);  // before anything is sized by them
+  c.mixer_types.assign(static_cast<size_t>(c.num_hidden_layers), MixerType::attention);
   if (c.is_hypenet()) read_hypenet_keys(obj, c, path);
   validate_model_config(c, path);
   return c;
@@ -380,7 +389,26 @@ ModelConfig load_model_config(const std::string& model_dir) {
   return parse_model_config(read_file(path), path);
 }
 
+void check_model_dimensions(const ModelConfig& c, const std::string& path) {
+  auto bounded = [&](const char* key, int64_t v, int64_t limit) {
+    if (v <= 0) fail(path, ": key '", key, "' must be positive, got ", v);
+    if (v > limit) fail(path, ": key '", key, "' is ", v, ", beyond what halo supports (", limit, "); a typo?");
+  };
+  bounded("vocab_size", c.vocab_size, int64_t{1} << 24);
+  bounded("hidden_size", c.hidden_size, int64_t{1} << 17);
+  bounded("intermediate_size", c.intermediate_size, int64_t{1} << 20);
+  bounded("num_hidden_layers", c.num_hidden_layers, kMaxModelLayers);
+  bounded("num_attention_heads", c.num_attention_heads, 4096);
+  bounded("num_key_value_heads", c.num_key_value_heads, 4096);
+  bounded("head_dim", c.head_dim, 4096);
+  bounded("max_position_embeddings", c.max_position_embeddings, int64_t{1} << 34);
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+    fail(path, ": key 'rope_theta' must be a positive number, got ", c.rope_theta);
+  }
+}
+
 void validate_model_config(const ModelConfig& c, const std::string& path) {
+  check_model_dimensions(c, path);
   auto positive = [&](const char* key, int64_t v) {
     if (v <= 0) fail(path, ": key '", key, "' must be positive, got ", v);
   };
@@ -412,7 +440,7 @@ void validate_model_config(const ModelConfig& c, const std::string& path) {
       fail(path, ": lightning_head_dim must be even for RoPE, got ", c.lightning_head_dim);
     }
     if (c.lightning_scale != "1/sqrt(d)" && c.lightning_scale != "1/d" && c.lightning_scale != "1") {
-      fail(path, ": lightning_scale '", c.lightning_scale, "' is not understood; use \"1/sqrt(d)\", \"1/d\" or \"1\"");
+      fail(path, ": lightning_scale '", printable(c.lightning_scale), "' is not understood; use \"1/sqrt(d)\", \"1/d\" or \"1\"");
     }
   }
   for (int64_t id : c.eos_token_ids) {

@@ -10,9 +10,14 @@
 #include "halo/error.h"
 #include "halo/experiment.h"
 #include "halo/file_system.h"
+#include "pipeline/layer_selection.h"
 
 namespace halo {
 namespace {
+
+// Tokens in one micro-batch (batch_size x seq_len): 16M tokens of activations fill any GPU many
+// times over, so more is a typo (1e9), refused before the plan multiplies it into terabytes.
+constexpr int64_t kMaxTokensPerBatch = int64_t{1} << 24;
 
 class YamlSection {
  public:
@@ -45,19 +50,25 @@ class YamlSection {
 
   void finish() const {
     for (const auto& entry : node_) {
-      const std::string key = entry.first.as<std::string>();
+      if (!entry.first.IsScalar()) {
+        fail(file_, ": a key in '", path_.empty() ? "(top level)" : path_, "' is a list or a mapping (line ",
+             entry.first.Mark().line + 1, "); keys are plain names");
+      }
+      const std::string key = entry.first.Scalar();
       if (key == "activation_checkpointing") {
         fail(file_, ": key '", name(key), "' is now called 'recompute_activations' (same meaning); rename it");
       }
       if (!used_.count(key)) {
         std::string allowed;
         for (const auto& k : used_) allowed += (allowed.empty() ? "" : ", ") + k;
-        fail(file_, ": unknown key '", name(key), "' (allowed here: ", allowed, ")");
+        fail(file_, ": unknown key '", printable(name(key)), "' (allowed here: ", allowed, ")");
       }
     }
   }
 
   std::string name(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  // "FILE (SECTION)", for checks that name a key of the section themselves.
+  std::string where() const { return file_ + " (" + path_ + ")"; }
 
   // A mapping of names to strings, in the file's order.
   std::vector<std::pair<std::string, std::string>> string_pairs(const std::string& key) {
@@ -100,6 +111,11 @@ DataConfig read_data(YamlSection s) {
   d.batch_size = s.require<int64_t>("batch_size");
   if (d.seq_len < 1) s.invalid("seq_len", "must be positive");
   if (d.batch_size < 1) s.invalid("batch_size", "must be positive");
+  if (d.seq_len > kMaxTokensPerBatch) s.invalid("seq_len", cat("must be at most ", kMaxTokensPerBatch, " tokens"));
+  if (d.batch_size > kMaxTokensPerBatch / d.seq_len) {
+    s.invalid("batch_size", cat("x seq_len = ", d.batch_size, " x ", d.seq_len, " tokens a micro-batch; at most ",
+                                kMaxTokensPerBatch, " fit any GPU (use train.grad_accum for larger batches)"));
+  }
   s.finish();
   return d;
 }
@@ -123,17 +139,10 @@ TrainerConfig read_train(YamlSection s, uint64_t seed) {
   t.max_skipped_fraction = s.get<double>("max_skipped_fraction", t.max_skipped_fraction);
   t.checkpoint_every = s.get<int64_t>("checkpoint_every", t.checkpoint_every);
   t.keep_checkpoints = s.get<int64_t>("keep_checkpoints", t.keep_checkpoints);
+  t.resume_fallback = s.get<bool>("resume_fallback", t.resume_fallback);
   t.seed = seed;
   s.finish();
-  if (t.steps < 1) s.invalid("steps", "must be positive");
-  if (t.grad_accum < 1) s.invalid("grad_accum", "must be positive");
-  if (t.schedule != "cosine" && t.schedule != "wsd" && t.schedule != "constant") {
-    s.invalid("schedule", "must be cosine, wsd or constant, not '" + t.schedule + "'");
-  }
-  if (t.nan_policy != "stop" && t.nan_policy != "skip") s.invalid("nan_policy", "must be stop or skip");
-  if (!(t.max_skipped_fraction >= 0 && t.max_skipped_fraction <= 1)) {
-    s.invalid("max_skipped_fraction", "must be in [0, 1]");
-  }
+  if (const auto problem = trainer_config_problem(t)) s.invalid(problem->key, problem->reason);
   return t;
 }
 
@@ -143,6 +152,7 @@ void read_training_stage(YamlSection& s, TrainingStageConfig& stage, uint64_t se
   stage.train = read_train(s.section("train"), seed);
   stage.recompute_activations = s.get<bool>("recompute_activations", stage.recompute_activations);
   stage.loss_chunk = s.get<int64_t>("loss_chunk", stage.loss_chunk);
+  if (stage.loss_chunk < 1) s.invalid("loss_chunk", "must be >= 1 (tokens per slice of the lm-head loss)");
 }
 
 ModelConfig read_architecture(YamlSection s) {
@@ -158,8 +168,13 @@ ModelConfig read_architecture(YamlSection s) {
   m.max_position_embeddings = s.get<int64_t>("max_position_embeddings", 32768);
   m.tie_word_embeddings = s.get<bool>("tie_word_embeddings", true);
   m.rms_norm_eps = s.get<double>("rms_norm_eps", 1e-6);
-  m.mixer_types.assign(std::max<int64_t>(m.num_hidden_layers, 0), MixerType::attention);
   s.finish();
+  ModelConfig checked = m;
+  if (checked.vocab_size == 0) checked.vocab_size = 1;  // from the tokenizer, later
+  check_model_dimensions(checked, s.where());
+  m.mixer_types.assign(m.num_hidden_layers, MixerType::attention);
+  checked.mixer_types = m.mixer_types;
+  validate_model_config(checked, s.where());
   return m;
 }
 
@@ -229,6 +244,7 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     read_training_stage(s, x.pretrain, x.seed);
     x.pretrain.model = read_architecture(s.section("model"));
     x.pretrain.init_std = s.get<double>("init_std", x.pretrain.init_std);
+    if (!(x.pretrain.init_std > 0 && x.pretrain.init_std < 10)) s.invalid("init_std", "must be in (0, 10)");
     s.finish();
   }
   if (top.has("align")) {
@@ -241,6 +257,11 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     SelectConfig& c = x.select;
     c.enabled = true;
     c.criterion = s.get<std::string>("criterion", c.criterion);
+    try {
+      parse_selection_criterion(c.criterion);
+    } catch (const Error& e) {
+      s.invalid("criterion", e.what());
+    }
     if (s.has("keep")) {
       c.keep = s.get<int64_t>("keep", c.keep);
       if (c.keep < 1) s.invalid("keep", "must be >= 1 (leave it out for a quarter of the layers)");
@@ -253,6 +274,12 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
       c.niah_depths = n.get<std::vector<double>>("depths", c.niah_depths);
       c.filler = n.require<std::string>("filler");
       n.finish();
+      if (c.niah_length < 16 || c.niah_length > kMaxTokensPerBatch) n.invalid("length", "must be 16 to 16M tokens");
+      if (c.niah_samples < 1 || c.niah_samples > 10000) n.invalid("samples", "must be 1 to 10000");
+      if (c.niah_depths.empty()) n.invalid("depths", "must list at least one depth");
+      for (double d : c.niah_depths) {
+        if (!(d >= 0 && d <= 1)) n.invalid("depths", "depths must be in [0, 1]");
+      }
     }
     if (s.has("commonsense")) {
       YamlSection m = s.section("commonsense");
@@ -262,6 +289,8 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
       c.heldout_text = m.get<std::string>("text", "");
       c.heldout_tokens = m.get<int64_t>("tokens", c.heldout_tokens);
       m.finish();
+      if (c.mc_limit < 0) m.invalid("limit", "must be >= 0 (0: every item)");
+      if (c.heldout_tokens < 16 || c.heldout_tokens > kMaxTokensPerBatch) m.invalid("tokens", "must be 16 to 16M");
       if (c.mc_task.empty() == c.heldout_text.empty()) {
         fail(path,
              ": select.commonsense needs exactly one of 'task' (multiple-choice JSONL) or 'text' (held-out loss)");

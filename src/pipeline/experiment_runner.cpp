@@ -31,6 +31,7 @@
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"
 #include "halo/progress.h"
+#include "halo/safetensors.h"
 #include "halo/token_corpus.h"
 #include "halo/tokenizer.h"
 #include "halo/trainer.h"
@@ -103,25 +104,36 @@ SaveOptions save_options(const Experiment& x, const Runtime& rt) {
   return s;
 }
 
-// Trains `task` on the stage's data; false when interrupted by a signal.
-bool train(const Experiment& x, const std::string& stage, const TrainingStageConfig& config, TrainingTask& task,
-           int64_t model_vocab) {
-  TokenDataset dataset(config.data.tokens);
-  if (dataset.manifest().vocab_size > model_vocab) {
-    fail(config.data.tokens, ": tokenized with a vocabulary of ", dataset.manifest().vocab_size, " but the model has ",
-         model_vocab, " entries; prepare the data with the model's tokenizer");
+void check_compare_model(const Experiment& x, const std::string& name, const std::string& model) {
+  if (!path_exists(join_path(model, "config.json"))) {
+    fail(x.path, ": report.compare.", name, ": ", model, " has no config.json (run that experiment first)");
+  }
+}
+
+// The stage's tokens must come from the experiment's tokenizer and fit the model's vocabulary.
+void check_tokens(const Experiment& x, const TokenDataset& dataset, int64_t model_vocab) {
+  const TokenCorpusManifest& manifest = dataset.manifest();
+  const std::string dir = parent_directory(dataset.tokens_path());
+  if (manifest.vocab_size > model_vocab) {
+    fail(dir, ": tokenized with a vocabulary of ", manifest.vocab_size, " but the model has ", model_vocab,
+         " entries; prepare the data with the model's tokenizer");
   }
   // Same size is not same tokenizer: the manifest records the file's hash.
-  const TokenCorpusManifest& manifest = dataset.manifest();
   if (!manifest.tokenizer_sha256.empty()) {
     const TokenizerFingerprint ours = fingerprint_tokenizer(tokenizer_source(x));
     if (ours.sha256 != manifest.tokenizer_sha256) {
-      fail(config.data.tokens, ": tokenized with ", manifest.tokenizer_path, " (sha256 ",
-           manifest.tokenizer_sha256.substr(0, 12), "...), not with the experiment's tokenizer ", ours.path, " (sha256 ",
-           ours.sha256.substr(0, 12), "...); prepare the data again with `halo data prepare --tokenizer ",
-           tokenizer_source(x), "`");
+      fail(dir, ": tokenized with ", manifest.tokenizer_path, " (sha256 ", manifest.tokenizer_sha256.substr(0, 12),
+           "...), not with the experiment's tokenizer ", ours.path, " (sha256 ", ours.sha256.substr(0, 12),
+           "...); prepare the data again with `halo data prepare --tokenizer ", tokenizer_source(x), "`");
     }
   }
+}
+
+// Trains `task` on the stage's data; the signal that interrupted it, 0 when it finished.
+int train(const Experiment& x, const std::string& stage, const TrainingStageConfig& config, TrainingTask& task,
+           int64_t model_vocab) {
+  TokenDataset dataset(config.data.tokens);
+  check_tokens(x, dataset, model_vocab);
   TokenBatcherOptions data_options;
   data_options.batch_size = config.data.batch_size;
   data_options.seq_len = config.data.seq_len;
@@ -132,10 +144,10 @@ bool train(const Experiment& x, const std::string& stage, const TrainingStageCon
   trainer_config.label = stage;
   Trainer trainer(trainer_config, task, batcher);
   const TrainingResult result = trainer.run();
-  return !result.interrupted;
+  return result.stop_signal;
 }
 
-bool run_pretrain(const Experiment& x, const Runtime& rt) {
+int run_pretrain(const Experiment& x, const Runtime& rt) {
   auto tokenizer = load_tokenizer(x.tokenizer);
   ModelConfig config = x.pretrain.model;
   if (config.vocab_size == 0) config.vocab_size = tokenizer->vocab_size();
@@ -147,10 +159,10 @@ bool run_pretrain(const Experiment& x, const Runtime& rt) {
   model.to(rt.device, rt.dtype);
   model.set_recompute_activations(x.pretrain.recompute_activations);
   LanguageModelingTask task(model, x.pretrain.loss_chunk);
-  if (!train(x, "pretrain", x.pretrain, task, config.vocab_size)) return false;
+  if (const int signal = train(x, "pretrain", x.pretrain, task, config.vocab_size)) return signal;
   model.set_requires_grad(false);
   save_model_directory(model, model_dir(x, "pretrain"), save_options(x, rt));
-  return true;
+  return 0;
 }
 
 // The converted config with the experiment's position encoding.
@@ -161,14 +173,14 @@ ModelConfig student_config(const Experiment& x, const ModelConfig& teacher, cons
   return config;
 }
 
-bool run_align(const Experiment& x, const Runtime& rt) {
+int run_align(const Experiment& x, const Runtime& rt) {
   CausalLM teacher = load_model(teacher_dir(x), rt);
   CausalLM student = convert_to_hypenet(teacher, student_config(x, teacher.config(), {}), x.seed);
   AlignmentTask task(teacher, student);
-  if (!train(x, "align", x.align, task, teacher.config().vocab_size)) return false;
+  if (const int signal = train(x, "align", x.align, task, teacher.config().vocab_size)) return signal;
   student.set_requires_grad(false);
   save_model_directory(student, model_dir(x, "align"), save_options(x, rt));
-  return true;
+  return 0;
 }
 
 // The teacher with only `layer` replaced by its stage-1 lightning mixer (tensors shared).
@@ -222,7 +234,7 @@ double kl_to_teacher(CausalLM& model, CausalLM& teacher, const LayerProbe& probe
   return chunked_kl_divergence(s, model.lm_head_weight(), t, teacher.lm_head_weight()).item<double>();
 }
 
-bool run_select(const Experiment& x, const Runtime& rt) {
+int run_select(const Experiment& x, const Runtime& rt) {
   const SelectConfig& c = x.select;
   const std::string dir = stage_dir(x, "select");
   create_directories(dir);
@@ -233,13 +245,10 @@ bool run_select(const Experiment& x, const Runtime& rt) {
   LayerMeasurements m;
   m.layers = layers;
   if (!c.attention_layers.empty()) {
-    for (int64_t l : c.attention_layers) {
-      if (l < 0 || l >= layers) fail(x.path, ": select.attention_layers: layer ", l, " is outside 0..", layers - 1);
-    }
     json given = {{"criterion", "given"}, {"attention_layers", c.attention_layers}};
     write_file_atomic(join_path(dir, "selection.json"), given.dump(2) + "\n");
     log::info(cat("select: attention layers given in ", x.path));
-    return true;
+    return 0;
   }
   options.criterion = parse_selection_criterion(c.criterion);
   if (options.criterion != SelectionCriterion::even) {
@@ -285,7 +294,7 @@ bool run_select(const Experiment& x, const Runtime& rt) {
   std::string kept;
   for (int64_t l : selection.attention_layers) kept += (kept.empty() ? "" : ",") + std::to_string(l);
   log::info(cat("select: attention layers ", kept, " (", selection_criterion_name(options.criterion), ")"));
-  return true;
+  return 0;
 }
 
 std::vector<int64_t> selected_layers(const Experiment& x) {
@@ -295,7 +304,7 @@ std::vector<int64_t> selected_layers(const Experiment& x) {
   return j["attention_layers"].get<std::vector<int64_t>>();
 }
 
-bool run_distill(const Experiment& x, const Runtime& rt) {
+int run_distill(const Experiment& x, const Runtime& rt) {
   require_done(x, "align", "distill");
   require_done(x, "select", "distill");
   CausalLM teacher = load_model(teacher_dir(x), rt);
@@ -315,21 +324,21 @@ bool run_distill(const Experiment& x, const Runtime& rt) {
   }
   student.set_recompute_activations(x.distill.recompute_activations);
   DistillationTask task(teacher, student, x.distill.loss_chunk);
-  if (!train(x, "distill", x.distill, task, teacher.config().vocab_size)) return false;
+  if (const int signal = train(x, "distill", x.distill, task, teacher.config().vocab_size)) return signal;
   student.set_requires_grad(false);
   save_model_directory(student, model_dir(x, "distill"), save_options(x, rt));
-  return true;
+  return 0;
 }
 
-bool run_finetune(const Experiment& x, const Runtime& rt) {
+int run_finetune(const Experiment& x, const Runtime& rt) {
   require_done(x, "distill", "finetune");
   CausalLM model = load_model(model_dir(x, "distill"), rt);
   model.set_recompute_activations(x.finetune.recompute_activations);
   LanguageModelingTask task(model, x.finetune.loss_chunk);
-  if (!train(x, "finetune", x.finetune, task, model.config().vocab_size)) return false;
+  if (const int signal = train(x, "finetune", x.finetune, task, model.config().vocab_size)) return signal;
   model.set_requires_grad(false);
   save_model_directory(model, model_dir(x, "finetune"), save_options(x, rt));
-  return true;
+  return 0;
 }
 
 // The student the pipeline ends with: the last stage that ran and wrote a model.
@@ -347,7 +356,7 @@ int64_t training_length(const Experiment& x) {
 }
 
 // HyPE's a chosen on held-out data (hype_scaling.h); the student is written again with it.
-bool run_tune(const Experiment& x, const Runtime& rt) {
+int run_tune(const Experiment& x, const Runtime& rt) {
   const TuneConfig& t = x.tune;
   const std::string student_dir = final_student(x);
   CausalLM model = load_model(student_dir, rt);
@@ -365,16 +374,14 @@ bool run_tune(const Experiment& x, const Runtime& rt) {
   write_hype_scaling_report(stage_dir(x, "tune"), result, options);
   model.set_hype_scaling(result.best_a);
   save_model_directory(model, model_dir(x, "tune"), save_options(x, rt));
-  return true;
+  return 0;
 }
 
-bool run_report(const Experiment& x, const Runtime& rt) {
+int run_report(const Experiment& x, const Runtime& rt) {
   const std::string dir = stage_dir(x, "report");
   std::vector<ReportModel> models = {{"teacher", teacher_dir(x)}, {"student", final_student(x)}};
   for (const auto& [name, model] : x.report.compare) {
-    if (!path_exists(join_path(model, "config.json"))) {
-      fail(x.path, ": report.compare.", name, ": ", model, " has no config.json (run that experiment first)");
-    }
+    check_compare_model(x, name, model);
     models.push_back({name, model});
   }
   ReportSetting setting;
@@ -389,7 +396,7 @@ bool run_report(const Experiment& x, const Runtime& rt) {
     if (path_exists(done)) setting.stage_seconds.emplace_back(stage, json::parse(read_file(done)).value("wall_seconds", 0.0));
   }
   write_experiment_report(x.report, models, setting);
-  return true;
+  return 0;
 }
 
 bool enabled(const Experiment& x, const std::string& stage) {
@@ -402,7 +409,7 @@ bool enabled(const Experiment& x, const std::string& stage) {
   return x.report.enabled;
 }
 
-bool run_stage(const Experiment& x, const std::string& stage, const Runtime& rt) {
+int run_stage(const Experiment& x, const std::string& stage, const Runtime& rt) {
   if (stage == "pretrain") return run_pretrain(x, rt);
   if (stage == "align") return run_align(x, rt);
   if (stage == "select") return run_select(x, rt);
@@ -438,9 +445,93 @@ const char* position_encoding_name(PositionEncoding p) {
   return p == PositionEncoding::hype ? "hype" : p == PositionEncoding::rope ? "rope" : "nope";
 }
 
+
+// Runs `check`; a failure names the experiment file and the key it concerns. A bad value in the
+// file is bad input (exit 1) whatever the check would call it.
+template <class Check>
+void check_key(const Experiment& x, const std::string& key, Check&& check) {
+  try {
+    check();
+  } catch (const Error& e) {
+    fail(x.path, ": ", key, ": ", e.what());
+  }
+}
+
+void check_text_file(const Experiment& x, const std::string& key, const std::string& path) {
+  if (!path.empty()) check_key(x, key, [&] { require_regular_file(path); });
+}
+
+// Everything the stages about to run will read, checked before the first one starts, so a
+// typo fails now and not hours into the run: device and dtype, the teacher (config and weight
+// headers) or the tokenizer, each training stage's tokens (tokenizer, vocabulary, enough for a
+// batch), the texts and tasks of select, tune and report, the models report compares.
+// A plan may be made away from the GPU that will run it: then only the device's name is checked.
+void check_inputs(const Experiment& x, const std::string& stage, bool plan_only = false) {
+  auto runs = [&](const char* s) { return enabled(x, s) && (stage == s || (stage == "all" && !stage_done(x, s))); };
+  const bool cuda_name = x.device == "cuda" || (x.device.rfind("cuda:", 0) == 0 && x.device.size() > 5 &&
+                                                x.device.find_first_not_of("0123456789", 5) == std::string::npos);
+  if (plan_only && cuda_name) {
+    check_key(x, "dtype", [&] { parse_compute_dtype(x.dtype, "bfloat16", c10::Device(c10::kCPU)); });
+  } else {
+    check_key(x, "device/dtype", [&] { runtime_of(x); });
+  }
+  int64_t vocab = 0, layers = 0;
+  if (x.pretrain.enabled) {
+    check_key(x, "tokenizer", [&] { vocab = load_tokenizer(x.tokenizer)->vocab_size(); });
+    if (x.pretrain.model.vocab_size > 0) vocab = x.pretrain.model.vocab_size;
+    layers = x.pretrain.model.num_hidden_layers;
+  } else {
+    check_key(x, "teacher", [&] {
+      const ModelConfig teacher = load_model_config(x.teacher);
+      WeightFiles weights(x.teacher);
+      vocab = teacher.vocab_size;
+      layers = teacher.num_hidden_layers;
+    });
+    if (!x.tokenizer.empty()) check_key(x, "tokenizer", [&] { load_tokenizer(x.tokenizer); });
+  }
+  for (const char* name : {"pretrain", "align", "distill", "finetune"}) {
+    if (!runs(name)) continue;
+    const TrainingStageConfig& s = *training_stage(x, name);
+    check_key(x, cat(name, ".data.tokens"), [&] {
+      TokenDataset dataset(s.data.tokens);
+      check_tokens(x, dataset, vocab);
+      TokenBatcherOptions options;
+      options.batch_size = s.data.batch_size;
+      options.seq_len = s.data.seq_len;
+      TokenBatcher batcher(dataset, options);
+    });
+  }
+  if (runs("select")) {
+    const SelectConfig& c = x.select;
+    if (c.keep > layers) fail(x.path, ": select.keep is ", c.keep, " but the teacher has ", layers, " layers");
+    for (int64_t l : c.attention_layers) {
+      if (l < 0 || l >= layers) fail(x.path, ": select.attention_layers: layer ", l, " is outside 0..", layers - 1);
+    }
+    check_text_file(x, "select.niah.filler", c.filler);
+    check_text_file(x, "select.commonsense.task", c.mc_task);
+    check_text_file(x, "select.commonsense.labels", c.mc_labels);
+    check_text_file(x, "select.commonsense.text", c.heldout_text);
+  }
+  if (runs("tune")) {
+    check_text_file(x, "tune.text", x.tune.text);
+    check_text_file(x, "tune.filler", x.tune.filler);
+  }
+  if (runs("report")) {
+    const ReportConfig& r = x.report;
+    check_text_file(x, "report.text", r.text);
+    check_text_file(x, "report.filler", r.filler);
+    check_text_file(x, "report.commonsense.task", r.mc_task);
+    check_text_file(x, "report.commonsense.labels", r.mc_labels);
+    for (const auto& [name, model] : r.compare) {
+      // Models this run makes itself (RUN/distill/model, ...) are checked when the report runs.
+      if (model.rfind(join_path(x.run_dir, ""), 0) != 0) check_compare_model(x, name, model);
+    }
+  }
+}
 }  // namespace
 
 std::string describe_plan(const Experiment& x) {
+  check_inputs(x, "all", true);
   std::ostringstream out;
   out << "experiment " << x.path << " -> " << x.run_dir << " (device " << x.device << ", dtype " << x.dtype << ", seed "
       << x.seed << ", student position encoding " << position_encoding_name(x.position_encoding) << ")\n";
@@ -508,11 +599,12 @@ class RunDirectoryLock {
   int fd_ = -1;
 };
 
-bool run_experiment(const Experiment& x, const std::string& stage) {
+int run_experiment(const Experiment& x, const std::string& stage) {
   bool known = stage == "all";
   for (const char* s : kStages) known |= stage == s;
   if (!known)
     usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
+  check_inputs(x, stage);
   const Runtime rt = runtime_of(x);
   create_directories(x.run_dir);
   RunDirectoryLock lock(x.run_dir);
@@ -529,15 +621,15 @@ bool run_experiment(const Experiment& x, const std::string& stage) {
     log::info(cat("== stage ", s));
     auto start = clock_type::now();
     create_directories(stage_dir(x, s));
-    if (!run_stage(x, s, rt)) {
+    if (const int signal = run_stage(x, s, rt)) {
       log::warn(cat(s, ": interrupted; run the same command again to resume"));
-      return false;
+      return signal;
     }
     json summary = json::object();
     if (const TrainingStageConfig* t = training_stage(x, s)) summary["tokens"] = tokens_of(*t);
     mark_done(x, s, summary, std::chrono::duration<double>(clock_type::now() - start).count());
   }
-  return true;
+  return 0;
 }
 
 }  // namespace halo

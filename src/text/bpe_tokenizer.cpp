@@ -186,14 +186,22 @@ BpeTokenizer::BpeTokenizer(const std::string& path, const TokenizerConfig& confi
   if (!root.is_object() || !root.contains("model") || !root["model"].is_object()) {
     fail(path, ": no \"model\" object; expected a Hugging Face tokenizer.json");
   }
+  // Sections are read in place: copying a json value recurses once per level of nesting, which
+  // a hostile file makes deep enough to overflow the stack.
+  static const json kNoAddedTokens = json::array(), kAbsent;
+  const auto section = [&](const char* key, const json& fallback) -> const json& {
+    const auto found = root.find(key);
+    return found == root.end() ? fallback : *found;
+  };
   read_model(root["model"]);
-  read_added_tokens(root.value("added_tokens", json::array()));
-  read_normalizer(root.value("normalizer", json()));
-  read_pre_tokenizer(root.value("pre_tokenizer", json()));
+  read_added_tokens(section("added_tokens", kNoAddedTokens));
+  read_normalizer(section("normalizer", kAbsent));
+  read_pre_tokenizer(section("pre_tokenizer", kAbsent));
   if (config.eos_token) {
     eos_id_ = token_to_id(*config.eos_token);
     if (!eos_id_) {
-      fail(config.path, ": eos_token \"", *config.eos_token, "\" is not a token of ", path, "; fix eos_token");
+      fail(config.path, ": eos_token \"", printable(*config.eos_token), "\" is not a token of ", path,
+           "; fix eos_token");
     }
   }
 }
@@ -215,7 +223,7 @@ void BpeTokenizer::set_token_bytes(int32_t id, std::string bytes) {
 void BpeTokenizer::read_model(const json& model) {
   const std::string type = string_or_empty(model, "type");
   if (type != "BPE") {
-    fail(path_, ": model.type \"", type, "\" is not supported; only byte-level \"BPE\" is");
+    fail(path_, ": model.type \"", printable(type), "\" is not supported; only byte-level \"BPE\" is");
   }
   for (const char* option : {"byte_fallback", "ignore_merges"}) {
     if (flag_set(model, option)) fail(path_, ": model.", option, " = true is not supported");
@@ -235,7 +243,7 @@ void BpeTokenizer::read_model(const json& model) {
   for (int byte = 0; byte < 256; ++byte) byte_of_code_point[code_points[byte]] = byte;
   vocab_.reserve(vocab->size());
   for (auto entry = vocab->begin(); entry != vocab->end(); ++entry) {
-    const int32_t id = read_id(entry.value(), [&] { return cat("model.vocab[\"", entry.key(), "\"]"); });
+    const int32_t id = read_id(entry.value(), [&] { return cat("model.vocab[\"", printable(entry.key()), "\"]"); });
     vocab_.emplace(entry.key(), id);
     set_token_bytes(id, byte_level_to_bytes(entry.key(), byte_of_code_point));
   }
@@ -260,7 +268,7 @@ void BpeTokenizer::read_model(const json& model) {
       const std::string& text = merge.get_ref<const std::string&>();
       const size_t space = text.find(' ');
       if (space == std::string::npos || text.find(' ', space + 1) != std::string::npos) {
-        fail(path_, ": model.merges[", rank, "] \"", text, "\" must be two tokens separated by one space");
+        fail(path_, ": model.merges[", rank, "] \"", printable(text), "\" must be two tokens separated by one space");
       }
       left_buffer.assign(text, 0, space);
       right_buffer.assign(text, space + 1);
@@ -276,7 +284,7 @@ void BpeTokenizer::read_model(const json& model) {
     for (int k = 0; k < 3; ++k) {
       const auto found = vocab_.find(*tokens[k]);
       if (found == vocab_.end()) {
-        fail(path_, ": model.merges[", rank, "] needs \"", *tokens[k], "\", which is not in model.vocab");
+        fail(path_, ": model.merges[", rank, "] needs \"", printable(*tokens[k]), "\", which is not in model.vocab");
       }
       ids[k] = found->second;
     }
@@ -307,7 +315,7 @@ void BpeTokenizer::read_normalizer(const json& normalizer) {
   if (normalizer.is_null()) return;
   const std::string type = normalizer.is_object() ? string_or_empty(normalizer, "type") : "";
   if (type != "NFC") {
-    fail(path_, ": normalizer \"", type, "\" is not supported; only NFC or null are");
+    fail(path_, ": normalizer \"", printable(type), "\" is not supported; only NFC or null are");
   }
   nfc_ = true;
 }

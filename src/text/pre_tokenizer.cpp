@@ -7,6 +7,7 @@
 #include <cstdlib>
 
 #include "halo/error.h"
+#include "text/tokenizer_backends.h"
 
 namespace halo {
 namespace {
@@ -107,7 +108,7 @@ PreTokenizerRegex::PreTokenizerRegex(const std::string& regex, std::string origi
   code_.reset(pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP,
                             &error_code, &error_offset, nullptr));
   if (!code_) {
-    fail(origin_, ": pre_tokenizer regex ", pattern, " does not compile at offset ", error_offset, " (",
+    fail(origin_, ": pre_tokenizer regex ", printable(pattern), " does not compile at offset ", error_offset, " (",
          pcre2_message(error_code), ")");
   }
   // Without JIT support PCRE2 falls back to its interpreter: slower, same matches.

@@ -20,7 +20,8 @@ class SentencePieceTokenizer final : public Tokenizer {
     if (config.eos_token) {
       eos_id_ = token_to_id(*config.eos_token);
       if (!eos_id_) {
-        fail(config.path, ": eos_token \"", *config.eos_token, "\" is not a piece of ", path, "; fix eos_token");
+        fail(config.path, ": eos_token \"", printable(*config.eos_token), "\" is not a piece of ", path,
+             "; fix eos_token");
       }
     } else if (processor_.eos_id() >= 0) {
       eos_id_ = processor_.eos_id();

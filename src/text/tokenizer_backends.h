@@ -1,5 +1,6 @@
 // Private glue between load_tokenizer (tokenizer.cpp) and the two backends: their loader
-// functions, what tokenizer_config.json tells them, and the UTF-8 checks they share.
+// functions, what tokenizer_config.json tells them, the UTF-8 checks they share, and how text
+// from their files appears in errors.
 #pragma once
 #include <cstddef>
 #include <memory>

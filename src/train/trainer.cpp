@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <iterator>
 #include <cstdio>
 #include <mutex>
 #include <optional>
@@ -87,32 +88,7 @@ class StopSignalHandlers {
 };
 
 void check_config(const TrainerConfig& c) {
-  if (c.steps < 0) usage_fail("training steps must be >= 0, not ", c.steps);
-  if (c.grad_accum < 1) usage_fail("gradient accumulation must be >= 1, not ", c.grad_accum);
-  if (!(c.lr >= 0) || !(c.min_lr >= 0))
-    usage_fail("learning rates must be >= 0 (lr ", c.lr, ", min_lr ", c.min_lr, ")");
-  if (c.schedule != "cosine" && c.schedule != "wsd" && c.schedule != "constant") {
-    usage_fail("learning-rate schedule '", c.schedule, "' is unknown; use cosine, wsd or constant");
-  }
-  if (c.warmup_steps < 0) usage_fail("warmup steps must be >= 0, not ", c.warmup_steps);
-  if (!(c.wsd_decay_fraction >= 0 && c.wsd_decay_fraction <= 1)) {
-    usage_fail("WSD decay fraction must be in [0, 1], not ", c.wsd_decay_fraction);
-  }
-  if (!(c.beta1 >= 0 && c.beta1 < 1) || !(c.beta2 >= 0 && c.beta2 < 1)) {
-    usage_fail("AdamW betas must be in [0, 1), not (", c.beta1, ", ", c.beta2, ")");
-  }
-  if (!(c.eps > 0)) usage_fail("AdamW eps must be > 0, not ", c.eps);
-  if (!(c.weight_decay >= 0)) usage_fail("weight decay must be >= 0, not ", c.weight_decay);
-  if (!(c.grad_clip >= 0)) usage_fail("gradient clipping norm must be >= 0 (0 disables), not ", c.grad_clip);
-  if (!(c.max_skipped_fraction >= 0 && c.max_skipped_fraction <= 1)) {
-    usage_fail("max_skipped_fraction must be in [0, 1], got ", c.max_skipped_fraction);
-  }
-  if (c.nan_policy != "stop" && c.nan_policy != "skip") {
-    usage_fail("NaN policy '", c.nan_policy, "' is unknown; use stop or skip");
-  }
-  if (c.checkpoint_every < 0)
-    usage_fail("checkpoint interval must be >= 0 (0: only at the end), not ", c.checkpoint_every);
-  if (c.keep_checkpoints < 1) usage_fail("checkpoints to keep must be >= 1, not ", c.keep_checkpoints);
+  if (const auto problem = trainer_config_problem(c)) usage_fail("train.", problem->key, " ", problem->reason);
   if (c.run_dir.empty()) usage_fail("the trainer needs a run directory");
 }
 
@@ -312,6 +288,41 @@ StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double 
   return outcome;
 }
 
+std::optional<TrainerConfigProblem> trainer_config_problem(const TrainerConfig& c) {
+  auto problem = [](const char* key, std::string reason) { return TrainerConfigProblem{key, std::move(reason)}; };
+  if (c.steps < 1) return problem("steps", cat("must be >= 1, not ", c.steps));
+  if (c.grad_accum < 1) return problem("grad_accum", cat("must be >= 1, not ", c.grad_accum));
+  if (!(c.lr > 0 && c.lr < 1e3)) return problem("lr", cat("must be positive (and below 1000), not ", c.lr));
+  if (!(c.min_lr >= 0 && c.min_lr <= c.lr)) return problem("min_lr", cat("must be in [0, lr = ", c.lr, "], not ", c.min_lr));
+  if (c.schedule != "cosine" && c.schedule != "wsd" && c.schedule != "constant") {
+    return problem("schedule", cat("'", c.schedule, "' is unknown; use cosine, wsd or constant"));
+  }
+  if (c.warmup_steps < 0) return problem("warmup_steps", cat("must be >= 0, not ", c.warmup_steps));
+  if (!(c.wsd_decay_fraction >= 0 && c.wsd_decay_fraction <= 1)) {
+    return problem("wsd_decay_fraction", cat("must be in [0, 1], not ", c.wsd_decay_fraction));
+  }
+  if (!(c.beta1 >= 0 && c.beta1 < 1)) return problem("beta1", cat("must be in [0, 1), not ", c.beta1));
+  if (!(c.beta2 >= 0 && c.beta2 < 1)) return problem("beta2", cat("must be in [0, 1), not ", c.beta2));
+  if (!(c.eps > 0 && c.eps < 1)) return problem("eps", cat("must be in (0, 1), not ", c.eps));
+  if (!(c.weight_decay >= 0 && c.weight_decay < 1e3)) {
+    return problem("weight_decay", cat("must be >= 0 (and below 1000), not ", c.weight_decay));
+  }
+  if (!(c.grad_clip >= 0 && std::isfinite(c.grad_clip))) {
+    return problem("grad_clip", cat("must be >= 0 (0 disables clipping), not ", c.grad_clip));
+  }
+  if (c.nan_policy != "stop" && c.nan_policy != "skip") {
+    return problem("nan_policy", cat("'", c.nan_policy, "' is unknown; use stop or skip"));
+  }
+  if (!(c.max_skipped_fraction >= 0 && c.max_skipped_fraction <= 1)) {
+    return problem("max_skipped_fraction", cat("must be in [0, 1], not ", c.max_skipped_fraction));
+  }
+  if (c.checkpoint_every < 0) {
+    return problem("checkpoint_every", cat("must be >= 0 (0: only at the end), not ", c.checkpoint_every));
+  }
+  if (c.keep_checkpoints < 1) return problem("keep_checkpoints", cat("must be >= 1, not ", c.keep_checkpoints));
+  return std::nullopt;
+}
+
 Trainer::Trainer(TrainerConfig config, TrainingTask& task, TokenBatcher& data)
     : config_(std::move(config)), task_(task), data_(data) {
   check_config(config_);
@@ -333,8 +344,24 @@ TrainingResult Trainer::run() {
   std::optional<TrainingCheckpoint> resumed;
   std::string resumed_from;
   if (const auto checkpoints = list_checkpoints(checkpoints_dir); !checkpoints.empty()) {
-    resumed_from = checkpoints.back().path;
-    resumed = load_training_checkpoint(resumed_from);
+    // Newest first; a damaged one is set aside (or, with resume_fallback off, stops the run).
+    for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && !resumed; ++it) {
+      try {
+        resumed = load_training_checkpoint(it->path);
+        resumed_from = it->path;
+      } catch (const Error& error) {
+        if (!config_.resume_fallback) {
+          fail(error.what(), "; not resuming from an older checkpoint (train.resume_fallback is false)");
+        }
+        const std::string aside = set_aside_damaged_checkpoint(it->path);
+        log::warn(cat(config_.label, ": ", error.what(), "; set aside as ", aside,
+                      std::next(it) != checkpoints.rend() ? "; resuming from the previous checkpoint" : ""));
+      }
+    }
+    if (!resumed) {
+      fail(checkpoints_dir, ": no usable checkpoint (each failed its checks, see the warnings); delete ",
+           checkpoints_dir, " to start the ", config_.label, " stage over");
+    }
     warn_config_changes(config_, nlohmann::json::parse(resumed->state.config_json), resumed_from);
     load_trainable(parameters, resumed->trainable, join_path(resumed_from, "trainable.safetensors"));
   }
@@ -345,6 +372,10 @@ TrainingResult Trainer::run() {
     data_.restore(state.data_cursor);
     resumed.reset();  // releases the mapped checkpoint files
     log::info(cat(config_.label, ": resuming from ", resumed_from, " (step ", state.step, " of ", config_.steps, ")"));
+    if (state.step > config_.steps) {
+      log::warn(cat(config_.label, ": the checkpoint is past the configured ", config_.steps,
+                    " steps; the stage ends with its weights"));
+    }
   } else {
     at::manual_seed(config_.seed);
   }
@@ -434,7 +465,7 @@ TrainingResult Trainer::run() {
         bar.finish();
         log::warn(cat(config_.label, ": stopped by signal ", stop_signal.load(), " after step ", state.step,
                       "; checkpoint ", path));
-        result.interrupted = true;
+        result.stop_signal = stop_signal.load();
         break;
       }
     }

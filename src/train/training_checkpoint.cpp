@@ -7,12 +7,15 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <vector>
 
 #include "halo/error.h"
 #include "halo/file_system.h"
@@ -25,6 +28,9 @@ constexpr const char* kTrainableFile = "trainable.safetensors";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
 constexpr const char* kRngFile = "rng.safetensors";
 constexpr const char* kStateFile = "state.json";
+constexpr const char* kChecksumFile = "checksums.json";
+constexpr const char* kChecksumFormat = "halo-checksums-v1";
+constexpr const char* const kCheckpointFiles[] = {kTrainableFile, kOptimizerFile, kRngFile, kStateFile};
 constexpr const char* kStaleMarker = ".tmp-";
 
 // The step of a checkpoint directory name ("step-" and digits only), or -1.
@@ -43,6 +49,56 @@ void sync_directory(const std::string& dir) {
   const int err = errno;
   ::close(fd);
   if (synced != 0) fail(dir, ": cannot flush directory to disk (", std::strerror(err), ")");
+}
+
+// The CRC-32 (zlib's) of a file's bytes, as 8 hex digits, and its size.
+std::pair<std::string, uint64_t> file_crc32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, ": cannot open to compute its checksum");
+  std::vector<char> buffer(size_t{4} << 20);
+  uLong crc = crc32_z(0L, Z_NULL, 0);
+  uint64_t bytes = 0;
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto n = static_cast<size_t>(in.gcount());
+    crc = crc32_z(crc, reinterpret_cast<const Bytef*>(buffer.data()), n);
+    bytes += n;
+  }
+  if (in.bad()) fail(path, ": read error while computing its checksum");
+  char hex[16];
+  std::snprintf(hex, sizeof hex, "%08lx", static_cast<unsigned long>(crc));
+  return {hex, bytes};
+}
+
+std::string checksums_json(const std::string& dir) {
+  nlohmann::json j;
+  j["format"] = kChecksumFormat;
+  for (const char* file : kCheckpointFiles) {
+    const auto [crc, bytes] = file_crc32(join_path(dir, file));
+    j["files"][file] = {{"crc32", crc}, {"bytes", bytes}};
+  }
+  return j.dump(2) + "\n";
+}
+
+// Compares every file with checksums.json; fails naming the first that differs.
+void verify_checksums(const std::string& dir) {
+  const std::string path = join_path(dir, kChecksumFile);
+  const nlohmann::json j = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (!j.is_object() || j.value("format", "") != kChecksumFormat || !j.contains("files") || !j["files"].is_object()) {
+    fail(path, ": not a halo checksum file");
+  }
+  for (const char* file : kCheckpointFiles) {
+    const auto& entry = j["files"].contains(file) ? j["files"][file] : nlohmann::json();
+    if (!entry.is_object() || !entry.contains("crc32") || !entry["crc32"].is_string() || !entry.contains("bytes") ||
+        !entry["bytes"].is_number_unsigned()) {
+      fail(path, ": no checksum for ", file);
+    }
+    const auto [crc, bytes] = file_crc32(join_path(dir, file));
+    if (bytes != entry["bytes"].get<uint64_t>() || crc != entry["crc32"].get<std::string>()) {
+      fail(join_path(dir, file), ": damaged (", bytes, " bytes with CRC-32 ", crc, ", saved as ",
+           entry["bytes"].get<uint64_t>(), " bytes with ", entry["crc32"].get<std::string>(), ")");
+    }
+  }
 }
 
 NamedTensors to_named(const std::map<std::string, at::Tensor>& tensors) {
@@ -139,6 +195,7 @@ std::string save_training_checkpoint(const std::string& checkpoints_dir, const T
     save_tensors(join_path(building, kOptimizerFile), to_named(checkpoint.optimizer));
     save_tensors(join_path(building, kRngFile), to_named(checkpoint.rng));
     write_file_atomic(join_path(building, kStateFile), state_to_json(checkpoint.state));
+    write_file_atomic(join_path(building, kChecksumFile), checksums_json(building));
     sync_directory(building);
     if (std::rename(building.c_str(), path.c_str()) != 0) {
       fail(path, ": cannot rename the finished checkpoint into place (", std::strerror(errno), ")");
@@ -153,16 +210,33 @@ std::string save_training_checkpoint(const std::string& checkpoints_dir, const T
 
 TrainingCheckpoint load_training_checkpoint(const std::string& dir) {
   if (!is_directory(dir)) fail(dir, ": not a checkpoint directory");
-  for (const char* file : {kTrainableFile, kOptimizerFile, kRngFile, kStateFile}) {
+  for (const char* file : kCheckpointFiles) {
     if (!is_regular_file(join_path(dir, file))) fail(dir, ": incomplete checkpoint, ", file, " is missing");
   }
+  if (!is_regular_file(join_path(dir, kChecksumFile))) {
+    fail(dir, ": ", kChecksumFile, " is missing (a checkpoint from before halo kept checksums, or damaged)");
+  }
+  verify_checksums(dir);
   TrainingCheckpoint checkpoint;
   const std::string state_path = join_path(dir, kStateFile);
   checkpoint.state = state_from_json(read_file(state_path), state_path);
+  const int64_t named = step_of(base_name(dir));
+  if (named >= 0 && named != checkpoint.state.step) {
+    fail(state_path, ": says step ", checkpoint.state.step, " but the checkpoint is ", base_name(dir));
+  }
   checkpoint.trainable = load_tensors(join_path(dir, kTrainableFile));
   checkpoint.optimizer = load_tensors(join_path(dir, kOptimizerFile));
   checkpoint.rng = load_tensors(join_path(dir, kRngFile));
   return checkpoint;
+}
+
+std::string set_aside_damaged_checkpoint(const std::string& dir) {
+  std::string aside = dir + ".damaged";
+  for (int i = 2; path_exists(aside); ++i) aside = cat(dir, ".damaged-", i);
+  if (std::rename(dir.c_str(), aside.c_str()) != 0) {
+    fail(dir, ": cannot rename the damaged checkpoint aside (", std::strerror(errno), ")");
+  }
+  return aside;
 }
 
 void prune_checkpoints(const std::string& checkpoints_dir, int64_t keep) {

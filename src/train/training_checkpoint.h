@@ -6,6 +6,8 @@
 //   step-00000100/state.json             {"format": "halo-training-checkpoint-v1", "step",
 //                                        "optimizer_steps", "skipped_steps", "tokens_seen",
 //                                        "elapsed_s", "loss", "lr", "data_cursor", "config"}
+//   step-00000100/checksums.json         {"format": "halo-checksums-v1", "files": {name:
+//                                        {"crc32": "8 hex digits", "bytes": N}}} of the four above
 // Saving builds step-XXXXXXXX.tmp-PID, with every file fsynced, fsyncs that directory, renames it
 // into place and fsyncs the parent, so a checkpoint directory is either complete or absent
 // however the process dies. The newest checkpoint is the step-* directory with the highest
@@ -63,8 +65,14 @@ void remove_stale_checkpoint_dirs(const std::string& checkpoints_dir);
 // When that directory exists already (the same step saved before) it is left as it is.
 std::string save_training_checkpoint(const std::string& checkpoints_dir, const TrainingCheckpoint& checkpoint);
 
-// Reads a checkpoint directory; fails naming the file that is missing or invalid.
+// Reads a checkpoint directory after checking every file against checksums.json and the step
+// in state.json against the directory's name; fails naming the file that is missing, damaged
+// or invalid.
 TrainingCheckpoint load_training_checkpoint(const std::string& dir);
+
+// Renames a checkpoint that failed to load to DIR.damaged (kept for inspection, never listed
+// or pruned again, so a later save of the same step is not mistaken for it); returns the name.
+std::string set_aside_damaged_checkpoint(const std::string& dir);
 
 // Removes all but the newest `keep` checkpoints (keep >= 1).
 void prune_checkpoints(const std::string& checkpoints_dir, int64_t keep);

@@ -12,6 +12,9 @@
 
 namespace halo::cli {
 
+// Larger counts overflow the products the benchmarks form from them; none fits a GPU anyway.
+constexpr int64_t kMaxCount = int64_t{1} << 34;
+
 std::vector<int64_t> parse_count_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> values;
   size_t start = 0;
@@ -27,6 +30,9 @@ std::vector<int64_t> parse_count_list(const std::string& text, const std::string
     const long long v = std::strtoll(item.c_str(), &end, 10);
     if (item.empty() || *end != '\0' || v <= 0) {
       usage_fail(option, ": '", text.substr(start, comma - start), "' is not a positive count (K = 1024, M = 1048576)");
+    }
+    if (v > kMaxCount / scale) {
+      usage_fail(option, ": '", text.substr(start, comma - start), "' is beyond ", kMaxCount, " (a typo?)");
     }
     values.push_back(v * scale);
     start = comma + 1;

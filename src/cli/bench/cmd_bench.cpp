@@ -96,6 +96,10 @@ struct KernelShape {
 };
 
 // "8x512,4x16K" -> {{8, 512}, {4, 16384}}.
+// B x T of one kernel shape: q, k, v, the output and their gradients at H16 D128 in bf16 take
+// 32 KB a token, so 2M tokens already ask for 64 GB.
+constexpr int64_t kMaxKernelTokens = int64_t{1} << 21;
+
 std::vector<KernelShape> parse_shapes(const std::string& text) {
   std::vector<KernelShape> shapes;
   size_t start = 0;
@@ -107,6 +111,10 @@ std::vector<KernelShape> parse_shapes(const std::string& text) {
     const std::vector<int64_t> b = parse_count_list(item.substr(0, x), "--shapes");
     const std::vector<int64_t> t = parse_count_list(item.substr(x + 1), "--shapes");
     if (b.size() != 1 || t.size() != 1) usage_fail("--shapes: '", item, "' is not BxT (e.g. 4x16K)");
+    if (b[0] * t[0] > kMaxKernelTokens) {
+      usage_fail("--shapes: '", item, "' is ", b[0] * t[0], " tokens; at most ", kMaxKernelTokens,
+                 " (2M) per shape fit a GPU (q, k, v, output and their gradients)");
+    }
     shapes.push_back({b[0], t[0]});
     start = comma + 1;
   }

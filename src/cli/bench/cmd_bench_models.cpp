@@ -44,6 +44,9 @@
 namespace halo::cli {
 namespace {
 
+// Tokens of one step or one cache (batch x length): 16M overflows any GPU's memory many times.
+constexpr int64_t kMaxBenchTokens = int64_t{1} << 24;
+
 using clock_type = std::chrono::steady_clock;
 
 ModelConfig qwen3_1_7b() {
@@ -167,8 +170,16 @@ int bench_inference(int argc, char** argv) {
       architecture(result["arch"].as<std::string>(), result.count("model") ? result["model"].as<std::string>() : "");
   const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
   const int64_t chunk = result["prefill-chunk"].as<int64_t>();
+  if (batch < 1 || batch > 4096) usage_fail("--batch must be 1 to 4096, not ", batch);
+  if (steps < 1 || steps > 100000) usage_fail("--decode-tokens must be 1 to 100000, not ", steps);
+  if (chunk < 1 || chunk > kMaxBenchTokens) usage_fail("--prefill-chunk must be 1 to ", kMaxBenchTokens, ", not ", chunk);
   const std::string profile = result.count("profile") ? result["profile"].as<std::string>() : "";
   const std::vector<int64_t> contexts = parse_count_list(result["contexts"].as<std::string>(), "--contexts");
+  for (int64_t context : contexts) {
+    if (context > kMaxBenchTokens / batch) {
+      usage_fail("--contexts ", context, " x --batch ", batch, " is beyond ", kMaxBenchTokens, " tokens of cache");
+    }
+  }
   BenchReport report;
   report.title = "halo bench inference";
   report.columns = {{"arch", "model"},
@@ -262,7 +273,10 @@ int bench_training(int argc, char** argv) {
   const int64_t steps = result["steps"].as<int64_t>();
   if (batch < 1) usage_fail("--batch must be >= 1");
   if (t < 1) usage_fail("--seq-len must be >= 1");
-  if (steps < 1) usage_fail("--steps must be >= 1");
+  if (steps < 1 || steps > 100000) usage_fail("--steps must be 1 to 100000, not ", steps);
+  if (t > kMaxBenchTokens / batch) {
+    usage_fail("--batch x --seq-len = ", batch, " x ", t, " tokens a step; at most ", kMaxBenchTokens, " fit a GPU");
+  }
   BenchReport report;
   report.title = "halo bench training";
   report.columns = {{"stage", "stage"},          {"batch", "batch"},       {"seq_len", "seq len"},
