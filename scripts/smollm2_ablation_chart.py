@@ -15,7 +15,7 @@ try:
 except ImportError:
     sys.exit("smollm2_ablation_chart: needs matplotlib (pip install matplotlib)")
 
-VARIANTS = [("smollm2-hypenet", "HyPE + HALO"), ("smollm2-rope", "all-RoPE"), ("smollm2-nope", "all-NoPE"),
+VARIANTS = [("smollm2-small", "HyPE + HALO"), ("smollm2-rope", "all-RoPE"), ("smollm2-nope", "all-NoPE"),
             ("smollm2-even", "even layers"), ("smollm2-kl", "KL layers")]
 
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The SmolLM2-135M -> HypeNet experiment on the GPU machine (docs/results/smollm2-hypenet.md):
-# configs/smollm2-hypenet.yaml (HyPE, HALO's layer selection), four ablations at the same token
-# budgets, and one report comparing the teacher, the student and the ablations:
+# configs/smollm2-hypenet.yaml (HyPE, HALO's layer selection), then ablations at a smaller
+# budget, the same for each (stage 2: 300 x [32, 512]; stage 3: 64 x [2, 8192]; the tune grid
+# 100..3000), compared by the tune stage's held-out loss, and optionally one report beside the
+# teacher and the student:
+#   small  the main recipe (HyPE, HALO's layers) at the ablation budget: their reference
 #   rope   RoPE in the attention layers too (all-RoPE)       shares stage 1 and the selection
 #   nope   no RoPE in the RNN layers either (all-NoPE)        its own stage 1; the main run's layers
 #   even   evenly spaced attention layers (same count)        shares stage 1
@@ -19,7 +22,8 @@
 # tokenizer and starts the experiment in the background (setsid); `wait` follows it for at most
 # the given seconds and packs the logs, stage summaries, reports and charts into
 # $OUT/smollm2-results.tgz.
-# VARIANTS (default "rope nope even kl") picks the ablations; HALO_RUN_ARGS (one argument a line)
+# VARIANTS (default "small rope nope even kl") picks the ablations; COMPARE_REPORT=0 skips the
+# final report that puts them beside the teacher and the student; HALO_RUN_ARGS (one argument a line)
 # goes to every `halo run` (e.g. a small smoke run on the CPU machine:
 # HALO_BUILD_DIR=build HALO_RUN_ARGS=$'--device\ncpu\n--set\nalign.train.steps=2' ... experiment).
 set -euo pipefail
@@ -30,7 +34,12 @@ halo=${HALO_BUILD_DIR:-$root/build-cuda}/bin/halo
 config=configs/smollm2-hypenet.yaml
 main=runs/smollm2-hypenet
 gguf_sha256=b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53
-variants=${VARIANTS:-rope nope even kl}
+variants=${VARIANTS:-small rope nope even kl}
+# The ablation budget (the main run's before 2026-12-07).
+ablation_budget=(--set distill.data.batch_size=32 --set distill.train.steps=300 --set distill.train.lr=3.0e-4
+  --set distill.train.warmup_steps=30 --set distill.train.checkpoint_every=100 --set finetune.data.seq_len=8192
+  --set finetune.data.batch_size=2 --set finetune.train.steps=64 --set finetune.train.checkpoint_every=32
+  --set "tune.grid=[100, 300, 500, 1000, 3000]")
 extra=()
 [ -z "${HALO_RUN_ARGS:-}" ] || mapfile -t extra <<< "$HALO_RUN_ARGS"
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
@@ -38,6 +47,7 @@ stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
 # The ablation's column name in the report.
 variant_name() {
   case "$1" in
+    small) echo "HyPE + HALO (ablation budget)" ;;
     rope) echo "all-RoPE" ;;
     nope) echo "all-NoPE" ;;
     even) echo "even layers" ;;
@@ -55,13 +65,14 @@ experiment() {
   local compare=""
   for v in $variants; do
     local dir=runs/smollm2-$v
-    local sets=(--set "run_dir=$dir" --set report=null)
+    local sets=(--set "run_dir=$dir" --set report=null "${ablation_budget[@]}")
     case "$v" in
+      small) sets+=(--set "select.attention_layers=[$layers]") ;;
       rope) sets+=(--set position_encoding=rope --set "select.attention_layers=[$layers]") ;;
       nope) sets+=(--set position_encoding=nope --set "select.attention_layers=[$layers]") ;;
       even) sets+=(--set select.criterion=even) ;;
       kl) sets+=(--set select.criterion=kl) ;;
-      *) echo "smollm2_hypenet: unknown variant '$v' (rope, nope, even, kl)" >&2; exit 2 ;;
+      *) echo "smollm2_hypenet: unknown variant '$v' (small, rope, nope, even, kl)" >&2; exit 2 ;;
     esac
     if [ "$v" != nope ] && [ ! -f "$dir/align/DONE" ]; then
       mkdir -p "$dir/align"
@@ -72,8 +83,10 @@ experiment() {
     "$halo" run "$config" "${extra[@]}" "${sets[@]}"
     compare+="${compare:+, }$(variant_name "$v"): $dir/tune/model"
   done
-  stamp "report"
-  "$halo" run "$config" "${extra[@]}" --stage report --set "report.compare={$compare}"
+  if [ "${COMPARE_REPORT:-1}" != 0 ] && [ -n "$compare" ]; then
+    stamp "report"
+    "$halo" run "$config" "${extra[@]}" --stage report --set "report.compare={$compare}"
+  fi
   stamp "finished"
 }
 
