@@ -9,7 +9,7 @@ build=${HALO_BUILD_DIR:-$root/build}
 
 packages="build-essential cmake ninja-build ccache git python3 python3-venv pkg-config
   nlohmann-json3-dev libcxxopts-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libpcre2-dev
-  libsentencepiece-dev libgtest-dev libutf8proc-dev libssl-dev zlib1g-dev"
+  libsentencepiece-dev libgtest-dev libutf8proc-dev libssl-dev zlib1g-dev libgloo-dev"
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

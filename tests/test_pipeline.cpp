@@ -6,11 +6,15 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <sstream>
 
@@ -21,10 +25,12 @@
 #include "halo/file_system.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/model_directory.h"
+#include "halo/tensor_io.h"
 #include "halo/token_corpus.h"
 #include "halo/tokenizer.h"
 #include "halo/training_tasks.h"
 #include "test_support.h"
+#include "train/training_checkpoint.h"
 
 namespace halo {
 namespace {
@@ -113,6 +119,9 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
                              "/run/distill/model}}\n");
   const Experiment x = load_experiment(path);
   EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
+  // Planned for 4 ranks: the batch is per rank.
+  const std::string plan4 = describe_plan(x, 4);
+  EXPECT_NE(plan4.find("distill: 12 steps x 1 x [4, 32] x 4 ranks"), std::string::npos) << plan4;
   ASSERT_EQ(run_experiment(x, "all"), 0);
   for (const char* stage : {"align", "select", "distill", "finetune", "tune", "report"}) {
     EXPECT_TRUE(path_exists(x.run_dir + "/" + stage + "/DONE")) << stage;
@@ -256,6 +265,151 @@ TEST(Pipeline, ASecondRunOnTheSameDirectoryIsRefused) {
   EXPECT_TRUE(path_exists(x.run_dir + "/select/DONE"));
 }
 
+// Starts the halo CLI with `args` and the extra environment `env` ("NAME=VALUE"), its output
+// appended to `log`; returns its pid.
+pid_t spawn_halo(const std::vector<std::string>& args, const std::string& log,
+                 const std::vector<std::string>& env = {}) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    for (const std::string& e : env) ::putenv(const_cast<char*>(e.c_str()));
+    std::vector<char*> argv{const_cast<char*>(HALO_CLI_PATH)};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(HALO_CLI_PATH, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int exit_status_of(pid_t pid) {
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// A TCP port nobody listens on now (the kernel's choice for port 0).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t length = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// `world` halo processes with the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK,
+// MASTER_ADDR, MASTER_PORT), on a free port of this machine.
+std::vector<pid_t> spawn_ranks(const std::vector<std::string>& args, const std::string& log, int world) {
+  const std::string port = std::to_string(free_port());
+  std::vector<pid_t> ranks;
+  for (int rank = 0; rank < world; ++rank) {
+    ranks.push_back(spawn_halo(args, log,
+                               {cat("RANK=", rank), cat("WORLD_SIZE=", world), cat("LOCAL_RANK=", rank),
+                                "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
+  }
+  return ranks;
+}
+
+// Two ranks with the environment torchrun sets (env:// rendezvous, Gloo), B per rank, end every
+// training stage with the weights one process gets from the same global batch 2B: the data is
+// sharded so that both see the same windows, gradients are averaged, and rank 0 alone writes.
+// AdamW's eps is 1e-3 here: with 1e-8 a gradient element that cancels to ~1e-12 moves its weight
+// by +-lr whichever way the last rounding went, so the order of the sums (per rank, then across
+// ranks) would decide updates; with a larger eps the update is smooth in the gradient.
+TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
+  const TinyData d = make_data();
+  auto body = [&](int64_t batch) {
+    const std::string data = cat("  data: {tokens: ", d.tokens, ", seq_len: 32, batch_size: ", batch, "}\n");
+    return "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+           "  train: {steps: 4, lr: 1.0e-3, eps: 1.0e-3, checkpoint_every: 2}\nselect: {attention_layers: [1]}\n"
+           "distill:\n" + data + "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3}\nfinetune:\n" + data +
+           "  train: {steps: 3, lr: 1.0e-4, eps: 1.0e-3}\n";
+  };
+  const std::string one = experiment_yaml(d, body(8));
+  const std::string log = d.dir + "/ranks.log";
+  ASSERT_EQ(exit_status_of(spawn_halo({"run", one, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
+  const std::string two = d.dir + "/two.yaml";
+  test::write_text(two, read_file(experiment_yaml(d, body(4))));
+  for (pid_t pid : spawn_ranks({"run", two, "--set", "run_dir=" + d.dir + "/two"}, log, 2)) {
+    EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
+  }
+  for (const char* stage : {"align", "distill", "finetune"}) {
+    const auto single = load_tensors(d.dir + "/one/" + stage + "/model");
+    const auto ranks2 = load_tensors(d.dir + "/two/" + stage + "/model");
+    ASSERT_EQ(single.size(), ranks2.size()) << stage;
+    double difference = 0, norm = 0;
+    for (const auto& [name, t] : single) {
+      difference += (t.to(at::kDouble) - ranks2.at(name).to(at::kDouble)).pow(2).sum().item<double>();
+      norm += t.to(at::kDouble).pow(2).sum().item<double>();
+    }
+    EXPECT_LT(std::sqrt(difference / norm), 1e-6) << stage;
+    // Rank 0 alone wrote the stage: one metrics file with the global token count.
+    const auto done = json::parse(read_file(d.dir + "/two/" + stage + "/DONE"));
+    EXPECT_EQ(done["tokens"], json::parse(read_file(d.dir + "/one/" + stage + "/DONE"))["tokens"]) << stage;
+  }
+  // The logged loss is the global one.
+  const std::vector<double> a = losses(d.dir + "/one/distill/metrics.jsonl"),
+                            b = losses(d.dir + "/two/distill/metrics.jsonl");
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
+}
+
+// A rank killed mid-stage stops the other within a bounded time with a one-line error; the
+// checkpoint rank 0 wrote resumes on one rank, and that one's on two again.
+TEST(Pipeline, AKilledRankStopsTheRunAndCheckpointsMoveBetweenWorldSizes) {
+  const TinyData d = make_data();
+  const std::string path = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
+             ", seq_len: 32, batch_size: 4}\n  train: {steps: 1000000, lr: 1.0e-3, checkpoint_every: 2}\n");
+  const std::string metrics = d.dir + "/run/align/metrics.jsonl";
+  auto wait_for_steps = [&](size_t steps) {
+    for (int i = 0; i < 1200 && !(path_exists(metrics) && losses(metrics).size() >= steps); ++i) ::usleep(100000);
+    return path_exists(metrics) ? losses(metrics).size() : 0;
+  };
+  const std::string log = d.dir + "/ranks.log";
+  const std::vector<pid_t> ranks = spawn_ranks({"run", path}, log, 2);
+  ASSERT_GE(wait_for_steps(5), 5u) << read_file(log);
+  ::kill(ranks[1], SIGKILL);
+  const auto killed_at = std::chrono::steady_clock::now();
+  const int status = exit_status_of(ranks[0]);
+  exit_status_of(ranks[1]);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, std::chrono::seconds(60));
+  EXPECT_EQ(status, 1) << read_file(log);
+  const std::string text = read_file(log);
+  const size_t error = text.find("halo run: error: rank 0:");
+  ASSERT_NE(error, std::string::npos) << text;
+  EXPECT_NE(text.find("run the same command again", error), std::string::npos) << text;
+  const int64_t saved = list_checkpoints(d.dir + "/run/align/checkpoints").back().step;
+  EXPECT_GE(saved, 2);
+
+  // One rank resumes rank 0's checkpoint; SIGTERM leaves a newer one.
+  const std::string log1 = d.dir + "/one.log";
+  const pid_t one = spawn_halo({"run", path}, log1);
+  ASSERT_GE(wait_for_steps(static_cast<size_t>(saved) + 3), static_cast<size_t>(saved) + 3) << read_file(log1);
+  ::kill(one, SIGTERM);
+  EXPECT_EQ(exit_status_of(one), 128 + SIGTERM) << read_file(log1);
+  EXPECT_NE(read_file(log1).find(cat("resuming from ", d.dir, "/run/align/checkpoints/", checkpoint_name(saved))),
+            std::string::npos)
+      << read_file(log1);
+  const int64_t saved1 = list_checkpoints(d.dir + "/run/align/checkpoints").back().step;
+  EXPECT_GT(saved1, saved);
+
+  // Two ranks resume that one and finish the stage.
+  const std::string log2 = d.dir + "/two.log";
+  for (pid_t pid : spawn_ranks({"run", path, "--set", cat("align.train.steps=", saved1 + 2)}, log2, 2)) {
+    EXPECT_EQ(exit_status_of(pid), 0) << read_file(log2);
+  }
+  EXPECT_NE(read_file(log2).find(checkpoint_name(saved1)), std::string::npos) << read_file(log2);
+  EXPECT_TRUE(path_exists(d.dir + "/run/align/DONE"));
+  EXPECT_EQ(losses(metrics).size(), static_cast<size_t>(saved1 + 2));
+}
+
 // `halo run` stopped by SIGTERM mid-stage saves a checkpoint and exits 143 (SIGINT: 130), as a
 // shell reports a signal; the same command resumes the stage from that checkpoint.
 TEST(Pipeline, SigtermStopsHaloRunWithExit143AndTheRunResumes) {
@@ -264,21 +418,7 @@ TEST(Pipeline, SigtermStopsHaloRunWithExit143AndTheRunResumes) {
       d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
              ", seq_len: 32, batch_size: 4}\n  train: {steps: 1000000, lr: 1.0e-3}\n");
   const std::string run_dir = d.dir + "/run", log = d.dir + "/halo.log";
-  auto spawn = [&](const std::vector<std::string>& args) {
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      std::vector<char*> argv{const_cast<char*>(HALO_CLI_PATH)};
-      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-      argv.push_back(nullptr);
-      ::execv(HALO_CLI_PATH, argv.data());
-      ::_exit(127);
-    }
-    return pid;
-  };
-  const pid_t pid = spawn({"run", path});
+  const pid_t pid = spawn_halo({"run", path}, log);
   const std::string metrics = run_dir + "/align/metrics.jsonl";
   for (int i = 0; i < 1200 && !(path_exists(metrics) && read_file(metrics).size() > 200); ++i) ::usleep(100000);
   ASSERT_TRUE(path_exists(metrics)) << read_file(log);
@@ -292,7 +432,7 @@ TEST(Pipeline, SigtermStopsHaloRunWithExit143AndTheRunResumes) {
   EXPECT_FALSE(path_exists(run_dir + "/align/DONE"));
   // Two steps past the checkpoint, the stage finishes.
   const int64_t step = std::stoll(checkpoints[0].substr(5));
-  const pid_t resumed = spawn({"run", path, "--set", "align.train.steps=" + std::to_string(step + 2)});
+  const pid_t resumed = spawn_halo({"run", path, "--set", "align.train.steps=" + std::to_string(step + 2)}, log);
   ::waitpid(resumed, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << read_file(log);
   EXPECT_NE(read_file(log).find("resuming from"), std::string::npos) << read_file(log);

@@ -114,7 +114,8 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
 
 // The stages in order, with what each would do (token budget, parameters, memory estimate),
 // after the same checks of every input as run_experiment.
-std::string describe_plan(const Experiment& experiment);
+// With world_size ranks (torchrun) token counts are global and memory is per rank.
+std::string describe_plan(const Experiment& experiment, int world_size = 1);
 
 // Runs one stage ("pretrain", "align", "select", "distill", "finetune", "tune", "report") or,
 // with "all", every enabled stage in order, skipping finished ones. Every input the stages will

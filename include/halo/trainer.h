@@ -5,8 +5,10 @@
 // clipping, checkpoints every N steps written atomically (trainable weights, optimizer moments,
 // step, data cursor, RNG states; the last K kept), exact resume, SIGINT/SIGTERM -> checkpoint
 // and a clean exit, NaN/Inf losses (stop naming the step, or skip the batch), metrics JSONL and
-// a progress bar with ETA. The step function reduces gradients through one hook
-// (`all_reduce_gradients`), where a data-parallel backend plugs in.
+// a progress bar with ETA. Under torchrun (process_group.h) every rank steps together: gradients
+// are averaged over the ranks (or through the `all_reduce_gradients` hook when one is set), the
+// loss and tokens reported are global, a signal to any rank stops all after the same step, and
+// rank 0 alone writes checkpoints, metrics and the progress bar.
 // Pieces: optimizer.h (AdamW, clipping), training_checkpoint.h (the checkpoint layout),
 // metrics_log.h (run_dir/metrics.jsonl); the step loop and its policies are described at the top
 // of src/trainer.cpp, the schedules at the top of src/trainer_lr_schedule.cpp.
@@ -102,6 +104,11 @@ class TrainStep {
   // trainable parameter, in parameters() order (zeros for a parameter the loss did not reach),
   // and may change them in place or replace them in the vector.
   std::function<void(std::vector<at::Tensor>& grads)> all_reduce_gradients;
+
+  // Averages gradients over ProcessGroup::world() and reports the loss and tokens of all ranks;
+  // set under torchrun with several ranks. false: this rank alone (the one-GPU baseline of
+  // halo bench training).
+  bool data_parallel = false;
 
  private:
   TrainerConfig config_;

@@ -8,6 +8,6 @@ python=${HALO_PYTHON:-/opt/torch/.venv/bin/python}
 build=${HALO_BUILD_DIR:-$root/build-cuda}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DHALO_PYTHON="$python" -DHALO_CUDA=ON \
   -DPCRE2_ROOT="$root/.device-deps/pcre2" \
-  -DUTF8PROC_ROOT="$root/.device-deps/utf8proc" -DHALO_SHARED_DIR="$root/.device-deps/shared"
+  -DUTF8PROC_ROOT="$root/.device-deps/utf8proc" -DGLOO_ROOT="$root/.device-deps/gloo" -DHALO_SHARED_DIR="$root/.device-deps/shared"
 cmake --build "$build" -j "$(nproc)" ${1:+--target "$@"} -- -k 0
 echo "device build: $build/bin/halo"

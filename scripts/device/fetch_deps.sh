@@ -3,6 +3,7 @@
 # into .device-deps/ (git-ignored; name it in the device call's `carry`):
 #   pcre2/     Debian's libpcre2-dev unpacked (headers; the runtime library is there already)
 #   utf8proc/  Debian's libutf8proc-dev and libutf8proc2 unpacked (absent there)
+#   gloo/      Debian's libgloo-dev unpacked (the headers ProcessGroupGloo.hpp includes)
 #   shared/  the fixtures and data the tests read (../shared does not travel)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -18,6 +19,12 @@ if [ ! -f "$deps/utf8proc/usr/include/utf8proc.h" ]; then
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download libutf8proc-dev libutf8proc2 >/dev/null)
   for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$deps/utf8proc"; done
+  rm -rf "$tmp"
+fi
+if [ ! -f "$deps/gloo/usr/include/gloo/config.h" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download libgloo-dev >/dev/null)
+  dpkg-deb -x "$tmp"/libgloo-dev_*.deb "$deps/gloo"
   rm -rf "$tmp"
 fi
 shared=${HALO_SHARED:-$root/../shared}

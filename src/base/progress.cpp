@@ -77,7 +77,8 @@ void ProgressBar::draw(bool final_line) {
     char buf[160];
     std::snprintf(buf, sizeof buf, "[%s] %3.0f%% %lld/%lld %s, %.1f %s/s, %s elapsed, ETA %s", bar, 100 * frac,
                   static_cast<long long>(done_), static_cast<long long>(total_), unit_.c_str(), rate, unit_.c_str(),
-                  format_duration(elapsed).c_str(), final_line ? "0s" : format_duration(eta).c_str());
+                  format_duration(elapsed).c_str(),
+                  !final_line ? format_duration(eta).c_str() : done_ >= total_ ? "0s" : "- (stopped)");
     line += buf;
   } else {
     char buf[96];

@@ -1,13 +1,16 @@
 // halo run EXPERIMENT.yaml: the whole HALO pipeline, stage by stage into one run directory,
 // skipping finished stages and resuming an interrupted one; --dry-run prints the plan.
 // halo pretrain|align|select|distill|finetune|tune|report --config EXPERIMENT.yaml: one stage of
-// the same experiment (the command name is the stage).
+// the same experiment (the command name is the stage). Under torchrun (RANK, WORLD_SIZE, ...)
+// every rank runs the same command and the training stages are data parallel (process_group.h).
 #include <cstdio>
 
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "halo/error.h"
 #include "halo/experiment.h"
+#include "halo/logging.h"
+#include "halo/process_group.h"
 
 namespace halo::cli {
 namespace {
@@ -36,6 +39,7 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
   options.add_options()
       ("c,config", "Experiment YAML file", cxxopts::value<std::string>())
       ("dry-run", "Print the plan (token budgets, memory estimates) and exit")
+      ("world-size", "With --dry-run: plan for this many ranks (default: torchrun's WORLD_SIZE, else 1)", cxxopts::value<int>())
       ("device", "Override the file's device: cpu, cuda, cuda:N or auto", cxxopts::value<std::string>())
       ("dtype", "Override the file's dtype: auto, float32, bfloat16 or float16", cxxopts::value<std::string>())
       ("set", "Override one key of the file: KEY.PATH=VALUE (a YAML value; null drops a section); repeatable", cxxopts::value<std::string>());
@@ -58,9 +62,15 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
   if (result.count("device")) experiment.device = result["device"].as<std::string>();
   if (result.count("dtype")) experiment.dtype = result["dtype"].as<std::string>();
   if (result.count("dry-run")) {
-    std::fputs(describe_plan(experiment).c_str(), stdout);
+    const int world_size = result.count("world-size") ? result["world-size"].as<int>() : launch_environment().world_size;
+    if (world_size < 1 || world_size > 65536) usage_fail("--world-size must be 1 to 65536, not ", world_size);
+    std::fputs(describe_plan(experiment, world_size).c_str(), stdout);
     return kExitOk;
   }
+  // Under torchrun: meet the other ranks; only rank 0 logs progress.
+  ProcessGroup& world = ProcessGroup::world();
+  world.init(launch_environment());
+  if (!world.is_main()) log::set_level(log::Level::warn);
   const std::string which = all ? result["stage"].as<std::string>() : stage;
   // An interrupted stage exits 128 + the signal (130 for SIGINT, 143 for SIGTERM, as a shell
   // reports them) after saving its checkpoint.

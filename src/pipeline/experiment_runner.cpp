@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "data/token_dataset.h"
@@ -30,6 +31,7 @@
 #include "halo/logging.h"
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"
+#include "halo/process_group.h"
 #include "halo/progress.h"
 #include "halo/safetensors.h"
 #include "halo/token_corpus.h"
@@ -56,6 +58,11 @@ struct Runtime {
 Runtime runtime_of(const Experiment& x) {
   Runtime r;
   r.device = parse_device(x.device);
+  // Under torchrun each rank takes the GPU of its local rank ("cuda" and "auto" alike).
+  const ProcessGroup& world = ProcessGroup::world();
+  if (r.device.is_cuda() && world.distributed() && !r.device.has_index()) {
+    r.device = parse_device(cat("cuda:", world.local_rank()));
+  }
   r.dtype = x.dtype == "auto" ? (r.device.is_cuda() ? c10::kBFloat16 : c10::kFloat)
                               : parse_compute_dtype(x.dtype, "float32", r.device);
   return r;
@@ -95,6 +102,12 @@ void mark_done(const Experiment& x, const std::string& stage, json summary, doub
 
 CausalLM load_model(const std::string& dir, const Runtime& rt) {
   return load_causal_lm(dir, rt.dtype, rt.device);
+}
+
+// A training stage's result: written by the main rank only (the others hold the same weights).
+void save_stage_model(CausalLM& model, const std::string& dir, const SaveOptions& options) {
+  model.set_requires_grad(false);
+  if (ProcessGroup::world().is_main()) save_model_directory(model, dir, options);
 }
 
 SaveOptions save_options(const Experiment& x, const Runtime& rt) {
@@ -138,6 +151,8 @@ int train(const Experiment& x, const std::string& stage, const TrainingStageConf
   data_options.batch_size = config.data.batch_size;
   data_options.seq_len = config.data.seq_len;
   data_options.seed = x.seed;
+  data_options.rank = ProcessGroup::world().rank();
+  data_options.world_size = ProcessGroup::world().size();
   TokenBatcher batcher(dataset, data_options);
   TrainerConfig trainer_config = config.train;
   trainer_config.run_dir = stage_dir(x, stage);
@@ -160,8 +175,7 @@ int run_pretrain(const Experiment& x, const Runtime& rt) {
   model.set_recompute_activations(x.pretrain.recompute_activations);
   LanguageModelingTask task(model, x.pretrain.loss_chunk);
   if (const int signal = train(x, "pretrain", x.pretrain, task, config.vocab_size)) return signal;
-  model.set_requires_grad(false);
-  save_model_directory(model, model_dir(x, "pretrain"), save_options(x, rt));
+  save_stage_model(model, model_dir(x, "pretrain"), save_options(x, rt));
   return 0;
 }
 
@@ -178,8 +192,7 @@ int run_align(const Experiment& x, const Runtime& rt) {
   CausalLM student = convert_to_hypenet(teacher, student_config(x, teacher.config(), {}), x.seed);
   AlignmentTask task(teacher, student);
   if (const int signal = train(x, "align", x.align, task, teacher.config().vocab_size)) return signal;
-  student.set_requires_grad(false);
-  save_model_directory(student, model_dir(x, "align"), save_options(x, rt));
+  save_stage_model(student, model_dir(x, "align"), save_options(x, rt));
   return 0;
 }
 
@@ -325,8 +338,7 @@ int run_distill(const Experiment& x, const Runtime& rt) {
   student.set_recompute_activations(x.distill.recompute_activations);
   DistillationTask task(teacher, student, x.distill.loss_chunk);
   if (const int signal = train(x, "distill", x.distill, task, teacher.config().vocab_size)) return signal;
-  student.set_requires_grad(false);
-  save_model_directory(student, model_dir(x, "distill"), save_options(x, rt));
+  save_stage_model(student, model_dir(x, "distill"), save_options(x, rt));
   return 0;
 }
 
@@ -336,8 +348,7 @@ int run_finetune(const Experiment& x, const Runtime& rt) {
   model.set_recompute_activations(x.finetune.recompute_activations);
   LanguageModelingTask task(model, x.finetune.loss_chunk);
   if (const int signal = train(x, "finetune", x.finetune, task, model.config().vocab_size)) return signal;
-  model.set_requires_grad(false);
-  save_model_directory(model, model_dir(x, "finetune"), save_options(x, rt));
+  save_stage_model(model, model_dir(x, "finetune"), save_options(x, rt));
   return 0;
 }
 
@@ -433,12 +444,13 @@ int64_t tokens_of(const TrainingStageConfig& s) {
 }
 
 // " (0.21 epochs of 23.69 M)" when the token directory is there to count.
-std::string epochs_of(const TrainingStageConfig& s) {
+std::string epochs_of(const TrainingStageConfig& s, int world_size) {
   const std::string manifest = join_path(s.data.tokens, "manifest.json");
   if (!path_exists(manifest)) return "";
   const int64_t corpus = json::parse(read_file(manifest)).value("tokens", int64_t{0});
   if (corpus <= 0) return "";
-  return cat(" (", fixed(static_cast<double>(tokens_of(s)) / corpus, 2), " epochs of ", fixed(corpus / 1e6, 2), " M)");
+  return cat(" (", fixed(static_cast<double>(tokens_of(s)) * world_size / corpus, 2), " epochs of ",
+             fixed(corpus / 1e6, 2), " M)");
 }
 
 const char* position_encoding_name(PositionEncoding p) {
@@ -530,11 +542,15 @@ void check_inputs(const Experiment& x, const std::string& stage, bool plan_only 
 }
 }  // namespace
 
-std::string describe_plan(const Experiment& x) {
+std::string describe_plan(const Experiment& x, int world_size) {
   check_inputs(x, "all", true);
   std::ostringstream out;
   out << "experiment " << x.path << " -> " << x.run_dir << " (device " << x.device << ", dtype " << x.dtype << ", seed "
       << x.seed << ", student position encoding " << position_encoding_name(x.position_encoding) << ")\n";
+  if (world_size > 1) {
+    out << world_size << " ranks (torchrun): batches are per rank, token counts global, memory per rank (each "
+        << "holds every model and the whole optimizer state)\n";
+  }
   int64_t params = 0;
   ModelConfig teacher;
   if (x.pretrain.enabled) {
@@ -562,8 +578,9 @@ std::string describe_plan(const Experiment& x) {
                             static_cast<double>(s->data.batch_size) * s->data.seq_len * teacher.hidden_size *
                                 teacher.num_hidden_layers * 16 * (s->recompute_activations ? 0.1 : 1.0);
       out << ": " << s->train.steps << " steps x " << s->train.grad_accum << " x [" << s->data.batch_size << ", "
-          << s->data.seq_len << "] = " << fixed(tokens_of(*s) / 1e6, 2) << " M tokens from " << s->data.tokens
-          << epochs_of(*s) << ", lr " << s->train.lr << " (" << s->train.schedule << "), ~" << fixed(memory / 1e9, 2)
+          << s->data.seq_len << "]" << (world_size > 1 ? cat(" x ", world_size, " ranks") : "") << " = "
+          << fixed(static_cast<double>(tokens_of(*s)) * world_size / 1e6, 2) << " M tokens from " << s->data.tokens
+          << epochs_of(*s, world_size) << ", lr " << s->train.lr << " (" << s->train.schedule << "), ~" << fixed(memory / 1e9, 2)
           << " GB";
     }
     out << "\n";
@@ -606,8 +623,14 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   check_inputs(x, stage);
   const Runtime rt = runtime_of(x);
+  // Under torchrun every rank trains (data parallel); the main rank alone holds the lock, writes
+  // models and DONE, and runs the evaluation stages (select, tune, report) while the others
+  // wait at the barrier that ends each stage.
+  ProcessGroup& world = ProcessGroup::world();
   create_directories(x.run_dir);
-  RunDirectoryLock lock(x.run_dir);
+  std::optional<RunDirectoryLock> lock;
+  if (world.is_main()) lock.emplace(x.run_dir);
+  world.barrier();
   for (const char* s : kStages) {
     if (stage != "all" && stage != s) continue;
     if (!enabled(x, s)) {
@@ -621,13 +644,19 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     log::info(cat("== stage ", s));
     auto start = clock_type::now();
     create_directories(stage_dir(x, s));
-    if (const int signal = run_stage(x, s, rt)) {
-      log::warn(cat(s, ": interrupted; run the same command again to resume"));
-      return signal;
+    const TrainingStageConfig* training = training_stage(x, s);
+    if (training != nullptr || world.is_main()) {
+      if (const int signal = run_stage(x, s, rt)) {
+        log::warn(cat(s, ": interrupted; run the same command again to resume"));
+        return signal;
+      }
     }
-    json summary = json::object();
-    if (const TrainingStageConfig* t = training_stage(x, s)) summary["tokens"] = tokens_of(*t);
-    mark_done(x, s, summary, std::chrono::duration<double>(clock_type::now() - start).count());
+    if (world.is_main()) {
+      json summary = json::object();
+      if (training != nullptr) summary["tokens"] = tokens_of(*training) * world.size();
+      mark_done(x, s, summary, std::chrono::duration<double>(clock_type::now() - start).count());
+    }
+    world.barrier();
   }
   return 0;
 }

@@ -6,13 +6,17 @@
 // the global generators with config.seed. The metrics file is cut back to the resumed step.
 //
 // One step (0-based index s, reported as step s + 1) is a TrainStep over grad_accum
-// micro-batches: each backward of loss / grad_accum; the all_reduce_gradients hook (when set
-// every parameter gets a gradient, zeros if unused, so that all ranks hand over the same list);
+// micro-batches: each backward of loss / grad_accum; under torchrun the average over the ranks
+// (ProcessGroup::world(), or the all_reduce_gradients hook when set; every parameter then gets a
+// gradient, zeros if unused, so that all ranks hand over the same list);
 // global norm clipping; then the AdamW update at learning_rate(config, s). A step whose mean
 // loss or gradient norm is NaN/Inf is not applied: nan_policy "stop" saves the state before that step (cursor and RNG
 // included, so that resuming with "skip" drops exactly that batch) and fails naming the step; "skip" drops the
 // gradients with a warning and still counts the step (the step counter, data cursor and schedule advance, so a run
 // stays bounded; the AdamW step count does not).
+//
+// With several ranks, rank 0 alone cleans, chooses and writes checkpoints and writes metrics; the
+// others wait for its choice at a barrier before they load the same checkpoint.
 //
 // After each step: a metrics line, the progress bar, a checkpoint every checkpoint_every steps
 // and at the end (keeping the newest keep_checkpoints). SIGINT/SIGTERM set a flag during run();
@@ -43,6 +47,7 @@
 #include "halo/error.h"
 #include "halo/file_system.h"
 #include "halo/logging.h"
+#include "halo/process_group.h"
 #include "halo/progress.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
@@ -251,6 +256,7 @@ TrainStep::TrainStep(const TrainerConfig& config, TrainingTask& task)
       parameters_(checked_parameters(task)),
       optimizer_(std::make_unique<AdamW>(
           parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master})) {
+  data_parallel = ProcessGroup::world().distributed();
 }
 
 TrainStep::~TrainStep() = default;
@@ -268,18 +274,28 @@ StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double 
     loss_sum = loss_sum.defined() ? loss_sum + value : value;
     outcome.tokens += batch_tokens;
   }
+  ProcessGroup& world = ProcessGroup::world();
+  const bool reduce = all_reduce_gradients || data_parallel;
   std::vector<at::Tensor> grads;
   for (const auto& [name, p] : parameters_) {
-    if (all_reduce_gradients && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    if (reduce && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     grads.push_back(p.grad());
   }
-  if (all_reduce_gradients) {
-    all_reduce_gradients(grads);
+  if (reduce) {
+    if (all_reduce_gradients) {
+      all_reduce_gradients(grads);
+    } else {
+      world.all_reduce_mean(grads);
+    }
     for (size_t i = 0; i < grads.size(); ++i) {
       if (!grads[i].is_same(parameters_[i].second.grad())) parameters_[i].second.mutable_grad() = grads[i];
     }
   }
   outcome.loss = loss_sum.item<double>() / count;
+  if (data_parallel) {  // every rank reports the loss and tokens of the whole step
+    outcome.loss = world.sum(outcome.loss) / world.size();
+    outcome.tokens = static_cast<int64_t>(world.sum(static_cast<double>(outcome.tokens)));
+  }
   outcome.grad_norm = clip_grad_norm(grads, config_.grad_clip);
   grads.clear();
   outcome.applied = std::isfinite(outcome.loss) && std::isfinite(outcome.grad_norm);
@@ -330,8 +346,12 @@ Trainer::Trainer(TrainerConfig config, TrainingTask& task, TokenBatcher& data)
 
 TrainingResult Trainer::run() {
   const std::string checkpoints_dir = join_path(config_.run_dir, "checkpoints");
-  create_directories(checkpoints_dir);
-  remove_stale_checkpoint_dirs(checkpoints_dir);
+  ProcessGroup& world = ProcessGroup::world();
+  const bool main_rank = world.is_main();  // the one rank that writes
+  if (main_rank) {
+    create_directories(checkpoints_dir);
+    remove_stale_checkpoint_dirs(checkpoints_dir);
+  }
 
   TrainStep train_step(config_, task_);
   train_step.all_reduce_gradients = all_reduce_gradients;
@@ -343,6 +363,8 @@ TrainingResult Trainer::run() {
   TrainingState state;
   std::optional<TrainingCheckpoint> resumed;
   std::string resumed_from;
+  // The main rank picks the checkpoint (setting damaged ones aside) before the others look.
+  if (!main_rank) world.barrier();
   if (const auto checkpoints = list_checkpoints(checkpoints_dir); !checkpoints.empty()) {
     // Newest first; a damaged one is set aside (or, with resume_fallback off, stops the run).
     for (auto it = checkpoints.rbegin(); it != checkpoints.rend() && !resumed; ++it) {
@@ -350,7 +372,7 @@ TrainingResult Trainer::run() {
         resumed = load_training_checkpoint(it->path);
         resumed_from = it->path;
       } catch (const Error& error) {
-        if (!config_.resume_fallback) {
+        if (!config_.resume_fallback || !main_rank) {
           fail(error.what(), "; not resuming from an older checkpoint (train.resume_fallback is false)");
         }
         const std::string aside = set_aside_damaged_checkpoint(it->path);
@@ -379,10 +401,14 @@ TrainingResult Trainer::run() {
   } else {
     at::manual_seed(config_.seed);
   }
+  if (main_rank) world.barrier();
   state.config_json = config_json;
 
-  MetricsLog metrics(join_path(config_.run_dir, "metrics.jsonl"), state.step);
-  auto save = [&](TrainingState saved, TensorMap rng) {
+  std::optional<MetricsLog> metrics;
+  if (main_rank) metrics.emplace(join_path(config_.run_dir, "metrics.jsonl"), state.step);
+  // Only the main rank writes checkpoints; the others' weights are the same after every step.
+  auto save = [&](TrainingState saved, TensorMap rng) -> std::string {
+    if (!main_rank) return checkpoint_name(saved.step) + " (written by rank 0)";
     saved.config_json = config_json;
     TrainingCheckpoint checkpoint{std::move(saved), trainable_state(parameters), {}, std::move(rng)};
     for (const auto& [key, tensor] : optimizer.state()) checkpoint.optimizer.emplace(key, tensor);
@@ -395,7 +421,8 @@ TrainingResult Trainer::run() {
   TrainingResult result;
   result.final_loss = state.loss;
   StopSignalHandlers signals;
-  ProgressBar bar(config_.label, std::max<int64_t>(config_.steps - state.step, 0), "step");
+  std::optional<ProgressBar> bar;
+  if (main_rank) bar.emplace(config_.label, std::max<int64_t>(config_.steps - state.step, 0), "step");
   const Clock::time_point session_start = Clock::now();
   const double elapsed_before = state.elapsed_s;
   while (state.step < config_.steps) {
@@ -443,7 +470,7 @@ TrainingResult Trainer::run() {
     state.loss = loss_value;
     state.lr = lr;
     state.elapsed_s = elapsed_before + seconds_since(session_start);
-    metrics.append({{"step", number},
+    if (metrics) metrics->append({{"step", number},
                     {"loss", loss_value},
                     {"lr", lr},
                     {"grad_norm", grad_norm},
@@ -452,25 +479,29 @@ TrainingResult Trainer::run() {
                     {"peak_memory_bytes", peak_memory_bytes(cuda_devices)},
                     {"elapsed_s", state.elapsed_s},
                     {"skipped", skipped}});
-    bar.set_postfix(progress_postfix(loss_value, lr));
-    bar.advance();
+    if (bar) {
+      bar->set_postfix(progress_postfix(loss_value, lr));
+      bar->advance();
+    }
     result.final_loss = loss_value;
 
-    const bool stop_requested = stop_signal != 0 && state.step < config_.steps;
+    // A signal to any rank stops every rank after the same step.
+    const int signal_seen = static_cast<int>(world.max(static_cast<double>(stop_signal.load())));
+    const bool stop_requested = signal_seen != 0 && state.step < config_.steps;
     if (stop_requested || state.step == config_.steps ||
         (config_.checkpoint_every > 0 && state.step % config_.checkpoint_every == 0)) {
       state.data_cursor = data_.cursor();
       const std::string path = save(state, capture_rng(cuda_devices));
       if (stop_requested) {
-        bar.finish();
-        log::warn(cat(config_.label, ": stopped by signal ", stop_signal.load(), " after step ", state.step,
+        if (bar) bar->finish();
+        log::warn(cat(config_.label, ": stopped by signal ", signal_seen, " after step ", state.step,
                       "; checkpoint ", path));
-        result.stop_signal = stop_signal.load();
+        result.stop_signal = signal_seen;
         break;
       }
     }
   }
-  bar.finish();
+  if (bar) bar->finish();
   result.steps_done = state.step;
   return result;
 }

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,7 @@
 #include "halo/inference_cache.h"
 #include "halo/logging.h"
 #include "halo/model_config.h"
+#include "halo/process_group.h"
 #include "halo/trainer.h"
 #include "halo/training_tasks.h"
 
@@ -265,7 +267,11 @@ int bench_training(int argc, char** argv) {
   add_profile_option(options);
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
-  const c10::Device device = parse_device(result["device"].as<std::string>());
+  // Under torchrun: every rank steps with its own batch, gradients averaged (one GPU each).
+  ProcessGroup& world = ProcessGroup::world();
+  world.init(launch_environment());
+  c10::Device device = parse_device(result["device"].as<std::string>());
+  if (device.is_cuda() && world.distributed()) device = parse_device(cat("cuda:", world.local_rank()));
   const c10::ScalarType dtype = device.is_cuda() ? c10::kBFloat16 : c10::kFloat;
   const int stage = result["stage"].as<int>();
   if (stage < 1 || stage > 3) usage_fail("--stage must be 1, 2 or 3");
@@ -279,16 +285,26 @@ int bench_training(int argc, char** argv) {
   }
   BenchReport report;
   report.title = "halo bench training";
-  report.columns = {{"stage", "stage"},          {"batch", "batch"},       {"seq_len", "seq len"},
-                    {"recompute", "recompute"},  {"step_s", "step s", 3},  {"tokens_per_s", "tokens/s", 0},
-                    {"mfu_percent", "MFU %", 1}, {"peak_gb", "peak GB", 1}};
+  report.columns = {{"stage", "stage"},
+                    {"batch", "batch"},
+                    {"seq_len", "seq len"},
+                    {"recompute", "recompute"},
+                    {"world_size", "ranks"},
+                    {"step_s", "step s", 3},
+                    {"tokens_per_s", "tokens/s", 0},
+                    {"tokens_per_s_per_rank", "tokens/s a rank", 0},
+                    {"scaling_efficiency_percent", "scaling %", 1},
+                    {"mfu_percent", "MFU %", 1},
+                    {"peak_gb", "peak GB", 1}};
   report.notes =
       cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; the training step of halo run "
           "(the stage's task, clipping and the AdamW update). MFU against ",
           result["peak-tflops"].as<double>(),
           " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
-          "counted).");
-  BenchOutput output(result, device, argc, argv, report, training_chart);
+          "counted). Under torchrun the batch is per rank; scaling % is a rank's tokens/s over rank 0's alone "
+          "(no reduction), measured first in the same job.");
+  std::optional<BenchOutput> output;  // rank 0 reports
+  if (world.is_main()) output.emplace(result, device, argc, argv, report, training_chart);
   const ModelConfig teacher_config = qwen3_1_7b();
   const ModelConfig student_config =
       hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
@@ -310,11 +326,23 @@ int bench_training(int argc, char** argv) {
     const at::Tensor ids = at::randint(0, teacher_config.vocab_size, {batch, t + 1}, at::kLong);
     train_step.run({ids}, 1e-5);
   };
-  step();
-  reset_peak_memory(device);
-  auto start = clock_type::now();
-  for (int64_t s = 0; s < steps; ++s) step();
-  const double seconds = seconds_since(start, device) / steps;
+  auto seconds_per_step = [&] {
+    step();
+    reset_peak_memory(device);
+    auto start = clock_type::now();
+    for (int64_t s = 0; s < steps; ++s) step();
+    return seconds_since(start, device) / steps;
+  };
+  double alone = 0;  // rank 0's step time without the reduction: the one-GPU baseline
+  if (world.distributed()) {
+    if (world.is_main()) {
+      train_step.data_parallel = false;
+      alone = seconds_per_step();
+      train_step.data_parallel = true;
+    }
+    world.barrier();
+  }
+  const double seconds = seconds_per_step();
   const double tokens = static_cast<double>(batch * t);
   // Model FLOPs per token: 6 x trainable (forward + backward) + 2 x frozen forward
   // (teacher, and the student's frozen parts), attention scores ignored.
@@ -327,20 +355,26 @@ int bench_training(int argc, char** argv) {
                         {"batch", batch},
                         {"seq_len", t},
                         {"device", device.str()},
+                        {"world_size", world.size()},
                         {"step_s", seconds},
-                        {"tokens_per_s", tokens / seconds},
+                        {"tokens_per_s", tokens * world.size() / seconds},
+                        {"tokens_per_s_per_rank", tokens / seconds},
+                        {"scaling_efficiency_percent", world.distributed() ? 100 * alone / seconds : 100.0},
                         {"mfu", mfu},
                         {"peak_gb", peak_memory_gb(device)},
                         {"trainable_parameters", trainable},
                         {"recompute", result.count("recompute-activations") > 0},
                         {"mfu_percent", 100 * mfu}};
-  output.add(row);
+  if (!world.is_main()) return kExitOk;
+  output->add(row);
   if (result.count("json"))
     std::printf("%s\n", row.dump().c_str());
   else
-    std::printf("stage %d, [%lld, %lld]: %.3f s/step, %.0f tokens/s, MFU %.1f%%, peak %.1f GB\n", stage,
-                static_cast<long long>(batch), static_cast<long long>(t), seconds, tokens / seconds, 100 * mfu,
-                peak_memory_gb(device));
+    std::printf("stage %d, [%lld, %lld] x %d ranks: %.3f s/step, %.0f tokens/s (%.0f a rank, scaling %.1f%%), MFU "
+                "%.1f%%, peak %.1f GB\n",
+                stage, static_cast<long long>(batch), static_cast<long long>(t), world.size(), seconds,
+                tokens * world.size() / seconds, tokens / seconds, row["scaling_efficiency_percent"].get<double>(),
+                100 * mfu, peak_memory_gb(device));
   std::fflush(stdout);
   if (result.count("profile"))
     print_profile(profile_step(step, device, result["profile"].as<std::string>()), result.count("json") > 0);

@@ -1,0 +1,200 @@
+// ProcessGroup (see process_group.h) over c10d: a TCPStore for the rendezvous and a
+// ProcessGroupGloo backend. Gloo's headers come from Debian's libgloo-dev (the torch wheel ships
+// the library code, not the headers); this is the one file that includes them. Every c10d
+// failure becomes a one-line halo::Error that names the rank and what the others should do.
+#include "halo/process_group.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <string>
+#include <tuple>
+
+#include "halo/error.h"
+
+namespace halo {
+namespace {
+
+// How long a collective (a barrier included) may wait for the other ranks. Rank 0 alone runs
+// the evaluation stages while the others wait at a barrier, so this is long; a rank that dies
+// is noticed at once through its closed sockets, not after the timeout.
+std::chrono::milliseconds collective_timeout() {
+  const char* text = std::getenv("HALO_DISTRIBUTED_TIMEOUT_S");
+  const long seconds = text != nullptr ? std::strtol(text, nullptr, 10) : 4 * 3600;
+  if (seconds < 1) usage_fail("HALO_DISTRIBUTED_TIMEOUT_S must be a positive number of seconds, not '", text, "'");
+  return std::chrono::seconds(seconds);
+}
+
+// The variable's value as an integer in [lo, hi]; fails naming it.
+int integer_variable(const char* name, int lo, int hi) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') {
+    usage_fail(name, " is not set, but other torchrun variables are (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, "
+               "MASTER_PORT); launch with torchrun or set all five");
+  }
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < lo || value > hi) {
+    usage_fail(name, "='", text, "' must be an integer from ", lo, " to ", hi);
+  }
+  return static_cast<int>(value);
+}
+
+[[noreturn]] void collective_failed(int rank, const char* what, const std::exception& e) {
+  std::string why = e.what();
+  if (const auto* c10_error = dynamic_cast<const c10::Error*>(&e)) why = c10_error->what_without_backtrace();
+  fail("rank ", rank, ": ", what, " with the other ranks failed (", why.substr(0, why.find('\n')),
+       "); another rank has probably stopped; run the same command again to resume from the last checkpoint");
+}
+
+}  // namespace
+
+struct ProcessGroup::Backend {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+};
+
+LaunchEnvironment launch_environment() {
+  LaunchEnvironment launch;
+  const char* names[] = {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"};
+  bool any = false;
+  for (const char* name : names) any |= std::getenv(name) != nullptr;
+  if (!any) return launch;
+  launch.world_size = integer_variable("WORLD_SIZE", 1, 65536);
+  launch.rank = integer_variable("RANK", 0, launch.world_size - 1);
+  launch.local_rank = integer_variable("LOCAL_RANK", 0, launch.world_size - 1);
+  launch.master_port = integer_variable("MASTER_PORT", 1, 65535);
+  const char* addr = std::getenv("MASTER_ADDR");
+  if (addr == nullptr || *addr == '\0') usage_fail("MASTER_ADDR is not set; launch with torchrun or set it");
+  launch.master_addr = addr;
+  return launch;
+}
+
+ProcessGroup& ProcessGroup::world() {
+  static ProcessGroup group;
+  return group;
+}
+
+void ProcessGroup::init(const LaunchEnvironment& launch) {
+  if (backend_) fail("the process group is already set up");
+  rank_ = launch.rank;
+  local_rank_ = launch.local_rank;
+  if (launch.world_size == 1) return;
+  auto backend = std::make_shared<Backend>();
+  try {
+    // torchrun's agent serves the store itself (TORCHELASTIC_USE_AGENT_STORE): every rank is a
+    // client under the attempt's prefix, as torch.distributed's env:// does. Otherwise rank 0
+    // serves it.
+    const char* agent_store = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    const bool agent = agent_store != nullptr && std::string(agent_store) == "True";
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<uint16_t>(launch.master_port);
+    options.isServer = !agent && launch.rank == 0;
+    options.numWorkers = launch.world_size;
+    options.waitWorkers = !agent;
+    options.timeout = std::chrono::minutes(5);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, options);
+    if (agent) {
+      const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+      backend->store = c10::make_intrusive<c10d::PrefixStore>(cat("/worker/attempt_", attempt ? attempt : "0"), tcp);
+    } else {
+      backend->store = tcp;
+    }
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(collective_timeout());
+    gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    backend->gloo =
+        c10::make_intrusive<c10d::ProcessGroupGloo>(backend->store, launch.rank, launch.world_size, gloo_options);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    collective_failed(launch.rank,
+                      cat("meeting at ", launch.master_addr, ":", launch.master_port, " (MASTER_ADDR:MASTER_PORT)").c_str(),
+                      e);
+  }
+  backend_ = std::move(backend);
+  size_ = launch.world_size;
+}
+
+void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
+  if (size_ == 1) return;
+  // Buckets of one dtype and device, in the tensors' order.
+  struct Bucket {
+    std::vector<size_t> members;
+    int64_t bytes = 0;
+    at::Tensor flat;
+  };
+  std::vector<Bucket> buckets;
+  std::map<std::tuple<int, int, int>, size_t> open;  // (dtype, device) -> the bucket being filled
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const at::Tensor& t = tensors[i];
+    const auto key = std::make_tuple(static_cast<int>(t.scalar_type()), static_cast<int>(t.device().type()),
+                                     static_cast<int>(t.device().index()));
+    auto it = open.find(key);
+    if (it == open.end() || buckets[it->second].bytes + static_cast<int64_t>(t.nbytes()) > kBucketBytes) {
+      buckets.emplace_back();
+      it = open.insert_or_assign(key, buckets.size() - 1).first;
+    }
+    buckets[it->second].members.push_back(i);
+    buckets[it->second].bytes += static_cast<int64_t>(t.nbytes());
+  }
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+  try {
+    for (Bucket& bucket : buckets) {
+      std::vector<at::Tensor> pieces;
+      for (size_t i : bucket.members) pieces.push_back(tensors[i].reshape({-1}));
+      bucket.flat = at::cat(pieces);
+      std::vector<at::Tensor> arg{bucket.flat};
+      works.push_back(backend_->gloo->allreduce(arg));
+    }
+    for (auto& work : works) work->wait();
+  } catch (const std::exception& e) {
+    collective_failed(rank_, "averaging gradients", e);
+  }
+  for (Bucket& bucket : buckets) {
+    bucket.flat.div_(size_);
+    int64_t offset = 0;
+    for (size_t i : bucket.members) {
+      const int64_t n = tensors[i].numel();
+      tensors[i].copy_(bucket.flat.narrow(0, offset, n).view(tensors[i].sizes()));
+      offset += n;
+    }
+  }
+}
+
+namespace {
+double reduce_number(c10d::ProcessGroupGloo& gloo, int rank, double value, c10d::ReduceOp op) {
+  std::vector<at::Tensor> arg{at::full({1}, value, at::kDouble)};
+  c10d::AllreduceOptions options;
+  options.reduceOp = op;
+  try {
+    gloo.allreduce(arg, options)->wait();
+  } catch (const std::exception& e) {
+    collective_failed(rank, "a reduction", e);
+  }
+  return arg[0].item<double>();
+}
+}  // namespace
+
+double ProcessGroup::sum(double value) {
+  return size_ == 1 ? value : reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::SUM);
+}
+
+double ProcessGroup::max(double value) {
+  return size_ == 1 ? value : reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::MAX);
+}
+
+void ProcessGroup::barrier() {
+  if (size_ == 1) return;
+  try {
+    backend_->gloo->barrier()->wait();
+  } catch (const std::exception& e) {
+    collective_failed(rank_, "waiting at a barrier", e);
+  }
+}
+
+}  // namespace halo
