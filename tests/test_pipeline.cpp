@@ -336,32 +336,73 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
   ASSERT_EQ(exit_status_of(spawn_halo({"run", one, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
   const std::string two = d.dir + "/two.yaml";
   test::write_text(two, read_file(experiment_yaml(d, body(4))));
-  for (pid_t pid : spawn_ranks({"run", two, "--set", "run_dir=" + d.dir + "/two"}, log, 2)) {
-    EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
-  }
-  for (const char* stage : {"align", "distill", "finetune"}) {
-    const auto single = load_tensors(d.dir + "/one/" + stage + "/model");
-    const auto ranks2 = load_tensors(d.dir + "/two/" + stage + "/model");
-    ASSERT_EQ(single.size(), ranks2.size()) << stage;
-    double difference = 0, norm = 0;
-    for (const auto& [name, t] : single) {
-      difference += (t.to(at::kDouble) - ranks2.at(name).to(at::kDouble)).pow(2).sum().item<double>();
-      norm += t.to(at::kDouble).pow(2).sum().item<double>();
+  // Without and with ZeRO-1 (AdamW state sharded over the ranks).
+  for (const std::string zero : {"0", "1"}) {
+    const std::string run = d.dir + "/two-zero" + zero;
+    std::vector<std::string> args{"run", two, "--set", "run_dir=" + run};
+    for (const char* stage : {"align", "distill", "finetune"}) {
+      args.insert(args.end(), {"--set", cat(stage, ".train.zero=", zero)});
     }
-    EXPECT_LT(std::sqrt(difference / norm), 1e-6) << stage;
-    // Rank 0 alone wrote the stage: one metrics file with the global token count.
-    const auto done = json::parse(read_file(d.dir + "/two/" + stage + "/DONE"));
-    EXPECT_EQ(done["tokens"], json::parse(read_file(d.dir + "/one/" + stage + "/DONE"))["tokens"]) << stage;
+    for (pid_t pid : spawn_ranks(args, log, 2)) EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
+    auto expect_close = [&](const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b,
+                            const std::string& what) {
+      ASSERT_EQ(a.size(), b.size()) << what;
+      double difference = 0, norm = 0;
+      for (const auto& [name, t] : a) {
+        ASSERT_EQ(b.count(name), 1u) << what << " " << name;
+        difference += (t.to(at::kDouble) - b.at(name).to(at::kDouble)).pow(2).sum().item<double>();
+        norm += t.to(at::kDouble).pow(2).sum().item<double>();
+      }
+      EXPECT_LT(std::sqrt(difference / norm), 1e-6) << what;
+    };
+    for (const char* stage : {"align", "distill", "finetune"}) {
+      expect_close(load_tensors(d.dir + "/one/" + stage + "/model"), load_tensors(run + "/" + stage + "/model"),
+                   cat("zero ", zero, " ", stage));
+      // Rank 0 alone wrote the stage, with the global token count.
+      const auto done = json::parse(read_file(run + "/" + stage + "/DONE"));
+      EXPECT_EQ(done["tokens"], json::parse(read_file(d.dir + "/one/" + stage + "/DONE"))["tokens"]) << stage;
+    }
+    // The checkpoint holds the whole optimizer state, gathered from both ranks under ZeRO-1.
+    expect_close(load_tensors(d.dir + "/one/align/checkpoints/step-00000004/optimizer.safetensors"),
+                 load_tensors(run + "/align/checkpoints/step-00000004/optimizer.safetensors"),
+                 cat("zero ", zero, " optimizer state"));
+    // The logged loss is the global one.
+    const std::vector<double> a = losses(d.dir + "/one/distill/metrics.jsonl"),
+                              b = losses(run + "/distill/metrics.jsonl");
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
   }
-  // The logged loss is the global one.
-  const std::vector<double> a = losses(d.dir + "/one/distill/metrics.jsonl"),
-                            b = losses(d.dir + "/two/distill/metrics.jsonl");
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * std::abs(a[i])) << "step " << i + 1;
 }
 
 // A rank killed mid-stage stops the other within a bounded time with a one-line error; the
 // checkpoint rank 0 wrote resumes on one rank, and that one's on two again.
+// select under torchrun: each rank measures its share of the layers; the selection (and every
+// layer's recall and commonsense numbers) is the one a single process makes from the same stage 1.
+TEST(Pipeline, TwoRanksSplitTheLayerSelection) {
+  const TinyData d = make_data();
+  const std::string path = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
+             ", seq_len: 32, batch_size: 4}\n  train: {steps: 3, lr: 1.0e-3}\nselect:\n  criterion: halo\n  keep: 2\n"
+             "  niah: {length: 512, samples: 2, depths: [0.5], filler: " + d.text + "}\n  commonsense: {text: " +
+             d.text + ", tokens: 256}\n");
+  const std::string log = d.dir + "/select.log";
+  ASSERT_EQ(exit_status_of(spawn_halo({"run", path, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
+  create_directories(d.dir + "/two/align");
+  for (const char* file : {"DONE", "model/config.json", "model/model.safetensors"}) {
+    create_directories(parent_directory(d.dir + "/two/align/" + file));
+    copy_file_atomic(d.dir + "/one/align/" + file, d.dir + "/two/align/" + file);
+  }
+  for (pid_t pid : spawn_ranks({"run", path, "--set", "run_dir=" + d.dir + "/two", "--stage", "select"}, log, 2)) {
+    EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
+  }
+  const json one = json::parse(read_file(d.dir + "/one/select/selection.json"));
+  const json two = json::parse(read_file(d.dir + "/two/select/selection.json"));
+  for (const char* key : {"attention_layers", "recall", "commonsense", "scores"}) {
+    EXPECT_EQ(one[key], two[key]) << key;
+  }
+  EXPECT_EQ(one["recall"].size(), 4u);
+}
+
 TEST(Pipeline, AKilledRankStopsTheRunAndCheckpointsMoveBetweenWorldSizes) {
   const TinyData d = make_data();
   const std::string path = experiment_yaml(

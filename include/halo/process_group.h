@@ -47,6 +47,10 @@ class ProcessGroup {
   // Averages the tensors over the ranks, in place: flattened into buckets of one dtype and
   // device (at most kBucketBytes each), one all-reduce per bucket, all in flight together.
   void all_reduce_mean(std::vector<at::Tensor>& tensors);
+  // Sums the tensors over the ranks, in place, the same way.
+  void all_reduce_sum(std::vector<at::Tensor>& tensors);
+  // Sends tensors from rank `root` to every rank, in place (flattened in buckets as above).
+  void broadcast(std::vector<at::Tensor>& tensors, int root);
   // Sums, and takes the largest of, one number over the ranks.
   double sum(double value);
   double max(double value);

@@ -45,6 +45,9 @@ struct TrainerConfig {
   double max_skipped_fraction = 0.05;
   int64_t checkpoint_every = 0;     // 0: only at the end (and on a signal)
   int64_t keep_checkpoints = 2;
+  // Under torchrun: 0 every rank holds the whole AdamW state; 1 (ZeRO-1) each rank keeps and
+  // updates the state of its share of the parameters and sends them to the others after a step.
+  int64_t zero = 0;
   // On resume, a newest checkpoint that fails its checksums or checks is set aside and the one
   // before it used; false: stop with the error instead.
   bool resume_fallback = true;
@@ -98,6 +101,9 @@ class TrainStep {
   // The task's trainable parameters, checked (requires_grad, unique names), in its order.
   const std::vector<std::pair<std::string, at::Tensor>>& parameters() const { return parameters_; }
   AdamW& optimizer() { return *optimizer_; }
+  // AdamW's whole state by checkpoint key (AdamW::state), on rank 0; with ZeRO-1 a collective
+  // that every rank calls (the owners send their shards), empty on the other ranks.
+  std::vector<std::pair<std::string, at::Tensor>> optimizer_state();
 
   // Called after backward of the last micro-batch, before clipping; the default does nothing
   // (one process). A data-parallel backend averages gradients here. It gets one gradient per
@@ -114,6 +120,7 @@ class TrainStep {
   TrainerConfig config_;
   TrainingTask& task_;
   std::vector<std::pair<std::string, at::Tensor>> parameters_;
+  std::vector<int> owners_;  // ZeRO-1: the rank that updates each parameter; empty without
   std::unique_ptr<AdamW> optimizer_;
 };
 

@@ -158,8 +158,14 @@ NeedleResult evaluate_needle(CausalLM& model, const Tokenizer& tokenizer, const 
     for (size_t i = begin; i < end; ++i) prompts.emplace_back(samples[i].prompt.begin(), samples[i].prompt.end());
     const auto outputs = generate_batch(model, prompts, generation);
     for (size_t i = begin; i < end; ++i) {
-      const auto& out = outputs[i - begin];
-      result.answers[i] = tokenizer.decode(std::vector<int32_t>(out.begin(), out.end()));
+      // An id past the tokenizer's vocabulary (a padded embedding row: Qwen3 has 151,936 rows for
+      // 151,669 tokens) has no text; a model that produces one has answered, wrongly, up to it.
+      std::vector<int32_t> answer;
+      for (int64_t id : outputs[i - begin]) {
+        if (id >= tokenizer.vocab_size()) break;
+        answer.push_back(static_cast<int32_t>(id));
+      }
+      result.answers[i] = tokenizer.decode(answer);
       const bool right = needle_answer_found(result.answers[i], samples[i].value);
       NeedleCell& cell = result.cells[cell_of.at({samples[i].length, samples[i].depth})];
       cell.correct += right;

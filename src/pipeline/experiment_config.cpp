@@ -140,6 +140,7 @@ TrainerConfig read_train(YamlSection s, uint64_t seed) {
   t.checkpoint_every = s.get<int64_t>("checkpoint_every", t.checkpoint_every);
   t.keep_checkpoints = s.get<int64_t>("keep_checkpoints", t.keep_checkpoints);
   t.resume_fallback = s.get<bool>("resume_fallback", t.resume_fallback);
+  t.zero = s.get<int64_t>("zero", t.zero);
   t.seed = seed;
   s.finish();
   if (const auto problem = trainer_config_problem(t)) s.invalid(problem->key, problem->reason);

@@ -257,9 +257,10 @@ int run_select(const Experiment& x, const Runtime& rt) {
   options.keep = c.keep;
   LayerMeasurements m;
   m.layers = layers;
+  ProcessGroup& world = ProcessGroup::world();
   if (!c.attention_layers.empty()) {
     json given = {{"criterion", "given"}, {"attention_layers", c.attention_layers}};
-    write_file_atomic(join_path(dir, "selection.json"), given.dump(2) + "\n");
+    if (world.is_main()) write_file_atomic(join_path(dir, "selection.json"), given.dump(2) + "\n");
     log::info(cat("select: attention layers given in ", x.path));
     return 0;
   }
@@ -287,21 +288,34 @@ int run_select(const Experiment& x, const Runtime& rt) {
       fail(x.path, ": criterion kl needs select.commonsense.text (held-out text to compare on)");
     }
     const std::vector<int64_t> stop_ids = stop_token_ids(teacher_dir(x), teacher_config, tokenizer.get());
-    ProgressBar bar("select", layers, "layer");
-    for (int64_t i = 0; i < layers; ++i) {
+    // Under torchrun rank r measures layers r, r + world size, ...; the sums give every rank
+    // every layer's numbers (zeros elsewhere).
+    at::Tensor kl = at::zeros({layers}, at::kDouble), recall = at::zeros({layers}, at::kDouble),
+               commonsense = at::zeros({layers}, at::kDouble);
+    ProgressBar bar("select", (layers - world.rank() + world.size() - 1) / world.size(), "layer");
+    for (int64_t i = world.rank(); i < layers; i += world.size()) {
       CausalLM hybrid = teacher_with_one_lightning_layer(teacher, stage1, i);
       if (options.criterion == SelectionCriterion::kl) {
-        m.kl.push_back(kl_to_teacher(hybrid, teacher, probe, c.heldout_tokens));
+        kl[i] = kl_to_teacher(hybrid, teacher, probe, c.heldout_tokens);
       } else {
-        m.recall.push_back(recall_of(hybrid, *tokenizer, probe, c, stop_ids));
-        if (options.criterion == SelectionCriterion::halo)
-          m.commonsense.push_back(commonsense_of(hybrid, *tokenizer, probe, c));
+        recall[i] = recall_of(hybrid, *tokenizer, probe, c, stop_ids);
+        if (options.criterion == SelectionCriterion::halo) commonsense[i] = commonsense_of(hybrid, *tokenizer, probe, c);
       }
-      bar.set_postfix(cat("layer ", i, m.recall.empty() ? "" : cat(" R ", fixed(m.recall.back(), 3))));
+      bar.set_postfix(cat("layer ", i, " R ", fixed(recall[i].item<double>(), 3)));
       bar.advance();
     }
     bar.finish();
+    std::vector<at::Tensor> measured{kl, recall, commonsense};
+    world.all_reduce_sum(measured);
+    auto values = [](const at::Tensor& t) { return std::vector<double>(t.data_ptr<double>(), t.data_ptr<double>() + t.numel()); };
+    if (options.criterion == SelectionCriterion::kl) {
+      m.kl = values(measured[0]);
+    } else {
+      m.recall = values(measured[1]);
+      if (options.criterion == SelectionCriterion::halo) m.commonsense = values(measured[2]);
+    }
   }
+  if (!world.is_main()) return 0;
   const LayerSelection selection = select_attention_layers(m, options);
   write_selection_report(dir, selection);
   std::string kept;
@@ -549,7 +563,7 @@ std::string describe_plan(const Experiment& x, int world_size) {
       << x.seed << ", student position encoding " << position_encoding_name(x.position_encoding) << ")\n";
   if (world_size > 1) {
     out << world_size << " ranks (torchrun): batches are per rank, token counts global, memory per rank (each "
-        << "holds every model and the whole optimizer state)\n";
+        << "holds every model; the optimizer state is split over the ranks where train.zero is 1)\n";
   }
   int64_t params = 0;
   ModelConfig teacher;
@@ -573,8 +587,11 @@ std::string describe_plan(const Experiment& x, int world_size) {
     const TrainingStageConfig* s = training_stage(x, stage);
     if (s != nullptr) {
       const double models = std::string(stage) == "pretrain" || std::string(stage) == "finetune" ? 1 : 2;
-      // weights of every model held + float32 AdamW moments + gradients of what trains (upper bound)
-      const double memory = params * (models * bytes_per_param + 8 + bytes_per_param) +
+      // weights of every model held + float32 AdamW moments (and master copies), a share of them
+      // under ZeRO-1, + gradients of what trains (upper bound)
+      const double optimizer_bytes = (8.0 + (s->train.fp32_master && bytes_per_param < 4 ? 4 : 0)) /
+                                     (s->train.zero == 1 ? world_size : 1);
+      const double memory = params * (models * bytes_per_param + optimizer_bytes + bytes_per_param) +
                             static_cast<double>(s->data.batch_size) * s->data.seq_len * teacher.hidden_size *
                                 teacher.num_hidden_layers * 16 * (s->recompute_activations ? 0.1 : 1.0);
       out << ": " << s->train.steps << " steps x " << s->train.grad_accum << " x [" << s->data.batch_size << ", "
@@ -623,9 +640,9 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   check_inputs(x, stage);
   const Runtime rt = runtime_of(x);
-  // Under torchrun every rank trains (data parallel); the main rank alone holds the lock, writes
-  // models and DONE, and runs the evaluation stages (select, tune, report) while the others
-  // wait at the barrier that ends each stage.
+  // Under torchrun every rank trains (data parallel) and measures its share of select's layers;
+  // the main rank alone holds the lock, writes models and DONE, and runs tune and report while
+  // the others wait at the barrier that ends each stage.
   ProcessGroup& world = ProcessGroup::world();
   create_directories(x.run_dir);
   std::optional<RunDirectoryLock> lock;
@@ -645,7 +662,8 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     auto start = clock_type::now();
     create_directories(stage_dir(x, s));
     const TrainingStageConfig* training = training_stage(x, s);
-    if (training != nullptr || world.is_main()) {
+    // Training stages and select run on every rank (each measures its share of the layers).
+    if (training != nullptr || world.is_main() || std::string(s) == "select") {
       if (const int signal = run_stage(x, s, rt)) {
         log::warn(cat(s, ": interrupted; run the same command again to resume"));
         return signal;

@@ -11,11 +11,18 @@
 
 namespace halo {
 
-AdamW::AdamW(NamedTensors parameters, AdamWOptions options) : parameters_(std::move(parameters)), options_(options) {
+AdamW::AdamW(NamedTensors parameters, AdamWOptions options, std::vector<bool> owned)
+    : parameters_(std::move(parameters)), owned_(std::move(owned)), options_(options) {
   c10::NoGradGuard no_grad;
+  if (!owned_.empty() && owned_.size() != parameters_.size()) fail("AdamW: ownership of ", owned_.size(), " parameters given for ", parameters_.size());
   moments_.reserve(parameters_.size());
-  for (const auto& [name, p] : parameters_) {
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const at::Tensor& p = parameters_[i].second;
     Moments m;
+    if (!owns(i)) {
+      moments_.push_back(std::move(m));
+      continue;
+    }
     const auto f32 = p.options().dtype(at::kFloat);
     m.exp_avg = at::zeros(p.sizes(), f32);
     m.exp_avg_sq = at::zeros(p.sizes(), f32);
@@ -34,7 +41,7 @@ void AdamW::step(double lr) {
   for (size_t i = 0; i < parameters_.size(); ++i) {
     const at::Tensor& p = parameters_[i].second;
     const at::Tensor& grad = p.grad();
-    if (!grad.defined()) continue;
+    if (!grad.defined() || !owns(i)) continue;
     Moments& m = moments_[i];
     const at::Tensor g = grad.to(at::kFloat);
     // The float32 tensor that takes the update: the master copy, the parameter itself, or a
@@ -54,9 +61,21 @@ void AdamW::zero_grad() {
   for (auto& [name, p] : parameters_) p.mutable_grad() = at::Tensor();
 }
 
+bool AdamW::keeps_master(size_t i) const {
+  return options_.fp32_master && parameters_[i].second.scalar_type() != at::kFloat;
+}
+
+std::vector<at::Tensor> AdamW::state_of(size_t i) const {
+  if (!owns(i)) return {};
+  std::vector<at::Tensor> state{moments_[i].exp_avg, moments_[i].exp_avg_sq};
+  if (moments_[i].master.defined()) state.push_back(moments_[i].master);
+  return state;
+}
+
 NamedTensors AdamW::state() const {
   NamedTensors state;
   for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!owns(i)) continue;
     const std::string& name = parameters_[i].first;
     state.emplace_back("exp_avg." + name, moments_[i].exp_avg);
     state.emplace_back("exp_avg_sq." + name, moments_[i].exp_avg_sq);
@@ -79,6 +98,7 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, int64_t s
     into.copy_(found->second);
   };
   for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!owns(i)) continue;
     const std::string& name = parameters_[i].first;
     restore("exp_avg." + name, moments_[i].exp_avg, true);
     restore("exp_avg_sq." + name, moments_[i].exp_avg_sq, true);

@@ -10,6 +10,8 @@
 // parameter, so updates smaller than the bf16 spacing accumulate instead of vanishing.
 // One step count t serves every parameter (it counts step() calls); a parameter without a
 // gradient in some step is left alone, moments included, but t still advances.
+// Sharded (ZeRO-1): given `owned`, only the owned parameters get moments and updates; the
+// others belong to another rank, which updates them and sends them over (TrainStep).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -32,7 +34,7 @@ class AdamW {
  public:
   // `parameters` are the trainable tensors (leaves with requires_grad); they are updated in place.
   // Moments (and master copies) are allocated here, on each parameter's device.
-  AdamW(NamedTensors parameters, AdamWOptions options);
+  AdamW(NamedTensors parameters, AdamWOptions options, std::vector<bool> owned = {});
 
   // Updates every parameter that has a gradient (.grad() defined) at learning rate `lr`.
   void step(double lr);
@@ -43,10 +45,15 @@ class AdamW {
   const NamedTensors& parameters() const { return parameters_; }
 
   // The state by checkpoint key: exp_avg.<name>, exp_avg_sq.<name>, and master.<name> for each
-  // parameter with a master copy. The tensors are the live state (save, do not modify).
+  // parameter with a master copy, of the owned parameters. The tensors are the live state (save,
+  // do not modify).
   NamedTensors state() const;
-  // Copies a saved state() into this optimizer's tensors and sets t to `steps`. Fails naming
-  // `origin` and the key when a moment is missing or its shape differs. A master copy absent
+  // The state of parameter i (exp_avg, exp_avg_sq, master when kept), empty when not owned.
+  std::vector<at::Tensor> state_of(size_t i) const;
+  bool owns(size_t i) const { return owned_.empty() || owned_[i]; }
+  bool keeps_master(size_t i) const;
+  // Copies a saved state() (of every parameter) into this optimizer's owned tensors and sets t
+  // to `steps`. Fails naming `origin` and the key when a moment is missing or its shape differs. A master copy absent
   // from `state` starts from the parameter (fp32_master switched on); one not needed is ignored.
   void load_state(const std::map<std::string, at::Tensor>& state, int64_t steps, const std::string& origin);
 
@@ -55,6 +62,7 @@ class AdamW {
     at::Tensor exp_avg, exp_avg_sq, master;  // master undefined unless fp32_master and not float32
   };
   NamedTensors parameters_;
+  std::vector<bool> owned_;  // empty: every parameter
   std::vector<Moments> moments_;
   AdamWOptions options_;
   int64_t steps_ = 0;

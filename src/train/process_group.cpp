@@ -120,9 +120,13 @@ void ProcessGroup::init(const LaunchEnvironment& launch) {
   size_ = launch.world_size;
 }
 
-void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
-  if (size_ == 1) return;
-  // Buckets of one dtype and device, in the tensors' order.
+namespace {
+
+// Runs `collective` (which starts a c10d operation on one flat tensor) on buckets of `tensors`:
+// one dtype and device each, at most ProcessGroup::kBucketBytes, all in flight together; then
+// copies each bucket back into its tensors, multiplied by `scale`.
+template <class Collective>
+void in_buckets(std::vector<at::Tensor>& tensors, double scale, int rank, const char* what, Collective collective) {
   struct Bucket {
     std::vector<size_t> members;
     int64_t bytes = 0;
@@ -135,7 +139,8 @@ void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
     const auto key = std::make_tuple(static_cast<int>(t.scalar_type()), static_cast<int>(t.device().type()),
                                      static_cast<int>(t.device().index()));
     auto it = open.find(key);
-    if (it == open.end() || buckets[it->second].bytes + static_cast<int64_t>(t.nbytes()) > kBucketBytes) {
+    if (it == open.end() ||
+        buckets[it->second].bytes + static_cast<int64_t>(t.nbytes()) > ProcessGroup::kBucketBytes) {
       buckets.emplace_back();
       it = open.insert_or_assign(key, buckets.size() - 1).first;
     }
@@ -148,15 +153,14 @@ void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
       std::vector<at::Tensor> pieces;
       for (size_t i : bucket.members) pieces.push_back(tensors[i].reshape({-1}));
       bucket.flat = at::cat(pieces);
-      std::vector<at::Tensor> arg{bucket.flat};
-      works.push_back(backend_->gloo->allreduce(arg));
+      works.push_back(collective(bucket.flat));
     }
     for (auto& work : works) work->wait();
   } catch (const std::exception& e) {
-    collective_failed(rank_, "averaging gradients", e);
+    collective_failed(rank, what, e);
   }
   for (Bucket& bucket : buckets) {
-    bucket.flat.div_(size_);
+    if (scale != 1) bucket.flat.mul_(scale);
     int64_t offset = 0;
     for (size_t i : bucket.members) {
       const int64_t n = tensors[i].numel();
@@ -164,6 +168,34 @@ void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
       offset += n;
     }
   }
+}
+
+}  // namespace
+
+void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
+  if (size_ == 1) return;
+  in_buckets(tensors, 1.0 / size_, rank_, "averaging gradients", [&](at::Tensor& flat) {
+    std::vector<at::Tensor> arg{flat};
+    return backend_->gloo->allreduce(arg);
+  });
+}
+
+void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
+  if (size_ == 1) return;
+  in_buckets(tensors, 1.0, rank_, "summing", [&](at::Tensor& flat) {
+    std::vector<at::Tensor> arg{flat};
+    return backend_->gloo->allreduce(arg);
+  });
+}
+
+void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root) {
+  if (size_ == 1) return;
+  in_buckets(tensors, 1.0, rank_, "sending parameters", [&](at::Tensor& flat) {
+    std::vector<at::Tensor> arg{flat};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    return backend_->gloo->broadcast(arg, options);
+  });
 }
 
 namespace {

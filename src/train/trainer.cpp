@@ -250,13 +250,66 @@ std::string progress_postfix(double loss, double lr) {
 
 }  // namespace
 
+// ZeRO-1's owners: each parameter to the rank with the fewest elements so far, largest first
+// (the greedy partition of torch's ZeroRedundancyOptimizer), the same on every rank.
+std::vector<int> parameter_owners(const NamedTensors& parameters, int ranks) {
+  std::vector<size_t> order(parameters.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return parameters[a].second.numel() > parameters[b].second.numel();
+  });
+  std::vector<int64_t> load(static_cast<size_t>(ranks), 0);
+  std::vector<int> owners(parameters.size(), 0);
+  for (size_t i : order) {
+    const auto least = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    owners[i] = least;
+    load[static_cast<size_t>(least)] += parameters[i].second.numel();
+  }
+  return owners;
+}
+
 TrainStep::TrainStep(const TrainerConfig& config, TrainingTask& task)
-    : config_(config),
-      task_(task),
-      parameters_(checked_parameters(task)),
-      optimizer_(std::make_unique<AdamW>(
-          parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master})) {
-  data_parallel = ProcessGroup::world().distributed();
+    : config_(config), task_(task), parameters_(checked_parameters(task)) {
+  ProcessGroup& world = ProcessGroup::world();
+  data_parallel = world.distributed();
+  std::vector<bool> owned;
+  if (data_parallel && config.zero == 1) {
+    owners_ = parameter_owners(parameters_, world.size());
+    for (int owner : owners_) owned.push_back(owner == world.rank());
+  }
+  optimizer_ = std::make_unique<AdamW>(
+      parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master},
+      std::move(owned));
+}
+
+NamedTensors TrainStep::optimizer_state() {
+  if (owners_.empty()) return optimizer_->state();
+  // Each owner sends its parameters' state; rank 0 keeps all of it.
+  ProcessGroup& world = ProcessGroup::world();
+  NamedTensors state;
+  for (int owner = 0; owner < world.size(); ++owner) {
+    std::vector<at::Tensor> sent;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      if (owners_[i] != owner) continue;
+      const std::string& name = parameters_[i].first;
+      std::vector<at::Tensor> tensors = optimizer_->state_of(i);
+      if (tensors.empty()) {  // not ours: room for the owner's
+        const auto f32 = parameters_[i].second.options().dtype(at::kFloat);
+        const size_t count = optimizer_->keeps_master(i) ? 3 : 2;
+        for (size_t k = 0; k < count; ++k) tensors.push_back(at::empty(parameters_[i].second.sizes(), f32));
+      }
+      names.push_back("exp_avg." + name);
+      names.push_back("exp_avg_sq." + name);
+      if (tensors.size() == 3) names.push_back("master." + name);
+      sent.insert(sent.end(), tensors.begin(), tensors.end());
+    }
+    if (owner != 0) world.broadcast(sent, owner);
+    if (world.is_main()) {
+      for (size_t k = 0; k < sent.size(); ++k) state.emplace_back(names[k], sent[k]);
+    }
+  }
+  return state;
 }
 
 TrainStep::~TrainStep() = default;
@@ -299,7 +352,21 @@ StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double 
   outcome.grad_norm = clip_grad_norm(grads, config_.grad_clip);
   grads.clear();
   outcome.applied = std::isfinite(outcome.loss) && std::isfinite(outcome.grad_norm);
-  if (outcome.applied) optimizer_->step(lr);
+  if (outcome.applied) {
+    optimizer_->step(lr);
+    // ZeRO-1: each rank updated its own parameters; every owner sends them to the others.
+    if (!owners_.empty() && data_parallel) {
+      c10::NoGradGuard no_grad;
+      ProcessGroup& world = ProcessGroup::world();
+      for (int owner = 0; owner < world.size(); ++owner) {
+        std::vector<at::Tensor> updated;
+        for (size_t i = 0; i < parameters_.size(); ++i) {
+          if (owners_[i] == owner) updated.push_back(parameters_[i].second.detach());
+        }
+        world.broadcast(updated, owner);
+      }
+    }
+  }
   optimizer_->zero_grad();
   return outcome;
 }
@@ -336,6 +403,7 @@ std::optional<TrainerConfigProblem> trainer_config_problem(const TrainerConfig& 
     return problem("checkpoint_every", cat("must be >= 0 (0: only at the end), not ", c.checkpoint_every));
   }
   if (c.keep_checkpoints < 1) return problem("keep_checkpoints", cat("must be >= 1, not ", c.keep_checkpoints));
+  if (c.zero != 0 && c.zero != 1) return problem("zero", cat("must be 0 or 1 (ZeRO-1: AdamW state sharded), not ", c.zero));
   return std::nullopt;
 }
 
@@ -407,11 +475,13 @@ TrainingResult Trainer::run() {
   std::optional<MetricsLog> metrics;
   if (main_rank) metrics.emplace(join_path(config_.run_dir, "metrics.jsonl"), state.step);
   // Only the main rank writes checkpoints; the others' weights are the same after every step.
+  // The optimizer state is gathered on every rank (ZeRO-1 shards it: a collective).
   auto save = [&](TrainingState saved, TensorMap rng) -> std::string {
+    NamedTensors optimizer_state = train_step.optimizer_state();
     if (!main_rank) return checkpoint_name(saved.step) + " (written by rank 0)";
     saved.config_json = config_json;
     TrainingCheckpoint checkpoint{std::move(saved), trainable_state(parameters), {}, std::move(rng)};
-    for (const auto& [key, tensor] : optimizer.state()) checkpoint.optimizer.emplace(key, tensor);
+    for (const auto& [key, tensor] : optimizer_state) checkpoint.optimizer.emplace(key, tensor);
     const std::string path = save_training_checkpoint(checkpoints_dir, checkpoint);
     prune_checkpoints(checkpoints_dir, config_.keep_checkpoints);
     log::debug(cat(config_.label, ": checkpoint ", path));

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -259,6 +260,7 @@ int bench_training(int argc, char** argv) {
       ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
       ("recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")
       ("fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")
+      ("zero", "Under torchrun: shard the AdamW state over the ranks (ZeRO-1, the experiment key train.zero: 1)")
       ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
       ("json", "JSON line");
@@ -318,6 +320,7 @@ int bench_training(int argc, char** argv) {
   if (stage == 3) task = std::make_unique<LanguageModelingTask>(student);
   TrainerConfig trainer;
   trainer.fp32_master = result.count("fp32-master") > 0;
+  trainer.zero = result.count("zero") > 0 ? 1 : 0;
   trainer.label = cat("bench stage ", stage);
   TrainStep train_step(trainer, *task);
   int64_t trainable = 0;
@@ -334,7 +337,9 @@ int bench_training(int argc, char** argv) {
     return seconds_since(start, device) / steps;
   };
   double alone = 0;  // rank 0's step time without the reduction: the one-GPU baseline
-  if (world.distributed()) {
+  // (Not under --zero: rank 0 alone would update only its share of the parameters.)
+  const bool baseline = world.distributed() && trainer.zero == 0;
+  if (baseline) {
     if (world.is_main()) {
       train_step.data_parallel = false;
       alone = seconds_per_step();
@@ -359,7 +364,7 @@ int bench_training(int argc, char** argv) {
                         {"step_s", seconds},
                         {"tokens_per_s", tokens * world.size() / seconds},
                         {"tokens_per_s_per_rank", tokens / seconds},
-                        {"scaling_efficiency_percent", world.distributed() ? 100 * alone / seconds : 100.0},
+                        {"scaling_efficiency_percent", baseline ? 100 * alone / seconds : world.distributed() ? NAN : 100.0},
                         {"mfu", mfu},
                         {"peak_gb", peak_memory_gb(device)},
                         {"trainable_parameters", trainable},
