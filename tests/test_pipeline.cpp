@@ -376,24 +376,29 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
 
 // A rank killed mid-stage stops the other within a bounded time with a one-line error; the
 // checkpoint rank 0 wrote resumes on one rank, and that one's on two again.
-// select under torchrun: each rank measures its share of the layers; the selection (and every
-// layer's recall and commonsense numbers) is the one a single process makes from the same stage 1.
-TEST(Pipeline, TwoRanksSplitTheLayerSelection) {
+// select and tune under torchrun: each rank scores its share of the layers (of the grid of a);
+// the selection and every layer's numbers, and tune's curve and choice, are those a single
+// process makes from the same models.
+TEST(Pipeline, TwoRanksSplitSelectAndTune) {
   const TinyData d = make_data();
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
   const std::string path = experiment_yaml(
-      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
-             ", seq_len: 32, batch_size: 4}\n  train: {steps: 3, lr: 1.0e-3}\nselect:\n  criterion: halo\n  keep: 2\n"
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+             "  train: {steps: 3, lr: 1.0e-3}\nselect:\n  criterion: halo\n  keep: 2\n"
              "  niah: {length: 512, samples: 2, depths: [0.5], filler: " + d.text + "}\n  commonsense: {text: " +
-             d.text + ", tokens: 256}\n");
-  const std::string log = d.dir + "/select.log";
+             d.text + ", tokens: 256}\ndistill:\n" + data + "  train: {steps: 2, lr: 1.0e-3}\ntune: {text: " + d.text +
+             ", grid: [100, 1000, 10000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\n");
+  const std::string log = d.dir + "/split.log";
   ASSERT_EQ(exit_status_of(spawn_halo({"run", path, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
-  create_directories(d.dir + "/two/align");
-  for (const char* file : {"DONE", "model/config.json", "model/model.safetensors"}) {
-    create_directories(parent_directory(d.dir + "/two/align/" + file));
-    copy_file_atomic(d.dir + "/one/align/" + file, d.dir + "/two/align/" + file);
+  for (const char* file : {"align/DONE", "align/model/config.json", "align/model/model.safetensors", "distill/DONE",
+                           "distill/model/config.json", "distill/model/model.safetensors"}) {
+    create_directories(parent_directory(d.dir + "/two/" + file));
+    copy_file_atomic(d.dir + "/one/" + file, d.dir + "/two/" + file);
   }
-  for (pid_t pid : spawn_ranks({"run", path, "--set", "run_dir=" + d.dir + "/two", "--stage", "select"}, log, 2)) {
-    EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
+  for (const char* stage : {"select", "tune"}) {
+    for (pid_t pid : spawn_ranks({"run", path, "--set", "run_dir=" + d.dir + "/two", "--stage", stage}, log, 2)) {
+      EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
+    }
   }
   const json one = json::parse(read_file(d.dir + "/one/select/selection.json"));
   const json two = json::parse(read_file(d.dir + "/two/select/selection.json"));
@@ -401,6 +406,13 @@ TEST(Pipeline, TwoRanksSplitTheLayerSelection) {
     EXPECT_EQ(one[key], two[key]) << key;
   }
   EXPECT_EQ(one["recall"].size(), 4u);
+  const json tune1 = json::parse(read_file(d.dir + "/one/tune/hype_scaling.json"));
+  const json tune2 = json::parse(read_file(d.dir + "/two/tune/hype_scaling.json"));
+  EXPECT_EQ(tune1["points"], tune2["points"]);
+  EXPECT_EQ(tune1["best_a"], tune2["best_a"]);
+  EXPECT_EQ(tune1["points"].size(), 3u);
+  EXPECT_EQ(load_model_config(d.dir + "/two/tune/model").attn_logits_scaling_a,
+            std::optional<double>(tune1["best_a"].get<double>()));
 }
 
 TEST(Pipeline, AKilledRankStopsTheRunAndCheckpointsMoveBetweenWorldSizes) {

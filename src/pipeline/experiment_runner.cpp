@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <numeric>
 #include <optional>
 #include <sstream>
 
@@ -393,9 +394,47 @@ int run_tune(const Experiment& x, const Runtime& rt) {
   options.niah_tolerance = t.niah_tolerance;
   options.ppl_tokens = t.ppl_tokens;
   options.seed = x.seed + 2;
-  const HypeScalingResult result =
-      tune_hype_scaling(model, *tokenizer, read_file(t.text), read_file(t.filler),
-                        stop_token_ids(student_dir, model.config(), tokenizer.get()), options);
+  check_hype_scaling_options(options);
+  // Under torchrun rank r scores the grid's values r, r + world size, ...; the sums of their
+  // rows (zeros elsewhere) give every point on every rank.
+  ProcessGroup& world = ProcessGroup::world();
+  HypeScalingOptions share = options;
+  share.grid.clear();
+  for (size_t i = static_cast<size_t>(world.rank()); i < options.grid.size(); i += static_cast<size_t>(world.size())) {
+    share.grid.push_back(options.grid[i]);
+  }
+  HypeScalingResult mine;
+  if (!share.grid.empty()) {
+    mine = tune_hype_scaling(model, *tokenizer, read_file(t.text), read_file(t.filler),
+                             stop_token_ids(student_dir, model.config(), tokenizer.get()), share);
+  }
+  const auto lengths = static_cast<int64_t>(options.lengths.size());
+  at::Tensor rows = at::zeros({static_cast<int64_t>(options.grid.size()), 2 * lengths}, at::kDouble);
+  for (size_t k = 0; k < mine.points.size(); ++k) {
+    const int64_t row = world.rank() + static_cast<int64_t>(k) * world.size();
+    for (int64_t l = 0; l < lengths; ++l) {
+      rows[row][l] = mine.points[k].niah_by_length[l];
+      rows[row][lengths + l] = mine.points[k].nll_by_length[l];
+    }
+  }
+  std::vector<at::Tensor> gathered{rows};
+  world.all_reduce_sum(gathered);
+  HypeScalingResult result;
+  result.lengths = options.lengths;
+  for (size_t i = 0; i < options.grid.size(); ++i) {
+    HypeScalingPoint p;
+    p.a = options.grid[i];
+    for (int64_t l = 0; l < lengths; ++l) {
+      p.niah_by_length.push_back(rows[static_cast<int64_t>(i)][l].item<double>());
+      p.nll_by_length.push_back(rows[static_cast<int64_t>(i)][lengths + l].item<double>());
+    }
+    p.niah = std::accumulate(p.niah_by_length.begin(), p.niah_by_length.end(), 0.0) / lengths;
+    p.mean_nll = std::accumulate(p.nll_by_length.begin(), p.nll_by_length.end(), 0.0) / lengths;
+    result.points.push_back(std::move(p));
+  }
+  result.best_a = choose_hype_scaling(result.points, options.niah_tolerance);
+  if (world.distributed()) log::info(cat("tune: HyPE a = ", result.best_a, " over the whole grid"));
+  if (!world.is_main()) return 0;
   write_hype_scaling_report(stage_dir(x, "tune"), result, options);
   model.set_hype_scaling(result.best_a);
   save_model_directory(model, model_dir(x, "tune"), save_options(x, rt));
@@ -640,9 +679,9 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   check_inputs(x, stage);
   const Runtime rt = runtime_of(x);
-  // Under torchrun every rank trains (data parallel) and measures its share of select's layers;
-  // the main rank alone holds the lock, writes models and DONE, and runs tune and report while
-  // the others wait at the barrier that ends each stage.
+  // Under torchrun every rank trains (data parallel) and scores its share of select's layers and
+  // tune's grid; the main rank alone holds the lock, writes models and DONE, and runs report
+  // while the others wait at the barrier that ends each stage.
   ProcessGroup& world = ProcessGroup::world();
   create_directories(x.run_dir);
   std::optional<RunDirectoryLock> lock;
@@ -662,8 +701,9 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     auto start = clock_type::now();
     create_directories(stage_dir(x, s));
     const TrainingStageConfig* training = training_stage(x, s);
-    // Training stages and select run on every rank (each measures its share of the layers).
-    if (training != nullptr || world.is_main() || std::string(s) == "select") {
+    // Training stages, select and tune run on every rank (each scores its share of the layers
+    // or of the grid of a).
+    if (training != nullptr || world.is_main() || std::string(s) == "select" || std::string(s) == "tune") {
       if (const int signal = run_stage(x, s, rt)) {
         log::warn(cat(s, ": interrupted; run the same command again to resume"));
         return signal;
