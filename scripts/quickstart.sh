@@ -22,18 +22,21 @@ mkdir -p "$data/retrieval"
 
 echo "== corpus"
 "$root/scripts/prepare_corpus.sh" --out runs/corpus/raw
+# The quickstart's corpus: the Debian packages without the kernel documentation, which
+# scripts/prepare_smollm2_data.sh adds to the same folder (--with-linux).
+mapfile -t corpus < <(ls runs/corpus/raw/*.jsonl | grep -v '/linux\.jsonl$')
 if [ ! -f "$data/retrieval/retrieval.jsonl" ]; then
-  "$halo" data retrieval --filler runs/corpus/raw --out "$data/retrieval/retrieval.jsonl" \
+  "$halo" data retrieval ${corpus[@]/#/--filler=} --out "$data/retrieval/retrieval.jsonl" \
     --documents 30000 --min-chars 100 --max-chars 600
 fi
 
 echo "== tokenizer"
 if [ ! -f "$data/tokenizer/tokenizer.json" ]; then
-  "$halo" tokenizer train --input runs/corpus/raw "$data/retrieval" --vocab-size 2048 --max-mb 12 \
+  "$halo" tokenizer train --input "${corpus[@]}" "$data/retrieval" --vocab-size 2048 --max-mb 12 \
     --out "$data/tokenizer"
 fi
 if [ ! -f "$data/tokens/manifest.json" ]; then
-  "$halo" data prepare --tokenizer "$data/tokenizer" --input runs/corpus/raw "$data/retrieval" --out "$data/tokens"
+  "$halo" data prepare --tokenizer "$data/tokenizer" --input "${corpus[@]}" "$data/retrieval" --out "$data/tokens"
 fi
 
 echo "== HALO"

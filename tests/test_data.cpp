@@ -1,7 +1,9 @@
 // Training data: tokenize_corpus on small corpora (formats, splits, directories, globs, threads,
 // manifest, errors and the commit protocol) with a byte-level test tokenizer, and the
 // TokenDataset / TokenBatcher loader on synthetic token files whose ids are their own offsets,
-// so that every row of a batch says which window it came from.
+// so that every row of a batch says which window it came from. Also the synthetic retrieval
+// documents (halo/needle_text.h, `halo data retrieval`): the NIAH template, several needles per
+// document, digit-free filler, determinism and errors.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -21,6 +23,7 @@
 #include "data/token_dataset.h"
 #include "halo/error.h"
 #include "halo/file_system.h"
+#include "halo/needle_text.h"
 #include "halo/token_corpus.h"
 #include "halo/tokenizer.h"
 #include "test_support.h"
@@ -478,6 +481,174 @@ TEST(TokenBatcherTest, TooLittleDataAndOutOfVocabularyIdsAreClearErrors) {
   TokenDataset corrupt(make_token_dir(40, /*vocab_size=*/30));
   TokenBatcher batcher(corrupt, {3, 10, 0, 0, 1});
   EXPECT_NE(error_of([&] { batcher.next(); }).find("is not below vocab_size 30"), std::string::npos);
+}
+
+// ---- Retrieval documents ----
+
+// Occurrences of `needle` in `text`.
+size_t count_of(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+const std::vector<std::string> kFiller = {"Alpha runs.",          "Beta jumps high.", "Gamma sleeps!",
+                                          "Delta reads a book.",  "Epsilon sings?",   "Zeta waits.",
+                                          "Eta counts to 10 now.", "Theta has 3 cats."};
+
+// The key and value of every needle sentence of `doc`, in the order they appear.
+std::vector<std::pair<std::string, std::string>> needles_of(const std::string& doc) {
+  static const std::regex needle(R"( The special magic number for ([a-z]+-[a-z]+) is: ([0-9]{7})\.)");
+  std::vector<std::pair<std::string, std::string>> found;
+  const size_t questions = doc.find("\nWhat is");
+  const std::string body = doc.substr(0, questions);
+  for (auto it = std::sregex_iterator(body.begin(), body.end(), needle); it != std::sregex_iterator(); ++it) {
+    found.emplace_back((*it)[1], (*it)[2]);
+  }
+  return found;
+}
+
+TEST(RetrievalDocumentsTest, OneNeedleIsTheNiahTemplateFollowedByItsAnswer) {
+  RetrievalDocumentOptions o;
+  o.count = 2;
+  o.min_chars = 10;
+  o.max_chars = 40;
+  o.seed = 7;
+  const std::vector<std::string> filler = split_sentences(
+      "Alpha runs. Beta jumps high. Gamma sleeps!\nDelta reads a book. Epsilon sings? Zeta waits.\n");
+  const auto docs = retrieval_documents(filler, o);
+  // Pinned: the documents of one needle are those halo wrote before --needles existed.
+  ASSERT_EQ(docs.size(), 2u);
+  EXPECT_EQ(docs[0], needle_header() +
+                         "Epsilon sings? The special magic number for quiet-walnut is: 9609346. Zeta waits. Alpha "
+                         "runs." +
+                         needle_question("quiet-walnut") + " 9609346.");
+  EXPECT_EQ(docs[1], needle_header() + "Beta jumps high. The special magic number for proud-wizard is: 9077985. "
+                                       "Gamma sleeps!" +
+                         needle_question("proud-wizard") + " 9077985.");
+  o.count = 50;
+  for (const auto& doc : retrieval_documents(kFiller, o)) {
+    const auto needles = needles_of(doc);
+    ASSERT_EQ(needles.size(), 1u) << doc;
+    EXPECT_EQ(doc.rfind(needle_header(), 0), 0u) << doc;
+    const std::string tail = needle_question(needles[0].first) + " " + needles[0].second + ".";
+    ASSERT_GE(doc.size(), tail.size());
+    EXPECT_EQ(doc.substr(doc.size() - tail.size()), tail) << doc;
+    EXPECT_EQ(count_of(doc, "\nWhat is"), 1u) << doc;
+  }
+}
+
+TEST(RetrievalDocumentsTest, SeveralNeedlesHaveDistinctKeysAndEachIsAskedOnceAfterTheFiller) {
+  RetrievalDocumentOptions o;
+  o.count = 40;
+  o.min_chars = 20;
+  o.max_chars = 200;
+  o.needles = 5;
+  o.seed = 3;
+  bool some_order_differs = false;
+  for (const auto& doc : retrieval_documents(kFiller, o)) {
+    const auto needles = needles_of(doc);
+    ASSERT_EQ(needles.size(), 5u) << doc;
+    std::set<std::string> keys;
+    for (const auto& [key, value] : needles) keys.insert(key);
+    EXPECT_EQ(keys.size(), 5u) << "keys repeat in " << doc;
+    // After the filler: one question per needle, each followed by that needle's value.
+    const std::string questions = doc.substr(doc.find("\nWhat is"));
+    EXPECT_EQ(count_of(questions, "\nWhat is"), 5u) << doc;
+    EXPECT_EQ(count_of(questions, needle_question(needles[0].first)), 1u);
+    std::vector<std::string> asked;
+    for (const auto& [key, value] : needles) {
+      EXPECT_EQ(count_of(questions, needle_question(key) + " " + value + "."), 1u) << key << " in " << doc;
+    }
+    static const std::regex question(R"(\nWhat is the special magic number for ([a-z]+-[a-z]+) mentioned)");
+    for (auto it = std::sregex_iterator(questions.begin(), questions.end(), question); it != std::sregex_iterator();
+         ++it) {
+      asked.push_back((*it)[1]);
+    }
+    ASSERT_EQ(asked.size(), 5u);
+    for (size_t j = 0; j < 5; ++j) some_order_differs |= asked[j] != needles[j].first;
+    EXPECT_EQ(doc.back(), '.');
+  }
+  EXPECT_TRUE(some_order_differs) << "the questions always follow the needles' order";
+}
+
+TEST(RetrievalDocumentsTest, DigitFreeFillerLeavesOutSentencesWithDigits) {
+  RetrievalDocumentOptions o;
+  o.count = 30;
+  o.min_chars = 100;
+  o.max_chars = 300;
+  o.needles = 2;
+  // The text of a document without its needles, questions and answers: the filler alone.
+  auto filler_of = [](std::string doc) {
+    for (const auto& [key, value] : needles_of(doc)) {
+      const std::string sentence = needle_sentence(key, value);
+      doc.erase(doc.find(sentence), sentence.size());
+    }
+    return doc.substr(needle_header().size(), doc.find("\nWhat is") - needle_header().size());
+  };
+  auto has_digit = [](const std::string& text) {
+    return std::any_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  bool digits_without = false;
+  for (const auto& doc : retrieval_documents(kFiller, o)) digits_without |= has_digit(filler_of(doc));
+  EXPECT_TRUE(digits_without) << "the plain filler should bring its digits";
+  o.digit_free_filler = true;
+  for (const auto& doc : retrieval_documents(kFiller, o)) {
+    EXPECT_FALSE(has_digit(filler_of(doc))) << doc;
+    EXPECT_EQ(needles_of(doc).size(), 2u);
+    EXPECT_NE(doc.find("Alpha runs."), std::string::npos);  // ~300 characters cycle through the filler
+  }
+  EXPECT_NE(error_of([&] { retrieval_documents({"Room 101.", "Catch 22."}, o); }).find("every sentence"),
+            std::string::npos);
+}
+
+TEST(RetrievalDocumentsTest, DeterministicBySeedAndBadOptionsAreErrors) {
+  RetrievalDocumentOptions o;
+  o.count = 10;
+  o.needles = 3;
+  EXPECT_EQ(retrieval_documents(kFiller, o), retrieval_documents(kFiller, o));
+  RetrievalDocumentOptions other = o;
+  other.seed = 1;
+  EXPECT_NE(retrieval_documents(kFiller, o), retrieval_documents(kFiller, other));
+  other = o;
+  other.count = 0;
+  EXPECT_TRUE(retrieval_documents(kFiller, other).empty());
+  for (int64_t needles : {0, 65}) {
+    other = o;
+    other.needles = needles;
+    EXPECT_NE(error_of([&] { retrieval_documents(kFiller, other); }).find("needles per document must be 1 to 64"),
+              std::string::npos);
+  }
+  other = o;
+  other.min_chars = 50;
+  other.max_chars = 40;
+  EXPECT_THROW(retrieval_documents(kFiller, other), Error);
+  EXPECT_NE(error_of([&] { retrieval_documents({}, o); }).find("no sentences"), std::string::npos);
+}
+
+TEST(RetrievalDocumentsTest, CommandLineWritesTheDocumentsItsOptionsAsk) {
+  const std::string dir = make_temp_dir();
+  write_text(dir + "/filler.txt", "Alpha runs. Beta jumps high. Eta counts to 10 now.\nZeta waits. Theta has 3 cats.\n");
+  const auto r = test::run_halo("data retrieval --filler " + dir + "/filler.txt --out " + dir +
+                                "/r.jsonl --documents 4 --min-chars 20 --max-chars 80 --needles 3 "
+                                "--digit-free-filler --seed 5");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  RetrievalDocumentOptions o;
+  o.count = 4;
+  o.min_chars = 20;
+  o.max_chars = 80;
+  o.needles = 3;
+  o.digit_free_filler = true;
+  o.seed = 5;
+  const auto expected = retrieval_documents(
+      split_sentences("Alpha runs. Beta jumps high. Eta counts to 10 now.\nZeta waits. Theta has 3 cats.\n"), o);
+  std::ifstream in(dir + "/r.jsonl");
+  std::vector<std::string> written;
+  for (std::string line; std::getline(in, line);) written.push_back(nlohmann::json::parse(line).at("text"));
+  EXPECT_EQ(written, expected);
+  EXPECT_EQ(test::run_halo("data retrieval --filler " + dir + "/filler.txt --out " + dir + "/r.jsonl --needles 0")
+                .exit_code,
+            2);
 }
 
 }  // namespace

@@ -304,17 +304,36 @@ int free_port() {
 }
 
 // `world` halo processes with the environment torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK,
-// MASTER_ADDR, MASTER_PORT), on a free port of this machine.
+// MASTER_ADDR, MASTER_PORT), on a free port of this machine; a stuck collective fails after two
+// minutes instead of hours.
 std::vector<pid_t> spawn_ranks(const std::vector<std::string>& args, const std::string& log, int world) {
   const std::string port = std::to_string(free_port());
   std::vector<pid_t> ranks;
   for (int rank = 0; rank < world; ++rank) {
     ranks.push_back(spawn_halo(args, log,
                                {cat("RANK=", rank), cat("WORLD_SIZE=", world), cat("LOCAL_RANK=", rank),
-                                "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port}));
+                                "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port, "HALO_DISTRIBUTED_TIMEOUT_S=120"}));
   }
   return ranks;
 }
+
+// Held by each multi-rank test for its whole run: ctest runs tests side by side, and two jobs
+// whose stores met on one port (TCPStore may share a port between listeners) would join each
+// other's ranks. An flock on one file serializes them across test processes.
+class RankTestLock {
+ public:
+  RankTestLock() : fd_(::open("/tmp/halo-rank-tests.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0666)) {
+    if (fd_ >= 0) ::flock(fd_, LOCK_EX);
+  }
+  ~RankTestLock() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RankTestLock(const RankTestLock&) = delete;
+  RankTestLock& operator=(const RankTestLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // Two ranks with the environment torchrun sets (env:// rendezvous, Gloo), B per rank, end every
 // training stage with the weights one process gets from the same global batch 2B: the data is
@@ -323,6 +342,7 @@ std::vector<pid_t> spawn_ranks(const std::vector<std::string>& args, const std::
 // by +-lr whichever way the last rounding went, so the order of the sums (per rank, then across
 // ranks) would decide updates; with a larger eps the update is smooth in the gradient.
 TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
+  const RankTestLock serialized;
   const TinyData d = make_data();
   auto body = [&](int64_t batch) {
     const std::string data = cat("  data: {tokens: ", d.tokens, ", seq_len: 32, batch_size: ", batch, "}\n");
@@ -380,6 +400,7 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
 // the selection and every layer's numbers, and tune's curve and choice, are those a single
 // process makes from the same models.
 TEST(Pipeline, TwoRanksSplitSelectAndTune) {
+  const RankTestLock serialized;
   const TinyData d = make_data();
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
   const std::string path = experiment_yaml(
@@ -416,6 +437,7 @@ TEST(Pipeline, TwoRanksSplitSelectAndTune) {
 }
 
 TEST(Pipeline, AKilledRankStopsTheRunAndCheckpointsMoveBetweenWorldSizes) {
+  const RankTestLock serialized;
   const TinyData d = make_data();
   const std::string path = experiment_yaml(
       d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +

@@ -2,7 +2,9 @@
 // evaluation and by the synthetic retrieval documents that teach a small teacher the task:
 // a header, filler sentences with "The special magic number for <key> is: <value>." hidden at
 // some depth, then the question. Keys are "<adjective>-<noun>", values 7 digits, drawn from a
-// SplitMix64 stream so that every platform produces the same text. No torch here.
+// SplitMix64 stream so that every platform produces the same text. The training documents may
+// hide several needles (distinct keys) and ask for each, and may leave out filler sentences that
+// hold digits; the NIAH prompts are always one needle in the filler as given. No torch here.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -37,10 +39,25 @@ std::string draw_needle_value(SplitMix64& rng);
 // empty pieces dropped.
 std::vector<std::string> split_sentences(const std::string& text);
 
+struct RetrievalDocumentOptions {
+  int64_t count = 2000;     // documents
+  int64_t min_chars = 200;  // filler characters per document: uniform in [min_chars, max_chars]
+  int64_t max_chars = 2000;
+  int64_t needles = 1;  // needles per document, 1 to 64, with distinct keys
+  // Leave out filler sentences that hold an ASCII digit, so that the magic numbers are the only
+  // digits of a document (digits in the filler are distractors for a small model that learns to
+  // copy them).
+  bool digit_free_filler = false;
+  uint64_t seed = 0;
+};
+
 // Training documents for retrieval: header, about `chars` characters of consecutive filler
-// sentences (from a random start) with one needle at a random sentence boundary, the question
-// and its answer (" <value>."). Deterministic by seed.
-std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler_sentences, int64_t count,
-                                             int64_t min_chars, int64_t max_chars, uint64_t seed);
+// sentences (from a random start) with `needles` needles at random sentence boundaries (in the
+// order drawn; several may share a boundary), then for each needle, in a random order, the
+// question and its answer (" <value>."), all in the NIAH prompt's template. Deterministic by
+// options.seed; with one needle and all the filler, the documents are the same as before these
+// options existed.
+std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler_sentences,
+                                             const RetrievalDocumentOptions& options);
 
 }  // namespace halo

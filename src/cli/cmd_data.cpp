@@ -67,26 +67,30 @@ int run_data_retrieval(int argc, char** argv) {
   cxxopts::Options options(
       "halo data retrieval",
       "Write synthetic retrieval documents (JSONL, field \"text\"): real filler sentences with a hidden\n"
-      "\"special magic number\", then the question and its answer, in the NIAH evaluation's template.\n"
+      "\"special magic number\" (or several, --needles), then the question and its answer for each, in the NIAH\n"
+      "evaluation's template.\n"
       "Mixed into a small teacher's pretraining data, they teach it to retrieve in context.\n"
       "Example: halo data retrieval --filler runs/corpus/raw/wordnet --out runs/corpus/raw/retrieval.jsonl");
   // clang-format off
   options.add_options()
-      ("filler", "Text or JSONL (field \"text\") file, or a directory of them (recursed), whose sentences fill the documents",
-       cxxopts::value<std::string>())
+      ("filler", "Text or JSONL (field \"text\") files, or directories of them (recursed), whose sentences fill the "
+       "documents; repeatable", cxxopts::value<std::vector<std::string>>())
       ("o,out", "Output JSONL file", cxxopts::value<std::string>())
       ("documents", "Number of documents", cxxopts::value<int64_t>()->default_value("2000"))
       ("min-chars", "Shortest filler per document, in characters", cxxopts::value<int64_t>()->default_value("200"))
       ("max-chars", "Longest filler per document, in characters", cxxopts::value<int64_t>()->default_value("2000"))
+      ("needles", "Needles per document (distinct keys, 1 to 64), each asked for after the filler",
+       cxxopts::value<int64_t>()->default_value("1"))
+      ("digit-free-filler", "Leave out filler sentences that hold a digit (the magic numbers are then a document's only digits)")
       ("max-filler-mb", "Read at most this much filler text", cxxopts::value<int64_t>()->default_value("20"))
       ("seed", "Seed", cxxopts::value<uint64_t>()->default_value("0"));
   // clang-format on
   add_common_options(options);
   auto result = parse_command_line(options, argc, argv);
-  const std::string filler_path = require_string(result, "filler", "halo data retrieval");
+  if (!result.count("filler")) usage_fail("halo data retrieval: --filler is required");
   const std::string out = require_string(result, "out", "halo data retrieval");
   const int64_t budget = result["max-filler-mb"].as<int64_t>() * 1000000;
-  const std::vector<std::string> files = expand_inputs({filler_path});
+  const std::vector<std::string> files = expand_inputs(result["filler"].as<std::vector<std::string>>());
   std::vector<std::string> sentences;
   int64_t bytes = 0;
   for (const std::string& file : files) {
@@ -115,8 +119,14 @@ int run_data_retrieval(int argc, char** argv) {
       for (auto& sentence : split_sentences(text)) sentences.push_back(std::move(sentence));
     }
   }
-  const auto docs = retrieval_documents(sentences, result["documents"].as<int64_t>(), result["min-chars"].as<int64_t>(),
-                                        result["max-chars"].as<int64_t>(), result["seed"].as<uint64_t>());
+  RetrievalDocumentOptions retrieval;
+  retrieval.count = result["documents"].as<int64_t>();
+  retrieval.min_chars = result["min-chars"].as<int64_t>();
+  retrieval.max_chars = result["max-chars"].as<int64_t>();
+  retrieval.needles = result["needles"].as<int64_t>();
+  retrieval.digit_free_filler = result.count("digit-free-filler") > 0;
+  retrieval.seed = result["seed"].as<uint64_t>();
+  const auto docs = retrieval_documents(sentences, retrieval);
   std::string jsonl;
   for (const auto& doc : docs) jsonl += nlohmann::json({{"text", doc}}).dump() + "\n";
   write_file_atomic(out, jsonl);

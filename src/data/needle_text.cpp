@@ -1,6 +1,7 @@
 // Needle-in-a-haystack text pieces and synthetic retrieval documents (see needle_text.h).
 #include "halo/needle_text.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "halo/error.h"
@@ -68,30 +69,63 @@ std::vector<std::string> split_sentences(const std::string& text) {
   return sentences;
 }
 
-std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler, int64_t count, int64_t min_chars,
-                                             int64_t max_chars, uint64_t seed) {
-  if (filler.empty()) fail("retrieval documents: the filler text has no sentences");
-  if (min_chars < 1 || max_chars < min_chars) usage_fail("retrieval documents: need 1 <= min chars <= max chars");
-  SplitMix64 rng(seed);
+std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler_sentences,
+                                             const RetrievalDocumentOptions& options) {
+  if (options.count < 0) usage_fail("retrieval documents: the count must be >= 0, got ", options.count);
+  if (options.min_chars < 1 || options.max_chars < options.min_chars) {
+    usage_fail("retrieval documents: need 1 <= min chars <= max chars");
+  }
+  if (options.needles < 1 || options.needles > 64) {
+    usage_fail("retrieval documents: needles per document must be 1 to 64, got ", options.needles);
+  }
+  std::vector<const std::string*> filler;
+  filler.reserve(filler_sentences.size());
+  for (const std::string& sentence : filler_sentences) {
+    const bool digit = std::any_of(sentence.begin(), sentence.end(),
+                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; });
+    if (!(options.digit_free_filler && digit)) filler.push_back(&sentence);
+  }
+  if (filler.empty()) {
+    fail(options.digit_free_filler && !filler_sentences.empty()
+             ? "retrieval documents: every sentence of the filler text holds a digit"
+             : "retrieval documents: the filler text has no sentences");
+  }
+  const auto needles = static_cast<size_t>(options.needles);
+  SplitMix64 rng(options.seed);
   std::vector<std::string> docs;
-  docs.reserve(count);
-  for (int64_t d = 0; d < count; ++d) {
-    const std::string key = draw_needle_key(rng), value = draw_needle_value(rng);
+  docs.reserve(static_cast<size_t>(options.count));
+  for (int64_t d = 0; d < options.count; ++d) {
+    std::vector<std::string> keys, values;
+    while (keys.size() < needles) {
+      std::string key = draw_needle_key(rng), value = draw_needle_value(rng);
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) continue;
+      keys.push_back(std::move(key));
+      values.push_back(std::move(value));
+    }
     const int64_t target =
-        min_chars + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_chars - min_chars + 1)));
+        options.min_chars +
+        static_cast<int64_t>(rng.below(static_cast<uint64_t>(options.max_chars - options.min_chars + 1)));
     std::vector<const std::string*> pieces;
     int64_t chars = 0;
     for (size_t i = rng.below(filler.size()); chars < target; i = (i + 1) % filler.size()) {
-      pieces.push_back(&filler[i]);
-      chars += static_cast<int64_t>(filler[i].size()) + 1;
+      pieces.push_back(filler[i]);
+      chars += static_cast<int64_t>(filler[i]->size()) + 1;
     }
-    const size_t needle_at = rng.below(pieces.size() + 1);
+    // needle_at[j]: the sentence boundary needle j goes in front of (pieces.size(): the end).
+    std::vector<size_t> needle_at(needles);
+    for (size_t& at : needle_at) at = rng.below(pieces.size() + 1);
     std::string doc = needle_header();
     for (size_t i = 0; i <= pieces.size(); ++i) {
-      if (i == needle_at) doc += needle_sentence(key, value);
+      for (size_t j = 0; j < needles; ++j) {
+        if (needle_at[j] == i) doc += needle_sentence(keys[j], values[j]);
+      }
       if (i < pieces.size()) doc += (doc.back() == '\n' ? "" : " ") + *pieces[i];
     }
-    doc += needle_question(key) + " " + value + ".";
+    // The questions in a random order (Fisher-Yates; nothing drawn for one needle).
+    std::vector<size_t> order(needles);
+    for (size_t j = 0; j < needles; ++j) order[j] = j;
+    for (size_t j = needles; j > 1; --j) std::swap(order[j - 1], order[rng.below(j)]);
+    for (size_t j : order) doc += needle_question(keys[j]) + " " + values[j] + ".";
     docs.push_back(std::move(doc));
   }
   return docs;
