@@ -51,8 +51,7 @@ class ProcessGroup {
   void all_reduce_sum(std::vector<at::Tensor>& tensors);
   // Sends tensors from rank `root` to every rank, in place (flattened in buckets as above).
   void broadcast(std::vector<at::Tensor>& tensors, int root);
-  // Sums, and takes the largest of, one number over the ranks.
-  double sum(double value);
+  // The largest of one number over the ranks.
   double max(double value);
   // Every rank waits here until all have arrived.
   void barrier();

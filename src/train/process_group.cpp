@@ -25,8 +25,12 @@ namespace {
 // is noticed at once through its closed sockets, not after the timeout.
 std::chrono::milliseconds collective_timeout() {
   const char* text = std::getenv("HALO_DISTRIBUTED_TIMEOUT_S");
-  const long seconds = text != nullptr ? std::strtol(text, nullptr, 10) : 4 * 3600;
-  if (seconds < 1) usage_fail("HALO_DISTRIBUTED_TIMEOUT_S must be a positive number of seconds, not '", text, "'");
+  if (text == nullptr) return std::chrono::hours(4);
+  char* end = nullptr;
+  const long long seconds = std::strtoll(text, &end, 10);
+  if (end == text || *end != '\0' || seconds < 1 || seconds > 30LL * 24 * 3600) {
+    usage_fail("HALO_DISTRIBUTED_TIMEOUT_S='", text, "' must be a whole number of seconds from 1 to 2592000 (30 days)");
+  }
   return std::chrono::seconds(seconds);
 }
 
@@ -85,6 +89,7 @@ void ProcessGroup::init(const LaunchEnvironment& launch) {
   rank_ = launch.rank;
   local_rank_ = launch.local_rank;
   if (launch.world_size == 1) return;
+  const std::chrono::milliseconds timeout = collective_timeout();  // a bad value fails before the rendezvous
   auto backend = std::make_shared<Backend>();
   try {
     // torchrun's agent serves the store itself (TORCHELASTIC_USE_AGENT_STORE): every rank is a
@@ -105,7 +110,7 @@ void ProcessGroup::init(const LaunchEnvironment& launch) {
     } else {
       backend->store = tcp;
     }
-    auto gloo_options = c10d::ProcessGroupGloo::Options::create(collective_timeout());
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     backend->gloo =
         c10::make_intrusive<c10d::ProcessGroupGloo>(backend->store, launch.rank, launch.world_size, gloo_options);
@@ -211,10 +216,6 @@ double reduce_number(c10d::ProcessGroupGloo& gloo, int rank, double value, c10d:
   return arg[0].item<double>();
 }
 }  // namespace
-
-double ProcessGroup::sum(double value) {
-  return size_ == 1 ? value : reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::SUM);
-}
 
 double ProcessGroup::max(double value) {
   return size_ == 1 ? value : reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::MAX);

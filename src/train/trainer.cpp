@@ -346,8 +346,10 @@ StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double 
   }
   outcome.loss = loss_sum.item<double>() / count;
   if (data_parallel) {  // every rank reports the loss and tokens of the whole step
-    outcome.loss = world.sum(outcome.loss) / world.size();
-    outcome.tokens = static_cast<int64_t>(world.sum(static_cast<double>(outcome.tokens)));
+    std::vector<at::Tensor> totals{at::tensor({outcome.loss, static_cast<double>(outcome.tokens)}, at::kDouble)};
+    world.all_reduce_sum(totals);  // one collective for both
+    outcome.loss = totals[0][0].item<double>() / world.size();
+    outcome.tokens = static_cast<int64_t>(totals[0][1].item<double>());
   }
   outcome.grad_norm = clip_grad_norm(grads, config_.grad_clip);
   grads.clear();
