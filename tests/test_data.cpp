@@ -3,7 +3,7 @@
 // TokenDataset / TokenBatcher loader on synthetic token files whose ids are their own offsets,
 // so that every row of a batch says which window it came from. Also the synthetic retrieval
 // documents (halo/needle_text.h, `halo data retrieval`): the NIAH template, several needles per
-// document, digit-free filler, determinism and errors.
+// document, recalls, repeated text, digit-free filler, determinism and errors.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <numeric>
 #include <regex>
 #include <set>
@@ -602,6 +603,61 @@ TEST(RetrievalDocumentsTest, DigitFreeFillerLeavesOutSentencesWithDigits) {
             std::string::npos);
 }
 
+TEST(RetrievalDocumentsTest, RecallsRepeatEachNeedleVerbatimAfterItFromVariedDistances) {
+  RetrievalDocumentOptions o;
+  o.count = 40;
+  o.min_chars = 100;
+  o.max_chars = 300;
+  o.needles = 2;
+  o.recalls = 3;
+  o.seed = 9;
+  std::set<size_t> distances;
+  for (const auto& doc : retrieval_documents(kFiller, o)) {
+    const auto found = needles_of(doc);
+    ASSERT_EQ(found.size(), 8u) << doc;  // 2 needles, each with 3 recalls
+    std::map<std::string, std::string> value_of;
+    for (const auto& [key, value] : found) {
+      EXPECT_EQ(value_of.emplace(key, value).first->second, value) << "a recall changed " << key << " in " << doc;
+    }
+    ASSERT_EQ(value_of.size(), 2u) << doc;
+    const std::string body = doc.substr(0, doc.find("\nWhat is"));
+    for (const auto& [key, value] : value_of) {
+      const std::string sentence = needle_sentence(key, value);
+      EXPECT_EQ(count_of(body, sentence), 4u) << doc;
+      // Characters from the needle to its last recall.
+      distances.insert(body.rfind(sentence) - body.find(sentence));
+      // Still asked exactly once, after the filler, with its answer.
+      EXPECT_EQ(count_of(doc, needle_question(key) + " " + value + "."), 1u) << doc;
+    }
+    EXPECT_EQ(count_of(doc, "\nWhat is"), 2u) << doc;
+  }
+  EXPECT_GT(distances.size(), 20u) << "recalls should follow their needles from many distances";
+  EXPECT_GT(*distances.rbegin(), 100u) << "no recall is far from its needle";
+}
+
+TEST(RetrievalDocumentsTest, RepeatTextWritesTheDocumentTextTwiceBeforeTheQuestions) {
+  RetrievalDocumentOptions o;
+  o.count = 20;
+  o.min_chars = 50;
+  o.max_chars = 200;
+  o.needles = 2;
+  o.recalls = 1;
+  o.seed = 4;
+  const auto plain = retrieval_documents(kFiller, o);
+  o.repeat_text = true;
+  const auto repeated = retrieval_documents(kFiller, o);
+  ASSERT_EQ(repeated.size(), plain.size());
+  for (size_t d = 0; d < plain.size(); ++d) {
+    // The same draws: the plain document with its text (header to questions) written again.
+    const size_t questions = plain[d].find("\nWhat is");
+    const std::string text = plain[d].substr(needle_header().size(), questions - needle_header().size());
+    ASSERT_FALSE(text.empty());
+    EXPECT_EQ(repeated[d], needle_header() + text + "\n" + text + plain[d].substr(questions)) << repeated[d];
+    EXPECT_EQ(needles_of(repeated[d]).size(), 2 * needles_of(plain[d]).size());
+    EXPECT_EQ(count_of(repeated[d], "\nWhat is"), 2u);
+  }
+}
+
 TEST(RetrievalDocumentsTest, DeterministicBySeedAndBadOptionsAreErrors) {
   RetrievalDocumentOptions o;
   o.count = 10;
@@ -623,6 +679,12 @@ TEST(RetrievalDocumentsTest, DeterministicBySeedAndBadOptionsAreErrors) {
   other.min_chars = 50;
   other.max_chars = 40;
   EXPECT_THROW(retrieval_documents(kFiller, other), Error);
+  for (int64_t recalls : {-1, 17}) {
+    other = o;
+    other.recalls = recalls;
+    EXPECT_NE(error_of([&] { retrieval_documents(kFiller, other); }).find("recalls per needle must be 0 to 16"),
+              std::string::npos);
+  }
   EXPECT_NE(error_of([&] { retrieval_documents({}, o); }).find("no sentences"), std::string::npos);
 }
 
@@ -631,7 +693,7 @@ TEST(RetrievalDocumentsTest, CommandLineWritesTheDocumentsItsOptionsAsk) {
   write_text(dir + "/filler.txt", "Alpha runs. Beta jumps high. Eta counts to 10 now.\nZeta waits. Theta has 3 cats.\n");
   const auto r = test::run_halo("data retrieval --filler " + dir + "/filler.txt --out " + dir +
                                 "/r.jsonl --documents 4 --min-chars 20 --max-chars 80 --needles 3 "
-                                "--digit-free-filler --seed 5");
+                                "--digit-free-filler --recalls 2 --repeat-text --seed 5");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   RetrievalDocumentOptions o;
   o.count = 4;
@@ -639,6 +701,8 @@ TEST(RetrievalDocumentsTest, CommandLineWritesTheDocumentsItsOptionsAsk) {
   o.max_chars = 80;
   o.needles = 3;
   o.digit_free_filler = true;
+  o.recalls = 2;
+  o.repeat_text = true;
   o.seed = 5;
   const auto expected = retrieval_documents(
       split_sentences("Alpha runs. Beta jumps high. Eta counts to 10 now.\nZeta waits. Theta has 3 cats.\n"), o);
@@ -647,6 +711,9 @@ TEST(RetrievalDocumentsTest, CommandLineWritesTheDocumentsItsOptionsAsk) {
   for (std::string line; std::getline(in, line);) written.push_back(nlohmann::json::parse(line).at("text"));
   EXPECT_EQ(written, expected);
   EXPECT_EQ(test::run_halo("data retrieval --filler " + dir + "/filler.txt --out " + dir + "/r.jsonl --needles 0")
+                .exit_code,
+            2);
+  EXPECT_EQ(test::run_halo("data retrieval --filler " + dir + "/filler.txt --out " + dir + "/r.jsonl --recalls 17")
                 .exit_code,
             2);
 }

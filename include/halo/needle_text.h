@@ -3,7 +3,9 @@
 // a header, filler sentences with "The special magic number for <key> is: <value>." hidden at
 // some depth, then the question. Keys are "<adjective>-<noun>", values 7 digits, drawn from a
 // SplitMix64 stream so that every platform produces the same text. The training documents may
-// hide several needles (distinct keys) and ask for each, and may leave out filler sentences that
+// hide several needles (distinct keys) and ask for each, may repeat each needle verbatim later in
+// the filler (recalls) or repeat the whole text once (copy targets at varied distances, for the
+// in-context copying a small model must learn first), and may leave out filler sentences that
 // hold digits; the NIAH prompts are always one needle in the filler as given. No torch here.
 #pragma once
 #include <cstdint>
@@ -48,14 +50,22 @@ struct RetrievalDocumentOptions {
   // digits of a document (digits in the filler are distractors for a small model that learns to
   // copy them).
   bool digit_free_filler = false;
+  // Repeat each needle sentence verbatim this many times (0 to 16) at random sentence boundaries
+  // at or after its own: every digit of a recall can be copied from the needle, from a distance
+  // that varies (so no fixed offset solves it), as the answer after the question is copied.
+  int64_t recalls = 0;
+  // Write the text between the header and the questions twice (the copy after a newline): every
+  // token of the copy can be predicted by copying from one document-dependent distance back.
+  bool repeat_text = false;
   uint64_t seed = 0;
 };
 
 // Training documents for retrieval: header, about `chars` characters of consecutive filler
 // sentences (from a random start) with `needles` needles at random sentence boundaries (in the
-// order drawn; several may share a boundary), then for each needle, in a random order, the
-// question and its answer (" <value>."), all in the NIAH prompt's template. Deterministic by
-// options.seed; with one needle and all the filler, the documents are the same as before these
+// order drawn; several may share a boundary; a boundary's needles come before its recalls), the
+// text again with repeat_text, then for each needle, in a random order, the question and its
+// answer (" <value>."), all in the NIAH prompt's template. Deterministic by options.seed; with one
+// needle, all the filler, no recalls and no repeat, the documents are the same as before these
 // options existed.
 std::vector<std::string> retrieval_documents(const std::vector<std::string>& filler_sentences,
                                              const RetrievalDocumentOptions& options);

@@ -67,8 +67,8 @@ int run_data_retrieval(int argc, char** argv) {
   cxxopts::Options options(
       "halo data retrieval",
       "Write synthetic retrieval documents (JSONL, field \"text\"): real filler sentences with a hidden\n"
-      "\"special magic number\" (or several, --needles), then the question and its answer for each, in the NIAH\n"
-      "evaluation's template.\n"
+      "\"special magic number\" (or several, --needles; each optionally repeated later, --recalls), then the\n"
+      "question and its answer for each, in the NIAH evaluation's template.\n"
       "Mixed into a small teacher's pretraining data, they teach it to retrieve in context.\n"
       "Example: halo data retrieval --filler runs/corpus/raw/wordnet --out runs/corpus/raw/retrieval.jsonl");
   // clang-format off
@@ -82,6 +82,10 @@ int run_data_retrieval(int argc, char** argv) {
       ("needles", "Needles per document (distinct keys, 1 to 64), each asked for after the filler",
        cxxopts::value<int64_t>()->default_value("1"))
       ("digit-free-filler", "Leave out filler sentences that hold a digit (the magic numbers are then a document's only digits)")
+      ("recalls", "Repeat each needle verbatim this many times (0 to 16) at random sentence boundaries after it "
+       "(copy targets at varied distances)", cxxopts::value<int64_t>()->default_value("0"))
+      ("repeat-text", "Write each document's text (filler and needles) twice before the questions, so that every "
+       "token of the copy can be copied")
       ("max-filler-mb", "Read at most this much filler text", cxxopts::value<int64_t>()->default_value("20"))
       ("seed", "Seed", cxxopts::value<uint64_t>()->default_value("0"));
   // clang-format on
@@ -125,6 +129,8 @@ int run_data_retrieval(int argc, char** argv) {
   retrieval.max_chars = result["max-chars"].as<int64_t>();
   retrieval.needles = result["needles"].as<int64_t>();
   retrieval.digit_free_filler = result.count("digit-free-filler") > 0;
+  retrieval.recalls = result["recalls"].as<int64_t>();
+  retrieval.repeat_text = result.count("repeat-text") > 0;
   retrieval.seed = result["seed"].as<uint64_t>();
   const auto docs = retrieval_documents(sentences, retrieval);
   std::string jsonl;

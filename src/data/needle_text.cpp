@@ -78,6 +78,9 @@ std::vector<std::string> retrieval_documents(const std::vector<std::string>& fil
   if (options.needles < 1 || options.needles > 64) {
     usage_fail("retrieval documents: needles per document must be 1 to 64, got ", options.needles);
   }
+  if (options.recalls < 0 || options.recalls > 16) {
+    usage_fail("retrieval documents: recalls per needle must be 0 to 16, got ", options.recalls);
+  }
   std::vector<const std::string*> filler;
   filler.reserve(filler_sentences.size());
   for (const std::string& sentence : filler_sentences) {
@@ -114,13 +117,27 @@ std::vector<std::string> retrieval_documents(const std::vector<std::string>& fil
     // needle_at[j]: the sentence boundary needle j goes in front of (pieces.size(): the end).
     std::vector<size_t> needle_at(needles);
     for (size_t& at : needle_at) at = rng.below(pieces.size() + 1);
-    std::string doc = needle_header();
+    // recall_at[j]: the boundaries (at or after needle j's) where needle j is repeated.
+    std::vector<std::vector<size_t>> recall_at(needles);
+    for (size_t j = 0; j < needles; ++j) {
+      for (int64_t r = 0; r < options.recalls; ++r) {
+        recall_at[j].push_back(needle_at[j] + rng.below(pieces.size() + 1 - needle_at[j]));
+      }
+    }
+    std::string text;
     for (size_t i = 0; i <= pieces.size(); ++i) {
       for (size_t j = 0; j < needles; ++j) {
-        if (needle_at[j] == i) doc += needle_sentence(keys[j], values[j]);
+        if (needle_at[j] == i) text += needle_sentence(keys[j], values[j]);
       }
-      if (i < pieces.size()) doc += (doc.back() == '\n' ? "" : " ") + *pieces[i];
+      for (size_t j = 0; j < needles; ++j) {
+        for (size_t at : recall_at[j]) {
+          if (at == i) text += needle_sentence(keys[j], values[j]);
+        }
+      }
+      if (i < pieces.size()) text += (text.empty() ? "" : " ") + *pieces[i];
     }
+    std::string doc = needle_header() + text;
+    if (options.repeat_text) doc += "\n" + text;
     // The questions in a random order (Fisher-Yates; nothing drawn for one needle).
     std::vector<size_t> order(needles);
     for (size_t j = 0; j < needles; ++j) order[j] = j;
