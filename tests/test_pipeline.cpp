@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <iostream>
 #include <sstream>
 
 #include "data/token_dataset.h"
@@ -356,12 +357,16 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
   ASSERT_EQ(exit_status_of(spawn_halo({"run", one, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
   const std::string two = d.dir + "/two.yaml";
   test::write_text(two, read_file(experiment_yaml(d, body(4))));
-  // Without and with ZeRO-1 (AdamW state sharded over the ranks).
-  for (const std::string zero : {"0", "1"}) {
+  // Without ZeRO, with ZeRO-1 (AdamW state sharded over the ranks), and with ZeRO-2 (gradients
+  // too) over two micro-batches of 2 (the reduction overlaps only the last one's backward).
+  for (const std::string zero : {"0", "1", "2"}) {
     const std::string run = d.dir + "/two-zero" + zero;
     std::vector<std::string> args{"run", two, "--set", "run_dir=" + run};
     for (const char* stage : {"align", "distill", "finetune"}) {
       args.insert(args.end(), {"--set", cat(stage, ".train.zero=", zero)});
+      if (zero == "2") {
+        args.insert(args.end(), {"--set", cat(stage, ".train.grad_accum=2"), "--set", cat(stage, ".data.batch_size=2")});
+      }
     }
     for (pid_t pid : spawn_ranks(args, log, 2)) EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
     auto expect_close = [&](const std::map<std::string, at::Tensor>& a, const std::map<std::string, at::Tensor>& b,
@@ -394,12 +399,79 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
   }
 }
 
+// torchrun with one rank (the whole data-parallel path: hooks, buckets, Gloo, or NCCL on a GPU
+// where built with it) trains as one plain process, without ZeRO and with ZeRO-2; on the GPU
+// when there is one.
+TEST(Pipeline, OneRankUnderTorchrunTrainsLikeOneProcess) {
+  const std::string device = at::hasCUDA() && at::getNumGPUs() > 0 ? "cuda" : "cpu";
+  const RankTestLock serialized;
+  const TinyData d = make_data();
+  const std::string data = cat("  data: {tokens: ", d.tokens, ", seq_len: 32, batch_size: 4}\n");
+  const std::string yaml = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+             "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3}\nselect: {attention_layers: [1]}\ndistill:\n" + data +
+             "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3, grad_accum: 2}\n");
+  const std::string log = d.dir + "/cuda.log";
+  auto args = [&](const std::string& run, const std::string& zero) {
+    return std::vector<std::string>{"run", yaml, "--device", device, "--set", "run_dir=" + run,
+                                    "--set", "align.train.zero=" + zero, "--set", "distill.train.zero=" + zero};
+  };
+  ASSERT_EQ(exit_status_of(spawn_halo(args(d.dir + "/plain", "0"), log)), 0) << read_file(log);
+  for (const std::string zero : {"0", "2"}) {
+    const std::string run = d.dir + "/torchrun-zero" + zero;
+    for (pid_t pid : spawn_ranks(args(run, zero), log, 1)) ASSERT_EQ(exit_status_of(pid), 0) << read_file(log);
+    EXPECT_NE(read_file(log).find("torchrun: 1 rank;"), std::string::npos) << read_file(log);
+    const std::string text = read_file(log);
+    std::cout << text.substr(text.find("torchrun: 1 rank;"), text.find('\n', text.find("torchrun: 1 rank;")) -
+                                                               text.find("torchrun: 1 rank;")) << "\n";
+    for (const char* stage : {"align", "distill"}) {
+      const auto a = load_tensors(d.dir + "/plain/" + stage + "/model"), b = load_tensors(run + "/" + stage + "/model");
+      ASSERT_EQ(a.size(), b.size());
+      double difference = 0, norm = 0;
+      for (const auto& [name, t] : a) {
+        difference += (t.to(at::kDouble) - b.at(name).to(at::kDouble)).pow(2).sum().item<double>();
+        norm += t.to(at::kDouble).pow(2).sum().item<double>();
+      }
+      EXPECT_LT(std::sqrt(difference / norm), 1e-6) << "zero " << zero << " " << stage;
+    }
+  }
+}
+
+// Two ranks with ZeRO-1 resume bit-exactly on the same world size: a distill stopped after 2 of
+// its steps and resumed to 4 (constant lr, so the schedule does not depend on the total) ends
+// with the very weights of 4 steps in one go (the data cursor of each rank, the RNG states and
+// the gathered optimizer state all come back).
+TEST(Pipeline, TwoRanksResumeBitExactly) {
+  const RankTestLock serialized;
+  const TinyData d = make_data();
+  const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 2}\n";
+  const std::string path = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+             "  train: {steps: 2, lr: 1.0e-3, zero: 1}\nselect: {attention_layers: [1]}\ndistill:\n" + data +
+             "  train: {steps: 4, lr: 1.0e-3, schedule: constant, warmup_steps: 0, checkpoint_every: 2, zero: 1}\n");
+  const std::string log = d.dir + "/resume.log";
+  auto run = [&](const std::string& dir, std::vector<std::string> extra) {
+    std::vector<std::string> args{"run", path, "--set", "run_dir=" + dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    for (pid_t pid : spawn_ranks(args, log, 2)) ASSERT_EQ(exit_status_of(pid), 0) << read_file(log);
+  };
+  run(d.dir + "/straight", {});
+  run(d.dir + "/resumed", {"--set", "distill.train.steps=2"});
+  run(d.dir + "/resumed", {"--stage", "distill"});
+  EXPECT_NE(read_file(log).find("distill: resuming from"), std::string::npos) << read_file(log);
+  EXPECT_NE(read_file(log).find("(step 2 of 4)"), std::string::npos) << read_file(log);
+  const auto a = load_tensors(d.dir + "/straight/distill/model"), b = load_tensors(d.dir + "/resumed/distill/model");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_TRUE(at::equal(t, b.at(name))) << name;
+  EXPECT_EQ(losses(d.dir + "/straight/distill/metrics.jsonl"), losses(d.dir + "/resumed/distill/metrics.jsonl"));
+}
+
 // A rank killed mid-stage stops the other within a bounded time with a one-line error; the
 // checkpoint rank 0 wrote resumes on one rank, and that one's on two again.
 // select and tune under torchrun: each rank scores its share of the layers (of the grid of a);
 // the selection and every layer's numbers, and tune's curve and choice, are those a single
 // process makes from the same models.
-TEST(Pipeline, TwoRanksSplitSelectAndTune) {
+TEST(Pipeline, TwoRanksSplitSelectTuneAndReport) {
   const RankTestLock serialized;
   const TinyData d = make_data();
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
@@ -408,7 +480,11 @@ TEST(Pipeline, TwoRanksSplitSelectAndTune) {
              "  train: {steps: 3, lr: 1.0e-3}\nselect:\n  criterion: halo\n  keep: 2\n"
              "  niah: {length: 512, samples: 2, depths: [0.5], filler: " + d.text + "}\n  commonsense: {text: " +
              d.text + ", tokens: 256}\ndistill:\n" + data + "  train: {steps: 2, lr: 1.0e-3}\ntune: {text: " + d.text +
-             ", grid: [100, 1000, 10000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\n");
+             ", grid: [100, 1000, 10000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\nreport: {text: " +
+             d.text + ", contexts: [64, 128], ppl_tokens: 600, ppl_tail: 16, filler: " + d.text +
+             ", niah_lengths: [512, 768], niah_depths: [0.3, 0.7], niah_samples: 3, decode_tokens: 4, commonsense: "
+             "{task: " + test::shared_dir() + "/data/piqa/valid.jsonl, labels: " + test::shared_dir() +
+             "/data/piqa/valid-labels.lst, limit: 7}}\n");
   const std::string log = d.dir + "/split.log";
   ASSERT_EQ(exit_status_of(spawn_halo({"run", path, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
   for (const char* file : {"align/DONE", "align/model/config.json", "align/model/model.safetensors", "distill/DONE",
@@ -416,7 +492,7 @@ TEST(Pipeline, TwoRanksSplitSelectAndTune) {
     create_directories(parent_directory(d.dir + "/two/" + file));
     copy_file_atomic(d.dir + "/one/" + file, d.dir + "/two/" + file);
   }
-  for (const char* stage : {"select", "tune"}) {
+  for (const char* stage : {"select", "tune", "report"}) {
     for (pid_t pid : spawn_ranks({"run", path, "--set", "run_dir=" + d.dir + "/two", "--stage", stage}, log, 2)) {
       EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
     }
@@ -434,6 +510,24 @@ TEST(Pipeline, TwoRanksSplitSelectAndTune) {
   EXPECT_EQ(tune1["points"].size(), 3u);
   EXPECT_EQ(load_model_config(d.dir + "/two/tune/model").attn_logits_scaling_a,
             std::optional<double>(tune1["best_a"].get<double>()));
+  // The report: each rank scored every other perplexity window, NIAH prompt and PIQA item.
+  const json report1 = json::parse(read_file(d.dir + "/one/report/report.json"));
+  const json report2 = json::parse(read_file(d.dir + "/two/report/report.json"));
+  for (const char* model : {"teacher", "student"}) {
+    const json& a = report1[model];
+    const json& b = report2[model];
+    for (const char* key : {"ppl", "ppl_tail"}) {
+      ASSERT_EQ(a[key].size(), 2u) << model << " " << key;
+      for (const auto& [context, value] : a[key].items()) {
+        EXPECT_NEAR(value.get<double>(), b[key][context].get<double>(), 1e-9 * value.get<double>())
+            << model << " " << key << " " << context;
+      }
+    }
+    EXPECT_EQ(a["niah"], b["niah"]) << model;
+    EXPECT_EQ(a["niah"].size(), 2u) << model;
+    EXPECT_EQ(a["mc"], b["mc"]) << model;
+    EXPECT_EQ(a["mc"]["items"], 7) << model;
+  }
 }
 
 TEST(Pipeline, AKilledRankStopsTheRunAndCheckpointsMoveBetweenWorldSizes) {

@@ -32,8 +32,11 @@ struct PerplexityResult {
 // float32 over slices of `slice` positions.
 double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Tensor& targets, int64_t slice = 512);
 
-// `on_window(scored_so_far)` is called after each window (for progress reporting).
+// `on_window(scored_so_far)` is called after each window (for progress reporting). With
+// `shards` > 1 only the windows whose index modulo `shards` is `shard` are scored (one rank's
+// share under torchrun): the sums of all shards' results are the whole text's.
 PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
-                            const std::function<void(int64_t)>& on_window = {}, int64_t tail = 0);
+                            const std::function<void(int64_t)>& on_window = {}, int64_t tail = 0, int64_t shard = 0,
+                            int64_t shards = 1);
 
 }  // namespace halo

@@ -26,6 +26,7 @@
 namespace halo {
 
 class AdamW;
+class GradientReducer;
 class TokenBatcher;
 
 struct TrainerConfig {
@@ -46,7 +47,8 @@ struct TrainerConfig {
   int64_t checkpoint_every = 0;     // 0: only at the end (and on a signal)
   int64_t keep_checkpoints = 2;
   // Under torchrun: 0 every rank holds the whole AdamW state; 1 (ZeRO-1) each rank keeps and
-  // updates the state of its share of the parameters and sends them to the others after a step.
+  // updates the state of its share of the parameters and sends them to the others after a step;
+  // 2 (ZeRO-2) as 1, and each rank gets (reduce) and keeps only its share's gradients.
   int64_t zero = 0;
   // On resume, a newest checkpoint that fails its checksums or checks is set aside and the one
   // before it used; false: stop with the error instead.
@@ -120,8 +122,9 @@ class TrainStep {
   TrainerConfig config_;
   TrainingTask& task_;
   std::vector<std::pair<std::string, at::Tensor>> parameters_;
-  std::vector<int> owners_;  // ZeRO-1: the rank that updates each parameter; empty without
+  std::vector<int> owners_;  // ZeRO: the rank that updates each parameter; empty without
   std::unique_ptr<AdamW> optimizer_;
+  std::unique_ptr<GradientReducer> reducer_;  // under torchrun: overlaps the reduction with backward
 };
 
 struct TrainingResult {

@@ -71,6 +71,10 @@ int run_experiment_command(const std::string& stage, int argc, char** argv) {
   ProcessGroup& world = ProcessGroup::world();
   world.init(launch_environment());
   if (!world.is_main()) log::set_level(log::Level::warn);
+  if (world.distributed()) {
+    log::info(cat("torchrun: ", world.size(), " rank", world.size() > 1 ? "s" : "", "; CPU tensors reduce through Gloo, CUDA tensors through ",
+                  world.cuda_backend_name() == "nccl" ? "NCCL" : "Gloo"));
+  }
   const std::string which = all ? result["stage"].as<std::string>() : stage;
   // An interrupted stage exits 128 + the signal (130 for SIGINT, 143 for SIGTERM, as a shell
   // reports them) after saving its checkpoint.

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "halo/error.h"
+#include "halo/process_group.h"
 
 namespace {
 
@@ -62,6 +63,30 @@ const std::vector<Command>& commands() {
 
 }  // namespace halo::cli
 
+namespace {
+
+// Runs one command; an error becomes its one-line message and exit code.
+int run_command(const halo::cli::Command& command, int argc, char** argv) {
+  const std::string name = command.name;
+  try {
+    return command.run(argc, argv);
+  } catch (const halo::Error& e) {
+    std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), e.what());
+    return e.exit_code();
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), first_line(e.what_without_backtrace()).c_str());
+    return halo::kExitBadInput;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "halo %s: error: out of memory\n", name.c_str());
+    return halo::kExitBadInput;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), first_line(e.what()).c_str());
+    return halo::kExitBadInput;
+  }
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage();
@@ -70,21 +95,9 @@ int main(int argc, char** argv) {
   const std::string name = argv[1];
   for (const auto& command : halo::cli::commands()) {
     if (name != command.name) continue;
-    try {
-      return command.run(argc - 1, argv + 1);
-    } catch (const halo::Error& e) {
-      std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), e.what());
-      return e.exit_code();
-    } catch (const c10::Error& e) {
-      std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), first_line(e.what_without_backtrace()).c_str());
-      return halo::kExitBadInput;
-    } catch (const std::bad_alloc&) {
-      std::fprintf(stderr, "halo %s: error: out of memory\n", name.c_str());
-      return halo::kExitBadInput;
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "halo %s: error: %s\n", name.c_str(), first_line(e.what()).c_str());
-      return halo::kExitBadInput;
-    }
+    const int code = run_command(command, argc - 1, argv + 1);
+    halo::ProcessGroup::world().shutdown(code == halo::kExitOk);  // under torchrun
+    return code;
   }
   std::fprintf(stderr, "halo: error: unknown command '%s' (see halo --help)\n", name.c_str());
   return halo::kExitUsage;

@@ -32,8 +32,10 @@ double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Ten
 }
 
 PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
-                            const std::function<void(int64_t)>& on_window, int64_t tail) {
+                            const std::function<void(int64_t)>& on_window, int64_t tail, int64_t shard,
+                            int64_t shards) {
   if (context < 2) usage_fail("--context must be at least 2, got ", context);
+  if (shards < 1 || shard < 0 || shard >= shards) fail("perplexity: shard ", shard, " of ", shards);
   if (stride < 1 || stride > context) usage_fail("--stride must be in [1, context], got ", stride);
   if (tail < 0 || tail >= context) usage_fail("--tail must be in [0, context), got ", tail);
   if (ids.size() < 2) fail("the text has fewer than 2 tokens: nothing to score");
@@ -42,14 +44,16 @@ PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, in
   at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids), at::kInt).to(at::kLong);
   PerplexityResult result;
   int64_t scored_until = 1;  // positions < scored_until are already scored (position 0 never is)
-  for (int64_t begin = 0; scored_until < n; begin += stride) {
+  for (int64_t begin = 0, index = 0; scored_until < n; begin += stride, ++index) {
     const int64_t end = std::min(begin + context, n);
-    at::Tensor window = all.narrow(0, begin, end - begin).to(model.device());
-    at::Tensor hidden = model.forward_hidden(window.unsqueeze(0)).squeeze(0);
     // Position p (global) is predicted from the hidden state at p - 1.
     const int64_t first = std::max(scored_until, begin + 1);
     const int64_t count = end - first;
-    if (count > 0) {
+    if (count > 0 && index % shards != shard) {
+      scored_until = end;  // another shard's window
+    } else if (count > 0) {
+      at::Tensor window = all.narrow(0, begin, end - begin).to(model.device());
+      at::Tensor hidden = model.forward_hidden(window.unsqueeze(0)).squeeze(0);
       // [first, split) and [split, end): the second is the window's tail when the window is full.
       const int64_t split = tail > 0 && end - begin == context ? std::max(first, end - tail) : end;
       auto nll = [&](int64_t from, int64_t to) {

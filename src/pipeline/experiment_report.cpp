@@ -1,9 +1,12 @@
 // The report stage (experiment_report.h). Each model is loaded once and measured in turn; a
 // metric that cannot be measured (text shorter than the context, out of memory) is shown as such
 // and the report goes on. Charts put every model on one axis so the teacher's collapse past
-// its window and the student's hold are visible at a glance.
+// its window and the student's hold are visible at a glance. Under torchrun every rank scores
+// its share of the perplexity windows, NIAH prompts and multiple-choice items (index modulo the
+// world size) and the counts are summed; decode timing and the files are rank 0's.
 #include "pipeline/experiment_report.h"
 
+#include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 #include <nlohmann/json.hpp>
 
@@ -23,6 +26,7 @@
 #include "halo/model_directory.h"
 #include "halo/perplexity.h"
 #include "halo/png_image.h"
+#include "halo/process_group.h"
 #include "halo/progress.h"
 #include "halo/tokenizer.h"
 
@@ -77,6 +81,57 @@ std::vector<int64_t> scaled(const std::vector<int64_t>& factors, int64_t base) {
 }
 
 // One series per model of results[model][key][x] (x as a decimal string).
+// Sums numbers over the ranks (one collective); a no-op for one process.
+std::vector<double> summed_over_ranks(const std::vector<double>& values) {
+  std::vector<at::Tensor> t{at::tensor(at::ArrayRef<double>(values), at::kDouble)};
+  ProcessGroup::world().all_reduce_sum(t);
+  const at::Tensor sums = t[0].contiguous();
+  return {sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel()};
+}
+
+// This rank's share of `items`: those whose index modulo the world size is its rank.
+template <class T>
+std::vector<T> share_of(const std::vector<T>& items) {
+  const ProcessGroup& world = ProcessGroup::world();
+  std::vector<T> mine;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (static_cast<int>(i % static_cast<size_t>(world.size())) == world.rank()) mine.push_back(items[i]);
+  }
+  return mine;
+}
+
+// NIAH over this rank's share of the samples, summed over the ranks cell by cell.
+NeedleResult needle_over_ranks(CausalLM& model, const Tokenizer& tokenizer, const std::vector<NeedleSample>& needles,
+                               const NeedleOptions& options, const std::vector<int64_t>& stop_ids, ProgressBar& bar) {
+  std::map<std::pair<int64_t, double>, size_t> cell_of;
+  NeedleResult total;
+  for (const NeedleSample& s : needles) {
+    if (cell_of.try_emplace({s.length, s.depth}, total.cells.size()).second) total.cells.push_back({s.length, s.depth, 0, 0});
+  }
+  const std::vector<NeedleSample> mine = share_of(needles);
+  std::vector<double> counts(2 * total.cells.size(), 0.0);
+  if (!mine.empty()) {
+    int64_t shown = 0;
+    const NeedleResult part = evaluate_needle(model, tokenizer, mine, options, stop_ids, [&](int64_t done) {
+      bar.advance(done - shown);
+      shown = done;
+    });
+    for (const NeedleCell& c : part.cells) {
+      const size_t k = cell_of.at({c.length, c.depth});
+      counts[2 * k] += static_cast<double>(c.correct);
+      counts[2 * k + 1] += static_cast<double>(c.total);
+    }
+  }
+  counts = summed_over_ranks(counts);
+  for (size_t k = 0; k < total.cells.size(); ++k) {
+    total.cells[k].correct = static_cast<int64_t>(counts[2 * k]);
+    total.cells[k].total = static_cast<int64_t>(counts[2 * k + 1]);
+    total.correct += total.cells[k].correct;
+    total.total += total.cells[k].total;
+  }
+  return total;
+}
+
 LineChart chart_of(const json& results, const std::vector<ReportModel>& models, const std::string& key,
                    const std::string& title, double scale) {
   LineChart chart;
@@ -106,6 +161,7 @@ std::vector<int64_t> report_niah_lengths(const ReportConfig& r, int64_t training
 }
 
 void write_experiment_report(const ReportConfig& r, const std::vector<ReportModel>& models, const ReportSetting& s) {
+  ProcessGroup& world = ProcessGroup::world();
   auto tokenizer = load_tokenizer(s.tokenizer_dir);
   const std::vector<int64_t> contexts = report_contexts(r, s.training_length);
   const std::vector<int64_t> niah_lengths = report_niah_lengths(r, s.training_length);
@@ -137,7 +193,13 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
         table.add(cat("ppl @ ", label), column, "text too short");
         continue;
       }
-      const PerplexityResult p = perplexity(model, ids, context, context, {}, r.ppl_tail);
+      PerplexityResult p = perplexity(model, ids, context, context, {}, r.ppl_tail, world.rank(), world.size());
+      const std::vector<double> sums = summed_over_ranks(
+          {p.nll_sum, static_cast<double>(p.tokens), p.tail_nll_sum, static_cast<double>(p.tail_tokens)});
+      p.nll_sum = sums[0];
+      p.tokens = static_cast<int64_t>(sums[1]);
+      p.tail_nll_sum = sums[2];
+      p.tail_tokens = static_cast<int64_t>(sums[3]);
       entry["ppl"][std::to_string(context)] = p.perplexity();
       table.add(cat("ppl @ ", label), column, fixed(p.perplexity(), 2));
       if (r.ppl_tail > 0) {
@@ -146,14 +208,9 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
                   fixed(p.tail_perplexity(), 2));
       }
     }
-    ProgressBar bar(cat("niah ", m.name), static_cast<int64_t>(needles.size()), "prompt");
-    int64_t shown = 0;
-    const NeedleResult niah =
-        evaluate_needle(model, *tokenizer, needles, needle, stop_token_ids(m.dir, model.config(), tokenizer.get()),
-                        [&](int64_t done) {
-                          bar.advance(done - shown);
-                          shown = done;
-                        });
+    ProgressBar bar(cat("niah ", m.name), static_cast<int64_t>(share_of(needles).size()), "prompt");
+    const NeedleResult niah = needle_over_ranks(model, *tokenizer, needles, needle,
+                                                stop_token_ids(m.dir, model.config(), tokenizer.get()), bar);
     bar.finish();
     for (int64_t length : niah_lengths) {
       const double acc = niah.length_accuracy(length);
@@ -161,11 +218,19 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
       table.add(cat("NIAH @ ", count_label(static_cast<double>(length))), column, fixed(100 * acc, 1) + "%");
     }
     if (!choices.empty()) {
-      const MultipleChoiceResult mc = evaluate_multiple_choice(model, *tokenizer, choices);
-      entry["mc"] = {{"task", r.mc_task}, {"items", choices.size()}, {"acc", mc.acc()}, {"acc_norm", mc.acc_norm()}};
+      const std::vector<ChoiceItem> mine = share_of(choices);
+      std::vector<double> correct = {0.0, 0.0};
+      if (!mine.empty()) {
+        const MultipleChoiceResult mc = evaluate_multiple_choice(model, *tokenizer, mine);
+        correct = {static_cast<double>(mc.correct), static_cast<double>(mc.correct_norm)};
+      }
+      correct = summed_over_ranks(correct);
+      const double n = static_cast<double>(choices.size()), acc = correct[0] / n, acc_norm = correct[1] / n;
+      entry["mc"] = {{"task", r.mc_task}, {"items", choices.size()}, {"acc", acc}, {"acc_norm", acc_norm}};
       table.add(cat(base_name(r.mc_task), " acc / acc_norm (", choices.size(), " items)"), column,
-                cat(fixed(100 * mc.acc(), 1), "% / ", fixed(100 * mc.acc_norm(), 1), "%"));
+                cat(fixed(100 * acc, 1), "% / ", fixed(100 * acc_norm, 1), "%"));
     }
+    if (!world.is_main()) continue;  // decode timing and the files are rank 0's
     const double tps = decode_tokens_per_second(model, r.decode_tokens);
     entry["decode_tokens_per_s"] = tps;
     table.add("decode tokens/s (batch 1, short prompt)", column, fixed(tps, 1));
@@ -189,6 +254,7 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
     }
     results[m.name] = entry;
   }
+  if (!world.is_main()) return;
 
   std::ostringstream md;
   md << "# " << s.title << "\n\n" << table.markdown(models);

@@ -602,7 +602,8 @@ std::string describe_plan(const Experiment& x, int world_size) {
       << x.seed << ", student position encoding " << position_encoding_name(x.position_encoding) << ")\n";
   if (world_size > 1) {
     out << world_size << " ranks (torchrun): batches are per rank, token counts global, memory per rank (each "
-        << "holds every model; the optimizer state is split over the ranks where train.zero is 1)\n";
+        << "holds every model; the optimizer state is split over the ranks where train.zero is 1 or 2, the "
+        << "gradients too where it is 2)\n";
   }
   int64_t params = 0;
   ModelConfig teacher;
@@ -627,10 +628,11 @@ std::string describe_plan(const Experiment& x, int world_size) {
     if (s != nullptr) {
       const double models = std::string(stage) == "pretrain" || std::string(stage) == "finetune" ? 1 : 2;
       // weights of every model held + float32 AdamW moments (and master copies), a share of them
-      // under ZeRO-1, + gradients of what trains (upper bound)
+      // under ZeRO-1/2, + gradients of what trains (upper bound; a share under ZeRO-2)
       const double optimizer_bytes = (8.0 + (s->train.fp32_master && bytes_per_param < 4 ? 4 : 0)) /
-                                     (s->train.zero == 1 ? world_size : 1);
-      const double memory = params * (models * bytes_per_param + optimizer_bytes + bytes_per_param) +
+                                     (s->train.zero >= 1 ? world_size : 1);
+      const double gradient_bytes = bytes_per_param / (s->train.zero == 2 ? world_size : 1);
+      const double memory = params * (models * bytes_per_param + optimizer_bytes + gradient_bytes) +
                             static_cast<double>(s->data.batch_size) * s->data.seq_len * teacher.hidden_size *
                                 teacher.num_hidden_layers * 16 * (s->recompute_activations ? 0.1 : 1.0);
       out << ": " << s->train.steps << " steps x " << s->train.grad_accum << " x [" << s->data.batch_size << ", "
@@ -679,9 +681,9 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     usage_fail("unknown stage '", stage, "' (pretrain, align, select, distill, finetune, tune, report or all)");
   check_inputs(x, stage);
   const Runtime rt = runtime_of(x);
-  // Under torchrun every rank trains (data parallel) and scores its share of select's layers and
-  // tune's grid; the main rank alone holds the lock, writes models and DONE, and runs report
-  // while the others wait at the barrier that ends each stage.
+  // Under torchrun every rank trains (data parallel) and scores its share of select's layers,
+  // tune's grid and report's windows, prompts and items; the main rank alone holds the lock,
+  // writes models and DONE, and the others wait at the barrier that ends each stage.
   ProcessGroup& world = ProcessGroup::world();
   create_directories(x.run_dir);
   std::optional<RunDirectoryLock> lock;
@@ -701,13 +703,10 @@ int run_experiment(const Experiment& x, const std::string& stage) {
     auto start = clock_type::now();
     create_directories(stage_dir(x, s));
     const TrainingStageConfig* training = training_stage(x, s);
-    // Training stages, select and tune run on every rank (each scores its share of the layers
-    // or of the grid of a).
-    if (training != nullptr || world.is_main() || std::string(s) == "select" || std::string(s) == "tune") {
-      if (const int signal = run_stage(x, s, rt)) {
-        log::warn(cat(s, ": interrupted; run the same command again to resume"));
-        return signal;
-      }
+    // Every stage runs on every rank (each trains on or scores its share).
+    if (const int signal = run_stage(x, s, rt)) {
+      log::warn(cat(s, ": interrupted; run the same command again to resume"));
+      return signal;
     }
     if (world.is_main()) {
       json summary = json::object();

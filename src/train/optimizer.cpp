@@ -110,7 +110,8 @@ void AdamW::load_state(const std::map<std::string, at::Tensor>& state, int64_t s
   steps_ = steps;
 }
 
-double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm) {
+double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm,
+                      const std::function<double(double)>& sum_over_ranks) {
   c10::NoGradGuard no_grad;
   std::vector<at::Tensor> norms;
   for (const at::Tensor& g : grads) {
@@ -118,8 +119,9 @@ double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm) {
     const at::Tensor norm = at::linalg_vector_norm(g.to(at::kFloat), 2);
     norms.push_back(norms.empty() ? norm : norm.to(norms.front().device()));
   }
-  if (norms.empty()) return 0;
-  const double norm = at::linalg_vector_norm(at::stack(norms), 2).item<double>();
+  double norm = norms.empty() ? 0.0 : at::linalg_vector_norm(at::stack(norms), 2).item<double>();
+  if (sum_over_ranks) norm = std::sqrt(sum_over_ranks(norm * norm));
+  if (norms.empty() && !sum_over_ranks) return 0;
   if (max_norm > 0 && std::isfinite(norm)) {
     const double factor = max_norm / (norm + 1e-6);
     if (factor < 1) {

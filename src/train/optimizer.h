@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "halo/tensor_io.h"
@@ -72,6 +73,9 @@ class AdamW {
 // max_norm / (norm + 1e-6), as torch.nn.utils.clip_grad_norm_, applied only when below 1) and
 // returns the norm before clipping, computed in float32. `max_norm` 0 only measures. A
 // non-finite norm is returned without touching the gradients. Undefined tensors are skipped.
-double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm);
+// `sum_over_ranks`, when given, turns this rank's squared norm into the sum over all ranks'
+// (ZeRO-2: each rank holds the gradients of its own parameters only).
+double clip_grad_norm(const std::vector<at::Tensor>& grads, double max_norm,
+                      const std::function<double(double)>& sum_over_ranks = {});
 
 }  // namespace halo

@@ -1,13 +1,20 @@
-// ProcessGroup (see process_group.h) over c10d: a TCPStore for the rendezvous and a
-// ProcessGroupGloo backend. Gloo's headers come from Debian's libgloo-dev (the torch wheel ships
-// the library code, not the headers); this is the one file that includes them. Every c10d
-// failure becomes a one-line halo::Error that names the rank and what the others should do.
+// ProcessGroup (see process_group.h) over c10d: a TCPStore for the rendezvous, a
+// ProcessGroupGloo backend and, where built with NCCL (HALO_WITH_NCCL, and torch's
+// USE_C10D_NCCL), a ProcessGroupNCCL for CUDA tensors. Gloo's headers come from Debian's libgloo-dev and NCCL's from the torch wheel's
+// nvidia-nccl package (the wheel ships both libraries' code, not their headers); this is the one
+// file that includes them. Every c10d failure becomes a one-line halo::Error that names the rank
+// and what the others should do.
 #include "halo/process_group.h"
 
 #include <ATen/ATen.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if defined(HALO_WITH_NCCL) && defined(USE_C10D_NCCL)
+#define HALO_NCCL 1
+#include <c10/cuda/CUDAFunctions.h>
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 
 #include <chrono>
 #include <cstdlib>
@@ -20,12 +27,13 @@
 namespace halo {
 namespace {
 
-// How long a collective (a barrier included) may wait for the other ranks. Rank 0 alone runs
-// the evaluation stages while the others wait at a barrier, so this is long; a rank that dies
-// is noticed at once through its closed sockets, not after the timeout.
-std::chrono::milliseconds collective_timeout() {
+// How long a collective (a barrier included) may wait for the other ranks: HALO_DISTRIBUTED_TIMEOUT_S,
+// else `fallback`. Rank 0 alone runs the evaluation stages while the others wait at a Gloo
+// barrier, so Gloo's is long; a rank that dies is noticed at once through its closed sockets,
+// not after the timeout. NCCL's (only training steps) is torch's default, 10 minutes.
+std::chrono::milliseconds collective_timeout(std::chrono::milliseconds fallback) {
   const char* text = std::getenv("HALO_DISTRIBUTED_TIMEOUT_S");
-  if (text == nullptr) return std::chrono::hours(4);
+  if (text == nullptr) return fallback;
   char* end = nullptr;
   const long long seconds = std::strtoll(text, &end, 10);
   if (end == text || *end != '\0' || seconds < 1 || seconds > 30LL * 24 * 3600) {
@@ -61,6 +69,12 @@ int integer_variable(const char* name, int lo, int hi) {
 struct ProcessGroup::Backend {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+  c10::intrusive_ptr<c10d::Backend> nccl;  // null: Gloo reduces CUDA tensors too
+
+  c10d::Backend& for_tensor(const at::Tensor& t) const {
+    if (t.is_cuda() && nccl) return *nccl;
+    return *gloo;
+  }
 };
 
 LaunchEnvironment launch_environment() {
@@ -88,8 +102,10 @@ void ProcessGroup::init(const LaunchEnvironment& launch) {
   if (backend_) fail("the process group is already set up");
   rank_ = launch.rank;
   local_rank_ = launch.local_rank;
-  if (launch.world_size == 1) return;
-  const std::chrono::milliseconds timeout = collective_timeout();  // a bad value fails before the rendezvous
+  if (launch.master_addr.empty()) return;  // not launched by torchrun: one process
+  // Bad values fail before the rendezvous.
+  const std::chrono::milliseconds gloo_timeout = collective_timeout(std::chrono::hours(4));
+  const std::chrono::milliseconds nccl_timeout = collective_timeout(std::chrono::minutes(10));
   auto backend = std::make_shared<Backend>();
   try {
     // torchrun's agent serves the store itself (TORCHELASTIC_USE_AGENT_STORE): every rank is a
@@ -110,10 +126,23 @@ void ProcessGroup::init(const LaunchEnvironment& launch) {
     } else {
       backend->store = tcp;
     }
-    auto gloo_options = c10d::ProcessGroupGloo::Options::create(timeout);
+    auto gloo_options = c10d::ProcessGroupGloo::Options::create(gloo_timeout);
     gloo_options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-    backend->gloo =
-        c10::make_intrusive<c10d::ProcessGroupGloo>(backend->store, launch.rank, launch.world_size, gloo_options);
+    backend->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(
+        c10::make_intrusive<c10d::PrefixStore>("gloo", backend->store), launch.rank, launch.world_size, gloo_options);
+#ifdef HALO_NCCL
+    if (at::hasCUDA() && at::getNumGPUs() > 0) {  // every rank alike, whatever its device
+      if (launch.local_rank < static_cast<int>(at::getNumGPUs()))
+        c10::cuda::set_device(static_cast<c10::DeviceIndex>(launch.local_rank));
+      auto nccl_options = c10d::ProcessGroupNCCL::Options::create();
+      nccl_options->timeout = nccl_timeout;
+      backend->nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
+          c10::make_intrusive<c10d::PrefixStore>("nccl", backend->store), launch.rank, launch.world_size,
+          nccl_options);
+    }
+#else
+    (void)nccl_timeout;
+#endif
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -123,6 +152,11 @@ void ProcessGroup::init(const LaunchEnvironment& launch) {
   }
   backend_ = std::move(backend);
   size_ = launch.world_size;
+}
+
+std::string ProcessGroup::cuda_backend_name() const {
+  if (!backend_) return "none";
+  return backend_->nccl ? "nccl" : "gloo";
 }
 
 namespace {
@@ -178,29 +212,64 @@ void in_buckets(std::vector<at::Tensor>& tensors, double scale, int rank, const 
 }  // namespace
 
 void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
-  if (size_ == 1) return;
+  if (!backend_) return;
   in_buckets(tensors, 1.0 / size_, rank_, "averaging gradients", [&](at::Tensor& flat) {
     std::vector<at::Tensor> arg{flat};
-    return backend_->gloo->allreduce(arg);
+    return backend_->for_tensor(flat).allreduce(arg);
   });
 }
 
 void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
-  if (size_ == 1) return;
+  if (!backend_) return;
   in_buckets(tensors, 1.0, rank_, "summing", [&](at::Tensor& flat) {
     std::vector<at::Tensor> arg{flat};
-    return backend_->gloo->allreduce(arg);
+    return backend_->for_tensor(flat).allreduce(arg);
   });
 }
 
 void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root) {
-  if (size_ == 1) return;
+  if (!backend_) return;
   in_buckets(tensors, 1.0, rank_, "sending parameters", [&](at::Tensor& flat) {
     std::vector<at::Tensor> arg{flat};
     c10d::BroadcastOptions options;
     options.rootRank = root;
-    return backend_->gloo->broadcast(arg, options);
+    return backend_->for_tensor(flat).broadcast(arg, options);
   });
+}
+
+namespace {
+PendingCollective pending(c10::intrusive_ptr<c10d::Work> work, int rank, const char* what) {
+  return {[work] { return work->isCompleted(); },
+          [work, rank, what] {
+            try {
+              work->wait();
+            } catch (const std::exception& e) {
+              collective_failed(rank, what, e);
+            }
+          }};
+}
+}  // namespace
+
+PendingCollective ProcessGroup::start_sum(const at::Tensor& flat) {
+  if (!backend_) fail("start_sum: the process group is not set up");
+  std::vector<at::Tensor> arg{flat};
+  try {
+    return pending(backend_->for_tensor(flat).allreduce(arg), rank_, "averaging gradients");
+  } catch (const std::exception& e) {
+    collective_failed(rank_, "averaging gradients", e);
+  }
+}
+
+PendingCollective ProcessGroup::start_reduce(const at::Tensor& flat, int root) {
+  if (!backend_) fail("start_reduce: the process group is not set up");
+  std::vector<at::Tensor> arg{flat};
+  c10d::ReduceOptions options;
+  options.rootRank = root;
+  try {
+    return pending(backend_->for_tensor(flat).reduce(arg, options), rank_, "reducing gradients");
+  } catch (const std::exception& e) {
+    collective_failed(rank_, "reducing gradients", e);
+  }
 }
 
 namespace {
@@ -218,16 +287,32 @@ double reduce_number(c10d::ProcessGroupGloo& gloo, int rank, double value, c10d:
 }  // namespace
 
 double ProcessGroup::max(double value) {
-  return size_ == 1 ? value : reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::MAX);
+  return backend_ ? reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::MAX) : value;
 }
 
 void ProcessGroup::barrier() {
-  if (size_ == 1) return;
+  if (!backend_) return;
   try {
     backend_->gloo->barrier()->wait();
   } catch (const std::exception& e) {
     collective_failed(rank_, "waiting at a barrier", e);
   }
+}
+
+void ProcessGroup::shutdown(bool clean) {
+  if (!backend_) return;
+  try {
+    if (backend_->nccl) {
+      if (clean) {
+        backend_->nccl->shutdown();
+      } else {
+        backend_->nccl->abort();
+      }
+    }
+  } catch (const std::exception&) {  // exiting anyway
+  }
+  backend_.reset();
+  size_ = 1;
 }
 
 }  // namespace halo

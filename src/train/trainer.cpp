@@ -7,8 +7,9 @@
 //
 // One step (0-based index s, reported as step s + 1) is a TrainStep over grad_accum
 // micro-batches: each backward of loss / grad_accum; under torchrun the average over the ranks
-// (ProcessGroup::world(), or the all_reduce_gradients hook when set; every parameter then gets a
-// gradient, zeros if unused, so that all ranks hand over the same list);
+// (a GradientReducer that overlaps it with the last micro-batch's backward, or the
+// all_reduce_gradients hook when set; every parameter then gets a gradient, zeros if unused, so
+// that all ranks hand over the same list);
 // global norm clipping; then the AdamW update at learning_rate(config, s). A step whose mean
 // loss or gradient norm is NaN/Inf is not applied: nan_policy "stop" saves the state before that step (cursor and RNG
 // included, so that resuming with "skip" drops exactly that batch) and fails naming the step; "skip" drops the
@@ -49,6 +50,7 @@
 #include "halo/logging.h"
 #include "halo/process_group.h"
 #include "halo/progress.h"
+#include "train/gradient_reducer.h"
 #include "train/metrics_log.h"
 #include "train/optimizer.h"
 #include "train/training_checkpoint.h"
@@ -273,13 +275,19 @@ TrainStep::TrainStep(const TrainerConfig& config, TrainingTask& task)
   ProcessGroup& world = ProcessGroup::world();
   data_parallel = world.distributed();
   std::vector<bool> owned;
-  if (data_parallel && config.zero == 1) {
+  if (data_parallel && config.zero >= 1) {
     owners_ = parameter_owners(parameters_, world.size());
     for (int owner : owners_) owned.push_back(owner == world.rank());
   }
   optimizer_ = std::make_unique<AdamW>(
       parameters_, AdamWOptions{config.beta1, config.beta2, config.eps, config.weight_decay, config.fp32_master},
       std::move(owned));
+  if (data_parallel) {
+    std::vector<at::Tensor> tensors;
+    for (const auto& [name, p] : parameters_) tensors.push_back(p);
+    reducer_ = std::make_unique<GradientReducer>(std::move(tensors), config.zero == 2 ? owners_ : std::vector<int>{},
+                                                 world);
+  }
 }
 
 NamedTensors TrainStep::optimizer_state() {
@@ -318,28 +326,28 @@ StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double 
   StepOutcome outcome;
   at::Tensor loss_sum;
   const double count = static_cast<double>(micro_batches.size());
-  for (const at::Tensor& batch : micro_batches) {
+  // The reducer takes the gradients of the last micro-batch's backward as they come.
+  const bool overlap = data_parallel && reducer_ && !all_reduce_gradients;
+  for (size_t k = 0; k < micro_batches.size(); ++k) {
+    const at::Tensor& batch = micro_batches[k];
     int64_t batch_tokens = batch.size(0) * (batch.size(1) - 1);
     const at::Tensor loss = task_.loss(batch, &batch_tokens);
     if (!loss.defined() || loss.numel() != 1) fail(config_.label, ": the task's loss is not a scalar");
+    if (overlap && k + 1 == micro_batches.size()) reducer_->arm();
     (loss / count).backward();
     const at::Tensor value = loss.detach().to(at::kDouble).reshape({});
     loss_sum = loss_sum.defined() ? loss_sum + value : value;
     outcome.tokens += batch_tokens;
   }
   ProcessGroup& world = ProcessGroup::world();
-  const bool reduce = all_reduce_gradients || data_parallel;
+  if (overlap) reducer_->finish();
   std::vector<at::Tensor> grads;
   for (const auto& [name, p] : parameters_) {
-    if (reduce && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    if (all_reduce_gradients && !p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
     grads.push_back(p.grad());
   }
-  if (reduce) {
-    if (all_reduce_gradients) {
-      all_reduce_gradients(grads);
-    } else {
-      world.all_reduce_mean(grads);
-    }
+  if (all_reduce_gradients) {
+    all_reduce_gradients(grads);
     for (size_t i = 0; i < grads.size(); ++i) {
       if (!grads[i].is_same(parameters_[i].second.grad())) parameters_[i].second.mutable_grad() = grads[i];
     }
@@ -351,12 +359,21 @@ StepOutcome TrainStep::run(const std::vector<at::Tensor>& micro_batches, double 
     outcome.loss = totals[0][0].item<double>() / world.size();
     outcome.tokens = static_cast<int64_t>(totals[0][1].item<double>());
   }
-  outcome.grad_norm = clip_grad_norm(grads, config_.grad_clip);
+  // ZeRO-2: each rank holds its own parameters' gradients; the norm is over all ranks'.
+  std::function<double(double)> sum_over_ranks;
+  if (overlap && config_.zero == 2) {
+    sum_over_ranks = [&world](double squares) {
+      std::vector<at::Tensor> total{at::full({1}, squares, at::kDouble)};
+      world.all_reduce_sum(total);
+      return total[0].item<double>();
+    };
+  }
+  outcome.grad_norm = clip_grad_norm(grads, config_.grad_clip, sum_over_ranks);
   grads.clear();
   outcome.applied = std::isfinite(outcome.loss) && std::isfinite(outcome.grad_norm);
   if (outcome.applied) {
     optimizer_->step(lr);
-    // ZeRO-1: each rank updated its own parameters; every owner sends them to the others.
+    // ZeRO: each rank updated its own parameters; every owner sends them to the others.
     if (!owners_.empty() && data_parallel) {
       c10::NoGradGuard no_grad;
       ProcessGroup& world = ProcessGroup::world();
@@ -405,7 +422,9 @@ std::optional<TrainerConfigProblem> trainer_config_problem(const TrainerConfig& 
     return problem("checkpoint_every", cat("must be >= 0 (0: only at the end), not ", c.checkpoint_every));
   }
   if (c.keep_checkpoints < 1) return problem("keep_checkpoints", cat("must be >= 1, not ", c.keep_checkpoints));
-  if (c.zero != 0 && c.zero != 1) return problem("zero", cat("must be 0 or 1 (ZeRO-1: AdamW state sharded), not ", c.zero));
+  if (c.zero < 0 || c.zero > 2) {
+    return problem("zero", cat("must be 0, 1 (ZeRO-1: AdamW state sharded) or 2 (ZeRO-2: gradients too), not ", c.zero));
+  }
   return std::nullopt;
 }
 

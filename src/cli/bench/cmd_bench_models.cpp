@@ -260,7 +260,8 @@ int bench_training(int argc, char** argv) {
       ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
       ("recompute-activations", "Recompute each layer in the backward pass instead of storing its activations")
       ("fp32-master", "Float32 master weights in AdamW (the experiment key train.fp32_master)")
-      ("zero", "Under torchrun: shard the AdamW state over the ranks (ZeRO-1, the experiment key train.zero: 1)")
+      ("zero", "Under torchrun: --zero (=1) shards the AdamW state over the ranks (ZeRO-1), --zero=2 the "
+               "gradients too (ZeRO-2); the experiment key train.zero", cxxopts::value<int>()->default_value("0")->implicit_value("1"))
       ("peak-tflops", "The device's dense bf16 peak, for MFU", cxxopts::value<double>()->default_value("989"))
       ("device", "cuda, cpu or auto", cxxopts::value<std::string>()->default_value("auto"))
       ("json", "JSON line");
@@ -320,7 +321,8 @@ int bench_training(int argc, char** argv) {
   if (stage == 3) task = std::make_unique<LanguageModelingTask>(student);
   TrainerConfig trainer;
   trainer.fp32_master = result.count("fp32-master") > 0;
-  trainer.zero = result.count("zero") > 0 ? 1 : 0;
+  trainer.zero = result["zero"].as<int>();
+  if (trainer.zero < 0 || trainer.zero > 2) usage_fail("--zero must be 0, 1 or 2, not ", trainer.zero);
   trainer.label = cat("bench stage ", stage);
   TrainStep train_step(trainer, *task);
   int64_t trainable = 0;
@@ -337,7 +339,8 @@ int bench_training(int argc, char** argv) {
     return seconds_since(start, device) / steps;
   };
   double alone = 0;  // rank 0's step time without the reduction: the one-GPU baseline
-  // (Not under --zero: rank 0 alone would update only its share of the parameters.)
+  // (Not under --zero: rank 0 alone would update only its share of the parameters.) With one
+  // rank this is the overhead of the data-parallel machinery (hooks, buckets, the backend).
   const bool baseline = world.distributed() && trainer.zero == 0;
   if (baseline) {
     if (world.is_main()) {
