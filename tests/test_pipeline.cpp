@@ -337,7 +337,8 @@ class RankTestLock {
 };
 
 // Two ranks with the environment torchrun sets (env:// rendezvous, Gloo), B per rank, end every
-// training stage with the weights one process gets from the same global batch 2B: the data is
+// training stage (stage 3 with activation recomputation) with the weights one process gets from
+// the same global batch 2B: the data is
 // sharded so that both see the same windows, gradients are averaged, and rank 0 alone writes.
 // AdamW's eps is 1e-3 here: with 1e-8 a gradient element that cancels to ~1e-12 moves its weight
 // by +-lr whichever way the last rounding went, so the order of the sums (per rank, then across
@@ -350,7 +351,7 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
     return "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
            "  train: {steps: 4, lr: 1.0e-3, eps: 1.0e-3, checkpoint_every: 2}\nselect: {attention_layers: [1]}\n"
            "distill:\n" + data + "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3}\nfinetune:\n" + data +
-           "  train: {steps: 3, lr: 1.0e-4, eps: 1.0e-3}\n";
+           "  train: {steps: 3, lr: 1.0e-4, eps: 1.0e-3}\n  recompute_activations: true\n";
   };
   const std::string one = experiment_yaml(d, body(8));
   const std::string log = d.dir + "/ranks.log";

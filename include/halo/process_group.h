@@ -74,8 +74,8 @@ class ProcessGroup {
   // Starts summing one flat tensor into rank `root`'s copy (the others' copies are left as they
   // were or clobbered: only root's is meaningful after wait()).
   PendingCollective start_reduce(const at::Tensor& flat, int root);
-  // The largest of one number over the ranks.
-  double max(double value);
+  // The largest of each number over the ranks (one collective).
+  std::vector<double> max(const std::vector<double>& values);
   // Every rank waits here until all have arrived.
   void barrier();
   // Closes the backends (torch's destroy_process_group), before the process exits: NCCL's

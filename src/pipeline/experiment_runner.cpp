@@ -602,8 +602,9 @@ std::string describe_plan(const Experiment& x, int world_size) {
       << x.seed << ", student position encoding " << position_encoding_name(x.position_encoding) << ")\n";
   if (world_size > 1) {
     out << world_size << " ranks (torchrun): batches are per rank, token counts global, memory per rank (each "
-        << "holds every model; the optimizer state is split over the ranks where train.zero is 1 or 2, the "
-        << "gradients too where it is 2)\n";
+        << "holds every model, the teacher whole; the optimizer state is split over the ranks where train.zero is 1 "
+        << "or 2, the gradients too where it is 2; when a rank does not fit: train.zero 2, recompute_activations, "
+        << "a smaller batch_size with grad_accum)\n";
   }
   int64_t params = 0;
   ModelConfig teacher;

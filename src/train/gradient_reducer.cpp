@@ -79,7 +79,9 @@ at::Tensor GradientReducer::slot(Bucket& bucket, size_t i) {
 }
 
 void GradientReducer::gradient_ready(size_t i) {
-  if (!armed_ || ready_[i]) return;
+  if (!armed_) return;
+  // A second gradient would land after its bucket may have started: as torch's DDP, refuse.
+  if (ready_[i]) fail("data-parallel training: parameter ", i, " received two gradients in one backward pass");
   c10::NoGradGuard no_grad;
   Bucket& bucket = buckets_[bucket_of_[i]];
   slot(bucket, i).copy_(parameters_[i].grad());

@@ -272,22 +272,18 @@ PendingCollective ProcessGroup::start_reduce(const at::Tensor& flat, int root) {
   }
 }
 
-namespace {
-double reduce_number(c10d::ProcessGroupGloo& gloo, int rank, double value, c10d::ReduceOp op) {
-  std::vector<at::Tensor> arg{at::full({1}, value, at::kDouble)};
+std::vector<double> ProcessGroup::max(const std::vector<double>& values) {
+  if (!backend_ || values.empty()) return values;
+  std::vector<at::Tensor> arg{at::tensor(at::ArrayRef<double>(values), at::kDouble)};
   c10d::AllreduceOptions options;
-  options.reduceOp = op;
+  options.reduceOp = c10d::ReduceOp::MAX;
   try {
-    gloo.allreduce(arg, options)->wait();
+    backend_->gloo->allreduce(arg, options)->wait();
   } catch (const std::exception& e) {
-    collective_failed(rank, "a reduction", e);
+    collective_failed(rank_, "a reduction", e);
   }
-  return arg[0].item<double>();
-}
-}  // namespace
-
-double ProcessGroup::max(double value) {
-  return backend_ ? reduce_number(*backend_->gloo, rank_, value, c10d::ReduceOp::MAX) : value;
+  const double* maxima = arg[0].data_ptr<double>();
+  return {maxima, maxima + values.size()};
 }
 
 void ProcessGroup::barrier() {

@@ -556,6 +556,11 @@ TrainingResult Trainer::run() {
     }
 
     const double step_seconds = seconds_since(step_start);
+    // A signal to any rank stops every rank after the same step; the peak memory logged is the
+    // largest rank's.
+    const std::vector<double> maxima =
+        world.max({static_cast<double>(stop_signal.load()), static_cast<double>(peak_memory_bytes(cuda_devices))});
+    const int signal_seen = static_cast<int>(maxima[0]);
     state.step = number;
     state.tokens_seen += outcome.tokens;
     state.loss = loss_value;
@@ -567,7 +572,7 @@ TrainingResult Trainer::run() {
                     {"grad_norm", grad_norm},
                     {"tokens_per_s", step_seconds > 0 ? static_cast<double>(outcome.tokens) / step_seconds : 0.0},
                     {"tokens_seen", state.tokens_seen},
-                    {"peak_memory_bytes", peak_memory_bytes(cuda_devices)},
+                    {"peak_memory_bytes", static_cast<int64_t>(maxima[1])},
                     {"elapsed_s", state.elapsed_s},
                     {"skipped", skipped}});
     if (bar) {
@@ -576,8 +581,6 @@ TrainingResult Trainer::run() {
     }
     result.final_loss = loss_value;
 
-    // A signal to any rank stops every rank after the same step.
-    const int signal_seen = static_cast<int>(world.max(static_cast<double>(stop_signal.load())));
     const bool stop_requested = signal_seen != 0 && state.step < config_.steps;
     if (stop_requested || state.step == config_.steps ||
         (config_.checkpoint_every > 0 && state.step % config_.checkpoint_every == 0)) {
