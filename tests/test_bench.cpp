@@ -184,5 +184,32 @@ TEST(BenchCommands, InferenceProfilesOneDecodeStep) {
   EXPECT_GT(test::parse_png(read_file(dir + "/inference.png")).width, 0u);
 }
 
+// A batch sweep (batched serving): a row per batch and context, decode tokens/s = batch / ms per
+// token, and the chart gains the panels against the batch; a bad batch is refused.
+TEST(BenchCommands, InferenceSweepsTheBatch) {
+  const std::string dir = test::make_temp_dir();
+  const std::string base = "bench inference --model " + test::fixture("qwen3-tiny") +
+                           " --contexts 32 --decode-tokens 2 --device cpu --dtype float32 ";
+  auto one = run_halo(base + "--out " + dir + "/one");
+  ASSERT_EQ(one.exit_code, 0) << one.err;
+  auto r = run_halo(base + "--batch 1,3,4 --out " + dir + "/sweep");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json rows = nlohmann::json::parse(read_file(dir + "/sweep.json"));
+  ASSERT_EQ(rows.size(), 3u);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int64_t batch = std::vector<int64_t>{1, 3, 4}[i];
+    EXPECT_EQ(rows[i]["batch"], batch);
+    EXPECT_EQ(rows[i]["context"], 32);
+    EXPECT_NEAR(rows[i]["tokens_per_s"].get<double>(), batch * 1000.0 / rows[i]["ms_per_token"].get<double>(), 1e-6);
+  }
+  EXPECT_NE(read_file(dir + "/sweep.md").find("decode tokens/s"), std::string::npos);
+  // Two panels for one batch, four with the sweep's tokens/s and memory against the batch.
+  const auto single = test::parse_png(read_file(dir + "/one.png")), swept = test::parse_png(read_file(dir + "/sweep.png"));
+  EXPECT_GT(swept.width, single.width * 3 / 2) << single.width << " vs " << swept.width;
+  auto bad = run_halo(base + "--batch 1,0");
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_NE(bad.err.find("--batch"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace halo

@@ -22,6 +22,8 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -97,7 +99,38 @@ double seconds_since(clock_type::time_point start, const c10::Device& device) {
 }
 
 // One series per (arch, batch): ms per token (linear) and prefill seconds (log) against context.
+// Decode tokens/s and peak memory against the batch, a line per model and context (batched
+// serving).
+std::vector<RgbImage> batch_panels(const nlohmann::json& rows) {
+  LineChart throughput, memory;
+  throughput.title = "decode tokens/s (all sequences)";
+  memory.title = "peak GB";
+  for (LineChart* chart : {&throughput, &memory}) {
+    chart->x_label = "batch";
+    chart->log_x = true;
+  }
+  for (const auto& row : rows) {
+    if (!row.contains("ms_per_token")) continue;
+    const std::string name = cat(base_name(row.value("arch", "")), " ", count_label(row["context"].get<double>()));
+    for (auto [chart, key] : {std::pair{&throughput, "tokens_per_s"}, std::pair{&memory, "peak_gb"}}) {
+      auto it =
+          std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
+      if (it == chart->series.end())
+        it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
+      it->points.emplace_back(row["batch"].get<double>(), row[key].get<double>());
+    }
+  }
+  return {draw_line_chart(throughput), draw_line_chart(memory)};
+}
+
+// Time per token and prefill time against the context, a line per model and batch; when some
+// model and context were measured at several batch sizes, the batch panels too.
 RgbImage inference_chart(const nlohmann::json& rows) {
+  std::map<std::pair<std::string, int64_t>, std::set<int64_t>> batches;  // (arch, context) -> batches
+  for (const auto& row : rows) {
+    batches[{row.value("arch", ""), row.value("context", int64_t{0})}].insert(row.value("batch", int64_t{1}));
+  }
+  const bool sweep = std::any_of(batches.begin(), batches.end(), [](const auto& entry) { return entry.second.size() > 1; });
   LineChart per_token, prefill;
   per_token.title = "decode ms per token";
   prefill.title = "prefill s";
@@ -118,7 +151,11 @@ RgbImage inference_chart(const nlohmann::json& rows) {
       it->points.emplace_back(row["context"].get<double>(), row[key].get<double>());
     }
   }
-  return side_by_side({draw_line_chart(per_token), draw_line_chart(prefill)});
+  std::vector<RgbImage> panels = {draw_line_chart(per_token), draw_line_chart(prefill)};
+  if (sweep) {
+    for (RgbImage& panel : batch_panels(rows)) panels.push_back(std::move(panel));
+  }
+  return side_by_side(panels);
 }
 
 // One bar per row (stage and shape): tokens/s and MFU.
@@ -148,13 +185,15 @@ void print_profile(const std::string& summary, bool json) {
 int bench_inference(int argc, char** argv) {
   cxxopts::Options options("halo bench inference",
                            "Prefill time and time per output token against context length, random weights.\n"
-                           "Example: halo bench inference --arch hypenet-2b --contexts 4K,32K,128K,1M");
+                           "Example: halo bench inference --arch hypenet-2b --contexts 4K,32K,128K,1M\n"
+                           "Batched serving: halo bench inference --arch qwen3-1.7b --contexts 32K --batch 1,4,16,64");
   // clang-format off
   options.add_options()
       ("arch", "qwen3-1.7b or hypenet-2b", cxxopts::value<std::string>()->default_value("hypenet-2b"))
       ("model", "Take the architecture from this model directory's config.json instead", cxxopts::value<std::string>())
       ("contexts", "Context lengths (K = 1024, M = 1048576)", cxxopts::value<std::string>()->default_value("4K,32K,128K"))
-      ("batch", "Sequences decoded together", cxxopts::value<int64_t>()->default_value("1"))
+      ("batch", "Sequences decoded together; a list (1,4,16,64) measures each: decode tokens/s and memory "
+                "against the batch, out of memory shown as such", cxxopts::value<std::string>()->default_value("1"))
       ("decode-tokens", "Timed decode steps per context (median reported)", cxxopts::value<int64_t>()->default_value("16"))
       ("prefill-chunk", "Tokens per prefill chunk", cxxopts::value<int64_t>()->default_value("16384"))
       ("dtype", "bfloat16, float16 or float32", cxxopts::value<std::string>()->default_value("bfloat16"))
@@ -171,16 +210,21 @@ int bench_inference(int argc, char** argv) {
   const bool use_graph = result.count("no-cuda-graph") == 0 && DecodeGraph::replays_on(device);
   const ModelConfig config =
       architecture(result["arch"].as<std::string>(), result.count("model") ? result["model"].as<std::string>() : "");
-  const int64_t batch = result["batch"].as<int64_t>(), steps = result["decode-tokens"].as<int64_t>();
+  const std::vector<int64_t> batches = parse_count_list(result["batch"].as<std::string>(), "--batch");
+  const int64_t steps = result["decode-tokens"].as<int64_t>();
   const int64_t chunk = result["prefill-chunk"].as<int64_t>();
-  if (batch < 1 || batch > 4096) usage_fail("--batch must be 1 to 4096, not ", batch);
+  for (int64_t batch : batches) {
+    if (batch < 1 || batch > 4096) usage_fail("--batch must be 1 to 4096, not ", batch);
+  }
   if (steps < 1 || steps > 100000) usage_fail("--decode-tokens must be 1 to 100000, not ", steps);
   if (chunk < 1 || chunk > kMaxBenchTokens) usage_fail("--prefill-chunk must be 1 to ", kMaxBenchTokens, ", not ", chunk);
   const std::string profile = result.count("profile") ? result["profile"].as<std::string>() : "";
   const std::vector<int64_t> contexts = parse_count_list(result["contexts"].as<std::string>(), "--contexts");
   for (int64_t context : contexts) {
-    if (context > kMaxBenchTokens / batch) {
-      usage_fail("--contexts ", context, " x --batch ", batch, " is beyond ", kMaxBenchTokens, " tokens of cache");
+    for (int64_t batch : batches) {
+      if (context > kMaxBenchTokens / batch) {
+        usage_fail("--contexts ", context, " x --batch ", batch, " is beyond ", kMaxBenchTokens, " tokens of cache");
+      }
     }
   }
   BenchReport report;
@@ -190,56 +234,62 @@ int bench_inference(int argc, char** argv) {
                     {"context", "context tokens"},
                     {"prefill_s", "prefill s", 2},
                     {"ms_per_token", "decode ms/token", 2},
+                    {"tokens_per_s", "decode tokens/s", 0},
                     {"cache_gb", "cache GB", 2},
                     {"peak_gb", "peak GB", 1}};
   report.notes =
       cat("Random weights at the model's real dimensions, ", scalar_type_name(dtype), ". Prefill in chunks of ", chunk,
-          " tokens; decode ms/token is the median of ", steps, " greedy steps after the prefill.");
+          " tokens; decode ms/token is the median of ", steps, " greedy steps after the prefill (one token for every "
+          "sequence of the batch); decode tokens/s = batch / that.");
   BenchOutput output(result, device, argc, argv, report, inference_chart);
   c10::InferenceMode guard;
   CausalLM model = random_model(config, device, dtype);
   const std::string arch = result.count("model") ? result["model"].as<std::string>() : result["arch"].as<std::string>();
   const bool json = result.count("json") > 0;
   if (!json) {
-    std::printf("%s, %lld parameters, %s on %s, batch %lld, decode %s\n", arch.c_str(),
+    std::printf("%s, %lld parameters, %s on %s, decode %s\n", arch.c_str(),
                 static_cast<long long>(model.parameter_count()), scalar_type_name(dtype), device.str().c_str(),
-                static_cast<long long>(batch), use_graph ? "CUDA graph" : "eager");
-    std::printf("%10s %12s %16s %14s\n", "context", "prefill s", "ms/token", "peak GB");
+                use_graph ? "CUDA graph" : "eager");
+    std::printf("%6s %10s %12s %16s %14s %14s\n", "batch", "context", "prefill s", "ms/token", "tokens/s", "peak GB");
   }
-  for (int64_t context : contexts) {
-    nlohmann::json row = {
-        {"bench", "inference"}, {"arch", arch},       {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
-        {"batch", batch},       {"context", context}, {"prefill_chunk", chunk}, {"cuda_graph", use_graph}};
-    try {
-      DecodeTimingOptions timing_options;
-      timing_options.batch = batch;
-      timing_options.context = context;
-      timing_options.steps = steps;
-      timing_options.prefill_chunk = chunk;
-      timing_options.cuda_graph = use_graph;
-      if (!profile.empty() && context == contexts.back()) {
-        timing_options.after = [&](const std::function<void()>& step) {
-          print_profile(profile_step(step, device, profile), json);
-        };
+  for (int64_t batch : batches) {
+    for (int64_t context : contexts) {
+      nlohmann::json row = {
+          {"bench", "inference"}, {"arch", arch},       {"device", device.str()}, {"dtype", scalar_type_name(dtype)},
+          {"batch", batch},       {"context", context}, {"prefill_chunk", chunk}, {"cuda_graph", use_graph}};
+      try {
+        DecodeTimingOptions timing_options;
+        timing_options.batch = batch;
+        timing_options.context = context;
+        timing_options.steps = steps;
+        timing_options.prefill_chunk = chunk;
+        timing_options.cuda_graph = use_graph;
+        if (!profile.empty() && context == contexts.back() && batch == batches.back()) {
+          timing_options.after = [&](const std::function<void()>& step) {
+            print_profile(profile_step(step, device, profile), json);
+          };
+        }
+        const DecodeTiming timing = time_decode(model, timing_options);
+        row["prefill_s"] = timing.prefill_s;
+        row["ms_per_token"] = timing.ms_per_token;
+        row["tokens_per_s"] = static_cast<double>(batch) * 1000.0 / timing.ms_per_token;
+        row["cache_gb"] = timing.cache_gb;
+        row["peak_gb"] = timing.peak_gb;
+      } catch (const c10::OutOfMemoryError&) {
+        row["oom"] = true;
       }
-      const DecodeTiming timing = time_decode(model, timing_options);
-      row["prefill_s"] = timing.prefill_s;
-      row["ms_per_token"] = timing.ms_per_token;
-      row["cache_gb"] = timing.cache_gb;
-      row["peak_gb"] = timing.peak_gb;
-    } catch (const c10::OutOfMemoryError&) {
-      row["oom"] = true;
+      output.add(row);
+      if (json) {
+        std::printf("%s\n", row.dump().c_str());
+      } else if (row.contains("oom")) {
+        std::printf("%6lld %10lld %12s\n", static_cast<long long>(batch), static_cast<long long>(context), "out of memory");
+      } else {
+        std::printf("%6lld %10lld %12.2f %16.2f %14.0f %14.1f\n", static_cast<long long>(batch),
+                    static_cast<long long>(context), row["prefill_s"].get<double>(), row["ms_per_token"].get<double>(),
+                    row["tokens_per_s"].get<double>(), row["peak_gb"].get<double>());
+      }
+      std::fflush(stdout);
     }
-    output.add(row);
-    if (json) {
-      std::printf("%s\n", row.dump().c_str());
-    } else if (row.contains("oom")) {
-      std::printf("%10lld %12s %16s %14s\n", static_cast<long long>(context), "out of memory", "", "");
-    } else {
-      std::printf("%10lld %12.2f %16.2f %14.1f\n", static_cast<long long>(context), row["prefill_s"].get<double>(),
-                  row["ms_per_token"].get<double>(), row["peak_gb"].get<double>());
-    }
-    std::fflush(stdout);
   }
   return kExitOk;
 }
