@@ -98,7 +98,13 @@ double seconds_since(clock_type::time_point start, const c10::Device& device) {
   return std::chrono::duration<double>(clock_type::now() - start).count();
 }
 
-// One series per (arch, batch): ms per token (linear) and prefill seconds (log) against context.
+// Adds (x, y) to the chart's series called `name`, opening it (next color) if new.
+void add_point(LineChart& chart, const std::string& name, double x, double y) {
+  auto it = std::find_if(chart.series.begin(), chart.series.end(), [&](const LineSeries& s) { return s.name == name; });
+  if (it == chart.series.end()) it = chart.series.insert(chart.series.end(), {name, series_color(chart.series.size()), {}});
+  it->points.emplace_back(x, y);
+}
+
 // Decode tokens/s and peak memory against the batch, a line per model and context (batched
 // serving).
 std::vector<RgbImage> batch_panels(const nlohmann::json& rows) {
@@ -112,19 +118,14 @@ std::vector<RgbImage> batch_panels(const nlohmann::json& rows) {
   for (const auto& row : rows) {
     if (!row.contains("ms_per_token")) continue;
     const std::string name = cat(base_name(row.value("arch", "")), " ", count_label(row["context"].get<double>()));
-    for (auto [chart, key] : {std::pair{&throughput, "tokens_per_s"}, std::pair{&memory, "peak_gb"}}) {
-      auto it =
-          std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
-      if (it == chart->series.end())
-        it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
-      it->points.emplace_back(row["batch"].get<double>(), row[key].get<double>());
-    }
+    add_point(throughput, name, row["batch"].get<double>(), row["tokens_per_s"].get<double>());
+    add_point(memory, name, row["batch"].get<double>(), row["peak_gb"].get<double>());
   }
   return {draw_line_chart(throughput), draw_line_chart(memory)};
 }
 
-// Time per token and prefill time against the context, a line per model and batch; when some
-// model and context were measured at several batch sizes, the batch panels too.
+// One series per (arch, batch): ms per token (linear) and prefill seconds (log) against context;
+// when some model and context were measured at several batch sizes, the batch panels too.
 RgbImage inference_chart(const nlohmann::json& rows) {
   std::map<std::pair<std::string, int64_t>, std::set<int64_t>> batches;  // (arch, context) -> batches
   for (const auto& row : rows) {
@@ -143,13 +144,8 @@ RgbImage inference_chart(const nlohmann::json& rows) {
     if (!row.contains("ms_per_token")) continue;
     const int64_t batch = row.value("batch", int64_t{1});
     const std::string name = base_name(row.value("arch", "")) + (batch > 1 ? cat(" b", batch) : "");
-    for (auto [chart, key] : {std::pair{&per_token, "ms_per_token"}, std::pair{&prefill, "prefill_s"}}) {
-      auto it =
-          std::find_if(chart->series.begin(), chart->series.end(), [&](const LineSeries& s) { return s.name == name; });
-      if (it == chart->series.end())
-        it = chart->series.insert(chart->series.end(), {name, series_color(chart->series.size()), {}});
-      it->points.emplace_back(row["context"].get<double>(), row[key].get<double>());
-    }
+    add_point(per_token, name, row["context"].get<double>(), row["ms_per_token"].get<double>());
+    add_point(prefill, name, row["context"].get<double>(), row["prefill_s"].get<double>());
   }
   std::vector<RgbImage> panels = {draw_line_chart(per_token), draw_line_chart(prefill)};
   if (sweep) {
