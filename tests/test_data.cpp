@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <sstream>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -658,6 +659,41 @@ TEST(RetrievalDocumentsTest, RepeatTextWritesTheDocumentTextTwiceBeforeTheQuesti
   }
 }
 
+// Scrambled filler: the same needles in the same places, the same words in another order.
+TEST(RetrievalDocumentsTest, ScrambleWordsShufflesTheFillerWordsAndKeepsTheNeedles) {
+  RetrievalDocumentOptions o;
+  o.count = 20;
+  o.min_chars = 100;
+  o.max_chars = 300;
+  o.needles = 2;
+  o.seed = 5;
+  const auto plain = retrieval_documents(kFiller, o);
+  o.scramble_words = true;
+  const auto scrambled = retrieval_documents(kFiller, o);
+  ASSERT_EQ(scrambled.size(), plain.size());
+  // The filler's words, sorted, with the needle sentences cut out.
+  auto filler_words = [](std::string doc) {
+    doc = doc.substr(needle_header().size(), doc.find("\nWhat is") - needle_header().size());
+    for (const auto& [key, value] : needles_of(doc)) {
+      const std::string sentence = needle_sentence(key, value);
+      for (size_t at; (at = doc.find(sentence)) != std::string::npos;) doc.erase(at, sentence.size());
+    }
+    std::istringstream in(doc);
+    std::vector<std::string> words;
+    for (std::string word; in >> word;) words.push_back(word);
+    std::sort(words.begin(), words.end());
+    return words;
+  };
+  size_t changed = 0;
+  for (size_t d = 0; d < plain.size(); ++d) {
+    EXPECT_EQ(needles_of(scrambled[d]), needles_of(plain[d]));
+    EXPECT_EQ(plain[d].substr(plain[d].find("\nWhat is")), scrambled[d].substr(scrambled[d].find("\nWhat is")));
+    EXPECT_EQ(filler_words(scrambled[d]), filler_words(plain[d])) << scrambled[d];
+    changed += scrambled[d] != plain[d];
+  }
+  EXPECT_GE(changed, 18u);
+}
+
 TEST(RetrievalDocumentsTest, DeterministicBySeedAndBadOptionsAreErrors) {
   RetrievalDocumentOptions o;
   o.count = 10;
@@ -693,7 +729,7 @@ TEST(RetrievalDocumentsTest, CommandLineWritesTheDocumentsItsOptionsAsk) {
   write_text(dir + "/filler.txt", "Alpha runs. Beta jumps high. Eta counts to 10 now.\nZeta waits. Theta has 3 cats.\n");
   const auto r = test::run_halo("data retrieval --filler " + dir + "/filler.txt --out " + dir +
                                 "/r.jsonl --documents 4 --min-chars 20 --max-chars 80 --needles 3 "
-                                "--digit-free-filler --recalls 2 --repeat-text --seed 5");
+                                "--digit-free-filler --recalls 2 --repeat-text --scramble-words --seed 5");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   RetrievalDocumentOptions o;
   o.count = 4;
@@ -703,6 +739,7 @@ TEST(RetrievalDocumentsTest, CommandLineWritesTheDocumentsItsOptionsAsk) {
   o.digit_free_filler = true;
   o.recalls = 2;
   o.repeat_text = true;
+  o.scramble_words = true;
   o.seed = 5;
   const auto expected = retrieval_documents(
       split_sentences("Alpha runs. Beta jumps high. Eta counts to 10 now.\nZeta waits. Theta has 3 cats.\n"), o);

@@ -57,6 +57,9 @@ struct RetrievalDocumentOptions {
   // Write the text between the header and the questions twice (the copy after a newline): every
   // token of the copy can be predicted by copying from one document-dependent distance back.
   bool repeat_text = false;
+  // Shuffle the filler's words across the document (needles intact): word salad that only
+  // unigram statistics predict, so that with repeat_text only copying predicts the copy.
+  bool scramble_words = false;
   uint64_t seed = 0;
 };
 

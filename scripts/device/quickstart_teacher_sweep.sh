@@ -12,6 +12,7 @@
 #   recall  2 needles, each repeated verbatim twice later in the filler (--recalls 2), digit-free filler
 #   mqar    4 needles with 1 recall each in short filler: many keys and values, many queries
 #   copy    1 needle with 2 recalls, the text written twice (--repeat-text): most tokens copyable
+#   scramble  copy with the filler's words shuffled (--scramble-words): only copying predicts the copy
 # CPU cost of a variant on the quickstart's 2 cores: steps x batch x 256 tokens through a model of
 # 8 layers (3.5M parameters, about 1.2 steps/s at batch 16) or 4 layers (2.0M, about 2.6 steps/s);
 # the table's "CPU min" column estimates it from those rates (the pretrain stage may take 8-10 min).
@@ -55,7 +56,8 @@ data_options() {
     recall) echo "--documents 100000 --min-chars 100 --max-chars 500 --needles 2 --recalls 2 --digit-free-filler" ;;
     mqar) echo "--documents 80000 --min-chars 50 --max-chars 300 --needles 4 --recalls 1 --digit-free-filler" ;;
     copy) echo "--documents 110000 --min-chars 50 --max-chars 250 --recalls 2 --repeat-text --digit-free-filler" ;;
-    *) echo "quickstart_teacher_sweep: unknown data kind '$1' (base, recall, mqar, copy)" >&2; return 2 ;;
+    scramble) echo "--documents 110000 --min-chars 50 --max-chars 250 --recalls 2 --repeat-text --scramble-words --digit-free-filler" ;;
+    *) echo "quickstart_teacher_sweep: unknown data kind '$1' (base, recall, mqar, copy, scramble)" >&2; return 2 ;;
   esac
 }
 

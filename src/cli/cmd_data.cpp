@@ -86,6 +86,8 @@ int run_data_retrieval(int argc, char** argv) {
        "(copy targets at varied distances)", cxxopts::value<int64_t>()->default_value("0"))
       ("repeat-text", "Write each document's text (filler and needles) twice before the questions, so that every "
        "token of the copy can be copied")
+      ("scramble-words", "Shuffle each document's filler words (needles intact): with --repeat-text only copying "
+       "predicts the copy")
       ("max-filler-mb", "Read at most this much filler text", cxxopts::value<int64_t>()->default_value("20"))
       ("seed", "Seed", cxxopts::value<uint64_t>()->default_value("0"));
   // clang-format on
@@ -131,6 +133,7 @@ int run_data_retrieval(int argc, char** argv) {
   retrieval.digit_free_filler = result.count("digit-free-filler") > 0;
   retrieval.recalls = result["recalls"].as<int64_t>();
   retrieval.repeat_text = result.count("repeat-text") > 0;
+  retrieval.scramble_words = result.count("scramble-words") > 0;
   retrieval.seed = result["seed"].as<uint64_t>();
   const auto docs = retrieval_documents(sentences, retrieval);
   std::string jsonl;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <sstream>
 
 #include "halo/error.h"
 
@@ -123,6 +124,28 @@ std::vector<std::string> retrieval_documents(const std::vector<std::string>& fil
       for (int64_t r = 0; r < options.recalls; ++r) {
         recall_at[j].push_back(needle_at[j] + rng.below(pieces.size() + 1 - needle_at[j]));
       }
+    }
+    // scramble_words: the pieces rebuilt from the shuffled words, drawn from a generator of the
+    // document's own so that everything else is drawn as without it.
+    std::vector<std::string> scrambled;
+    if (options.scramble_words) {
+      SplitMix64 word_rng(options.seed ^ (0x9e3779b97f4a7c15ULL * static_cast<uint64_t>(d + 1)));
+      std::vector<std::string> words;
+      std::vector<size_t> counts;
+      for (const std::string* piece : pieces) {
+        const size_t before = words.size();
+        std::istringstream in(*piece);
+        for (std::string word; in >> word;) words.push_back(std::move(word));
+        counts.push_back(words.size() - before);
+      }
+      for (size_t j = words.size(); j > 1; --j) std::swap(words[j - 1], words[word_rng.below(j)]);
+      size_t w = 0;
+      for (size_t count : counts) {
+        std::string piece;
+        for (size_t k = 0; k < count; ++k) piece += (k > 0 ? " " : "") + words[w++];
+        scrambled.push_back(std::move(piece));
+      }
+      for (size_t i = 0; i < pieces.size(); ++i) pieces[i] = &scrambled[i];
     }
     std::string text;
     for (size_t i = 0; i <= pieces.size(); ++i) {
