@@ -26,8 +26,11 @@ echo "== corpus"
 # scripts/prepare_smollm2_data.sh adds to the same folder (--with-linux).
 mapfile -t corpus < <(ls runs/corpus/raw/*.jsonl | grep -v '/linux\.jsonl$')
 if [ ! -f "$data/retrieval/retrieval.jsonl" ]; then
+  # Short documents whose text comes twice, each needle recalled twice, no digits but the magic
+  # numbers: copy targets dense enough that the small teacher learns to retrieve within its
+  # steps (docs/benchmarks.md, session 9).
   "$halo" data retrieval ${corpus[@]/#/--filler=} --out "$data/retrieval/retrieval.jsonl" \
-    --documents 30000 --min-chars 100 --max-chars 600
+    --documents 110000 --min-chars 50 --max-chars 250 --recalls 2 --repeat-text --digit-free-filler
 fi
 
 echo "== tokenizer"
