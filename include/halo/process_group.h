@@ -62,10 +62,8 @@ class ProcessGroup {
   // The backend that reduces CUDA tensors: "nccl" or "gloo"; "none" for one process.
   std::string cuda_backend_name() const;
 
-  // Averages the tensors over the ranks, in place: flattened into buckets of one dtype and
-  // device (at most kBucketBytes each), one all-reduce per bucket, all in flight together.
-  void all_reduce_mean(std::vector<at::Tensor>& tensors);
-  // Sums the tensors over the ranks, in place, the same way.
+  // Sums the tensors over the ranks, in place: flattened into buckets of one dtype and device
+  // (at most kBucketBytes each), one all-reduce per bucket, all in flight together.
   void all_reduce_sum(std::vector<at::Tensor>& tensors);
   // Sends tensors from rank `root` to every rank, in place (flattened in buckets as above).
   void broadcast(std::vector<at::Tensor>& tensors, int root);

@@ -163,9 +163,9 @@ namespace {
 
 // Runs `collective` (which starts a c10d operation on one flat tensor) on buckets of `tensors`:
 // one dtype and device each, at most ProcessGroup::kBucketBytes, all in flight together; then
-// copies each bucket back into its tensors, multiplied by `scale`.
+// copies each bucket back into its tensors.
 template <class Collective>
-void in_buckets(std::vector<at::Tensor>& tensors, double scale, int rank, const char* what, Collective collective) {
+void in_buckets(std::vector<at::Tensor>& tensors, int rank, const char* what, Collective collective) {
   struct Bucket {
     std::vector<size_t> members;
     int64_t bytes = 0;
@@ -199,7 +199,6 @@ void in_buckets(std::vector<at::Tensor>& tensors, double scale, int rank, const 
     collective_failed(rank, what, e);
   }
   for (Bucket& bucket : buckets) {
-    if (scale != 1) bucket.flat.mul_(scale);
     int64_t offset = 0;
     for (size_t i : bucket.members) {
       const int64_t n = tensors[i].numel();
@@ -211,17 +210,9 @@ void in_buckets(std::vector<at::Tensor>& tensors, double scale, int rank, const 
 
 }  // namespace
 
-void ProcessGroup::all_reduce_mean(std::vector<at::Tensor>& tensors) {
-  if (!backend_) return;
-  in_buckets(tensors, 1.0 / size_, rank_, "averaging gradients", [&](at::Tensor& flat) {
-    std::vector<at::Tensor> arg{flat};
-    return backend_->for_tensor(flat).allreduce(arg);
-  });
-}
-
 void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
   if (!backend_) return;
-  in_buckets(tensors, 1.0, rank_, "summing", [&](at::Tensor& flat) {
+  in_buckets(tensors, rank_, "summing", [&](at::Tensor& flat) {
     std::vector<at::Tensor> arg{flat};
     return backend_->for_tensor(flat).allreduce(arg);
   });
@@ -229,7 +220,7 @@ void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors) {
 
 void ProcessGroup::broadcast(std::vector<at::Tensor>& tensors, int root) {
   if (!backend_) return;
-  in_buckets(tensors, 1.0, rank_, "sending parameters", [&](at::Tensor& flat) {
+  in_buckets(tensors, rank_, "sending parameters", [&](at::Tensor& flat) {
     std::vector<at::Tensor> arg{flat};
     c10d::BroadcastOptions options;
     options.rootRank = root;
