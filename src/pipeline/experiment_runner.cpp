@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstring>
 #include <cstdio>
+#include <iterator>
 #include <numeric>
 #include <optional>
 #include <sstream>
@@ -393,6 +394,7 @@ int run_tune(const Experiment& x, const Runtime& rt) {
   options.niah_samples = t.niah_samples;
   options.niah_tolerance = t.niah_tolerance;
   options.ppl_tokens = t.ppl_tokens;
+  options.ppl_tail = t.ppl_tail;
   options.seed = x.seed + 2;
   check_hype_scaling_options(options);
   // Under torchrun rank r scores the grid's values r, r + world size, ...; the sums of their
@@ -689,14 +691,22 @@ int run_experiment(const Experiment& x, const std::string& stage) {
   create_directories(x.run_dir);
   std::optional<RunDirectoryLock> lock;
   if (world.is_main()) lock.emplace(x.run_dir);
-  world.barrier();
-  for (const char* s : kStages) {
+  // The main rank's view of which stages are done, taken before any stage runs, is every rank's
+  // (a max over ranks that the others enter with zeros; it also holds them until the lock is
+  // taken). A rank that looked for DONE on its own could find one the main rank wrote after a
+  // stage without collectives, skip that stage's closing barrier and fall out of step with the
+  // others (seen once as a hang in a 2-rank test).
+  std::vector<double> done_before;
+  for (const char* s : kStages) done_before.push_back(world.is_main() && stage_done(x, s) ? 1.0 : 0.0);
+  done_before = world.max(done_before);
+  for (size_t i = 0; i < std::size(kStages); ++i) {
+    const char* s = kStages[i];
     if (stage != "all" && stage != s) continue;
     if (!enabled(x, s)) {
       if (stage != "all") fail(x.path, ": the experiment has no '", s, "' section");
       continue;
     }
-    if (stage_done(x, s) && stage == "all") {
+    if (done_before[i] != 0 && stage == "all") {
       log::info(cat(s, ": done earlier, skipped (", stage_dir(x, s), "/DONE)"));
       continue;
     }
