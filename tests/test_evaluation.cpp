@@ -15,6 +15,7 @@
 #include "halo/file_system.h"
 #include "halo/generation.h"
 #include "halo/hype_scaling.h"
+#include "halo/perplexity.h"
 #include "halo/hypenet_conversion.h"
 #include "halo/model_config.h"
 #include "halo/model_directory.h"
@@ -343,6 +344,23 @@ TEST(HypeScaling, ScoresEveryValueAndRestoresTheModel) {
     EXPECT_GT(p.mean_nll, 0);
   }
   EXPECT_NE(r.points[0].mean_nll, r.points[2].mean_nll);  // a changes the attention layers
+  // With a tail, each length's loss is the perplexity tail of its windows at the point's a.
+  HypeScalingOptions tail = o;
+  tail.grid = {100};
+  tail.ppl_tail = 64;
+  const HypeScalingResult t = tune_hype_scaling(model, *tokenizer, brown, brown, {}, tail);
+  const std::vector<int32_t> ids = tokenizer->encode(brown);
+  const std::vector<int32_t> scored(ids.begin(), ids.begin() + 441);
+  model.set_hype_scaling(100.0);
+  for (size_t i = 0; i < o.lengths.size(); ++i) {
+    const PerplexityResult p = perplexity(model, scored, o.lengths[i], o.lengths[i], {}, 64);
+    ASSERT_GT(p.tail_tokens, 0);
+    EXPECT_NEAR(t.points[0].nll_by_length[i], p.tail_nll_sum / p.tail_tokens, 1e-9) << o.lengths[i];
+    EXPECT_NE(t.points[0].nll_by_length[i], r.points[1].nll_by_length[i]) << o.lengths[i];
+  }
+  model.set_hype_scaling(362.0);
+  tail.ppl_tail = 400;  // not below the shortest length
+  EXPECT_THROW(check_hype_scaling_options(tail), Error);
   write_hype_scaling_report(dir + "/tune", r, o);
   for (const char* f : {"hype_scaling.json", "hype_scaling.md", "hype_scaling.png"}) {
     EXPECT_TRUE(is_regular_file(dir + "/tune/" + f)) << f;

@@ -65,6 +65,7 @@ struct TuneConfig {
   int64_t niah_samples = 20;
   double niah_tolerance = 0.05;
   int64_t ppl_tokens = 0;  // 0: the longest context + 1
+  int64_t ppl_tail = 0;    // > 0: the loss of the last ppl_tail positions of each window only
 };
 
 struct ReportConfig {

@@ -36,6 +36,8 @@ int run_tune_scaling(int argc, char** argv) {
       ("niah-tolerance", "Accuracies this close to the best count as tied", cxxopts::value<double>()->default_value("0.05"))
       ("ppl-tokens", "Tokens of the text scored per length (0: the longest length + 1)",
        cxxopts::value<int64_t>()->default_value("0"))
+      ("ppl-tail", "Score the loss over the last N positions of each window only (0: whole windows)",
+       cxxopts::value<int64_t>()->default_value("0"))
       ("seed", "Seed of the needle prompts", cxxopts::value<uint64_t>()->default_value("0"))
       ("o,out", "Directory for hype_scaling.{json,md,png}", cxxopts::value<std::string>())
       ("apply", "Write the chosen a into the model directory's config.json");
@@ -51,6 +53,7 @@ int run_tune_scaling(int argc, char** argv) {
   tuning.niah_samples = result["niah-samples"].as<int64_t>();
   tuning.niah_tolerance = result["niah-tolerance"].as<double>();
   tuning.ppl_tokens = result["ppl-tokens"].as<int64_t>();
+  tuning.ppl_tail = result["ppl-tail"].as<int64_t>();
   tuning.seed = result["seed"].as<uint64_t>();
   check_hype_scaling_options(tuning);  // before the model loads
   const ModelConfig config = load_model_config(model_dir);

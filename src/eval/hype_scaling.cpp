@@ -52,6 +52,11 @@ void check_hype_scaling_options(const HypeScalingOptions& options) {
     usage_fail("--niah-tolerance must be in [0, 1], got ", options.niah_tolerance);
   }
   if (options.ppl_tokens < 0) usage_fail("--ppl-tokens must be >= 0, got ", options.ppl_tokens);
+  const int64_t shortest = *std::min_element(options.lengths.begin(), options.lengths.end());
+  if (options.ppl_tail < 0 || options.ppl_tail >= shortest) {
+    usage_fail("--ppl-tail must be 0 (whole windows) or below the shortest length ", shortest, ", got ",
+               options.ppl_tail);
+  }
 }
 
 HypeScalingResult tune_hype_scaling(CausalLM& model, const Tokenizer& tokenizer, const std::string& text,
@@ -90,7 +95,9 @@ HypeScalingResult tune_hype_scaling(CausalLM& model, const Tokenizer& tokenizer,
       needle.lengths = {options.lengths[i]};
       const double accuracy = evaluate_needle(model, tokenizer, samples[i], needle, stop_ids).accuracy();
       const int64_t length = options.lengths[i];
-      const double nll = perplexity(model, ids, length, length).mean_nll();
+      const PerplexityResult scored = perplexity(model, ids, length, length, {}, options.ppl_tail);
+      if (options.ppl_tail > 0 && scored.tail_tokens == 0) fail("no full window of ", length, " tokens to score");
+      const double nll = options.ppl_tail > 0 ? scored.tail_nll_sum / scored.tail_tokens : scored.mean_nll();
       point.niah_by_length.push_back(accuracy);
       point.nll_by_length.push_back(nll);
       point.niah += accuracy / static_cast<double>(options.lengths.size());
@@ -108,6 +115,15 @@ HypeScalingResult tune_hype_scaling(CausalLM& model, const Tokenizer& tokenizer,
   return result;
 }
 
+namespace {
+
+std::string scored_positions(const HypeScalingOptions& options) {
+  return options.ppl_tail > 0 ? cat("the last ", options.ppl_tail, " positions of each window")
+                              : std::string("every position of each window");
+}
+
+}  // namespace
+
 void write_hype_scaling_report(const std::string& dir, const HypeScalingResult& result,
                                const HypeScalingOptions& options) {
   nlohmann::json j;
@@ -115,6 +131,7 @@ void write_hype_scaling_report(const std::string& dir, const HypeScalingResult& 
   j["lengths"] = result.lengths;
   j["niah_tolerance"] = options.niah_tolerance;
   j["niah_samples_per_length"] = options.niah_samples;
+  j["loss_scored"] = scored_positions(options);
   j["rule"] = "among the a whose mean NIAH accuracy is within niah_tolerance of the best, the lowest mean loss";
   for (const auto& p : result.points) {
     j["points"].push_back({{"a", p.a},
@@ -126,7 +143,9 @@ void write_hype_scaling_report(const std::string& dir, const HypeScalingResult& 
   std::ostringstream md;
   md << "# HyPE logits scaling: the choice of a\n\nRule: among the values of a whose mean NIAH accuracy is within "
      << fixed(100 * options.niah_tolerance, 1)
-     << " points of the best, the lowest mean held-out loss. Chosen: **a = " << result.best_a << "**.\n\n| a |";
+     << " points of the best, the lowest mean held-out loss (scored over "
+     << scored_positions(options)
+     << "). Chosen: **a = " << result.best_a << "**.\n\n| a |";
   for (int64_t length : result.lengths) md << " NIAH @ " << count_label(static_cast<double>(length)) << " |";
   for (int64_t length : result.lengths) md << " loss @ " << count_label(static_cast<double>(length)) << " |";
   md << " mean NIAH | mean loss |\n|---|";

@@ -325,6 +325,7 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     t.niah_samples = s.get<int64_t>("niah_samples", t.niah_samples);
     t.niah_tolerance = s.get<double>("niah_tolerance", t.niah_tolerance);
     t.ppl_tokens = s.get<int64_t>("ppl_tokens", t.ppl_tokens);
+    t.ppl_tail = s.get<int64_t>("ppl_tail", t.ppl_tail);
     s.finish();
     if (t.grid.empty()) s.invalid("grid", "must list at least one value of a");
     for (double a : t.grid) {
@@ -337,6 +338,7 @@ Experiment load_experiment(const std::string& path, const std::vector<std::strin
     if (t.niah_samples < 1 || t.niah_samples > 10000) s.invalid("niah_samples", "must be 1 to 10000");
     if (!(t.niah_tolerance >= 0 && t.niah_tolerance <= 1)) s.invalid("niah_tolerance", "must be in [0, 1]");
     if (t.ppl_tokens < 0) s.invalid("ppl_tokens", "must be >= 0");
+    if (t.ppl_tail < 0) s.invalid("ppl_tail", "must be >= 0 (0: score whole windows)");
   }
   if (top.has("report")) {
     YamlSection s = top.section("report");
