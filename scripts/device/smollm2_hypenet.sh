@@ -39,8 +39,8 @@ variants=${VARIANTS:-small rope nope even kl}
 ablation_budget=(--set distill.data.batch_size=32 --set distill.train.steps=300 --set distill.train.lr=3.0e-4
   --set distill.train.warmup_steps=30 --set distill.train.checkpoint_every=100 --set finetune.data.seq_len=8192
   --set finetune.data.batch_size=2 --set finetune.train.steps=64 --set finetune.train.lr=3.0e-5
-  --set finetune.train.checkpoint_every=32
-  --set "tune.grid=[100, 300, 500, 1000, 3000]")
+  --set finetune.train.checkpoint_every=32 --set finetune.train.schedule=constant --set finetune.train.warmup_steps=8
+  --set "tune.grid=[100, 300, 500, 1000, 3000]" --set tune.ppl_tokens=0 --set tune.ppl_tail=0)
 extra=()
 [ -z "${HALO_RUN_ARGS:-}" ] || mapfile -t extra <<< "$HALO_RUN_ARGS"
 stamp() { echo "[$(date -u +%H:%M:%S)] $*"; }
