@@ -721,6 +721,8 @@ TEST(Experiment, InputsAreCheckedBeforeTheFirstStage) {
   expect_plan_error(teacher + "align:\n" + data + train + "select: {criterion: even, keep: 99}\n", {"select.keep"});
   expect_plan_error(teacher + "align:\n" + data + train + "tune: {text: " + d.dir + "}\n",
                     {"tune.text", "is a directory"});
+  expect_plan_error(teacher + "align:\n" + data + train + "tune: {text: " + d.text + ", ppl_tail: 100000}\n",
+                    {"tune.ppl_tail", "100000"});
 }
 
 TEST(Experiment, DataFromAnotherVocabularyIsRejected) {

@@ -4,9 +4,10 @@
 // past its training length: needle-in-a-haystack accuracy (mean over the lengths) and the mean
 // next-token loss of a held-out text at those lengths, over whole windows or, with `ppl_tail`,
 // over the last ppl_tail positions of each window only (the tokens farthest past the training
-// length, where the scaling matters most and the mean over a window hides it). The rule: among the values of `a` whose
-// NIAH accuracy is within `niah_tolerance` of the best, the one with the lowest loss (a tie on
-// both keeps the smaller a). The text and filler must be neither trained on nor reported.
+// length, where the scaling matters most and the mean over a window hides it). The rule: among
+// the values of `a` whose NIAH accuracy is within `niah_tolerance` of the best, the one with the
+// lowest loss (a tie on both keeps the smaller a). The text and filler must be neither trained
+// on nor reported.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -42,7 +43,8 @@ struct HypeScalingResult {
 
 // Fails (usage error naming the option, --flag as the CLI spells it) when the grid is empty or
 // holds a <= 1, when no length is given or one is < 2, or when the sample count, tolerance,
-// token count or tail (< 0, or not below the shortest length) is out of range. tune_hype_scaling runs it first; the CLI runs it before loading.
+// token count or tail (< 0, or not below the shortest length) is out of range.
+// tune_hype_scaling runs it first; the CLI runs it before loading.
 void check_hype_scaling_options(const HypeScalingOptions& options);
 
 // The rule: among the points whose NIAH accuracy is within `tolerance` of the best, the lowest

@@ -10,6 +10,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
@@ -580,8 +581,14 @@ void check_inputs(const Experiment& x, const std::string& stage, bool plan_only 
     check_text_file(x, "select.commonsense.text", c.heldout_text);
   }
   if (runs("tune")) {
-    check_text_file(x, "tune.text", x.tune.text);
-    check_text_file(x, "tune.filler", x.tune.filler);
+    const TuneConfig& t = x.tune;
+    check_text_file(x, "tune.text", t.text);
+    check_text_file(x, "tune.filler", t.filler);
+    const int64_t shortest = *std::min_element(t.lengths_factors.begin(), t.lengths_factors.end()) * training_length(x);
+    if (t.ppl_tail >= shortest) {
+      fail(x.path, ": tune.ppl_tail is ", t.ppl_tail, " but the shortest tuned length is ", shortest,
+           " (tune.context_factors x the training length); give fewer positions, or 0 for whole windows");
+    }
   }
   if (runs("report")) {
     const ReportConfig& r = x.report;
