@@ -3,7 +3,8 @@
 //   of folders before it, never after (a public header counts as its implementation's folder);
 // - include/halo/X.h is implemented in src/<folder>/X.cpp or X_<part>.cpp;
 // - src/cli includes only public headers (halo/*.h) and its own (cli/*.h);
-// - every public header is needed by the CLI (or by another public header).
+// - every public header is needed by the CLI (or by another public header);
+// - a file that tests HALO_WITH_CUDA_KERNELS is one that CMakeLists.txt compiles with it.
 #include <gtest/gtest.h>
 
 #include <map>
@@ -137,6 +138,30 @@ TEST(Layout, PublicHeadersAreTheOnesTheCliNeeds) {
     EXPECT_TRUE(needed.count("halo/" + header))
         << "include/halo/" << header << " is not used by the CLI: move it beside its .cpp under src/";
   }
+}
+
+// CMakeLists.txt defines HALO_WITH_CUDA_KERNELS for the ops' entry points (HALO_OPS) and the files
+// named beside them only; in any other file an #ifdef on it is compiled out without a word, and
+// the kernel behind it never runs (the fused lightning decode step did not, on 2026-12-07).
+TEST(Layout, KernelDispatchIsCompiledWithTheCudaDefinition) {
+  const std::string cmake = read_file(HALO_SOURCE_DIR "/CMakeLists.txt");
+  auto block = [&](const std::string& start, const std::string& end) {
+    const size_t from = cmake.find(start);
+    if (from == std::string::npos) return std::string();
+    return cmake.substr(from, cmake.find(end, from + start.size()) - from);
+  };
+  const std::string ops = block("set(HALO_OPS ", ")"), marked = block("set_source_files_properties(${HALO_OPS}", "PROPERTIES");
+  ASSERT_NE(ops.find("src/ops/rope.cpp"), std::string::npos) << "no set(HALO_OPS ...) in CMakeLists.txt";
+  ASSERT_NE(marked.find("HALO_OPS"), std::string::npos) << "no set_source_files_properties(${HALO_OPS} ...)";
+  int dispatching = 0;
+  for (const SourceFile& f : sources()) {
+    if (f.text.find("HALO_WITH_CUDA_KERNELS") == std::string::npos) continue;
+    ++dispatching;
+    const std::string path = "src/" + f.path;
+    EXPECT_TRUE(ops.find(path) != std::string::npos || marked.find(path) != std::string::npos)
+        << path << " tests HALO_WITH_CUDA_KERNELS, which CMakeLists.txt does not define for it (HALO_OPS)";
+  }
+  EXPECT_GE(dispatching, 5);  // rope, decode attention, lightning attention and decode, losses, decode graph
 }
 
 }  // namespace
