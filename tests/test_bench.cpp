@@ -211,5 +211,27 @@ TEST(BenchCommands, InferenceSweepsTheBatch) {
   EXPECT_NE(bad.err.find("--batch"), std::string::npos) << bad.err;
 }
 
+// Training at another teacher's dimensions: its config.json gives the teacher, the student keeps
+// a quarter of the layers; the row names the model. A hybrid is refused as a teacher.
+TEST(BenchCommands, TrainingTakesTheTeacherFromAModel) {
+  const std::string dir = test::make_temp_dir();
+  const std::string tiny = test::fixture("qwen3-tiny");
+  auto r = run_halo("bench training --model " + tiny + " --stage 2 --batch 2 --seq-len 16 --steps 1 --device cpu --out " +
+                    dir + "/train");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json rows = nlohmann::json::parse(read_file(dir + "/train.json"));
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["model"], "qwen3-tiny");
+  EXPECT_EQ(rows[0]["stage"], 2);
+  EXPECT_GT(rows[0]["tokens_per_s"].get<double>(), 0);
+  EXPECT_GT(rows[0]["trainable_parameters"].get<int64_t>(), 0);
+  EXPECT_NE(read_file(dir + "/train.md").find("| qwen3-tiny | 2 | 2 | 16 |"), std::string::npos) << read_file(dir + "/train.md");
+  auto convert = run_halo("convert --teacher " + tiny + " --out " + dir + "/hybrid --attn-layers 0");
+  ASSERT_EQ(convert.exit_code, 0) << convert.err;
+  auto hybrid = run_halo("bench training --model " + dir + "/hybrid --device cpu --batch 1 --seq-len 8 --steps 1");
+  EXPECT_EQ(hybrid.exit_code, 2) << hybrid.err;
+  EXPECT_NE(hybrid.err.find("is a hybrid"), std::string::npos) << hybrid.err;
+}
+
 }  // namespace
 }  // namespace halo

@@ -106,6 +106,10 @@ void validate_model_config(const ModelConfig& config, const std::string& path);
 
 const char* mixer_type_name(MixerType type);  // "attn" | "lightning-attn"
 
+// k of `layers` layers evenly spaced: floor((2j + 1) * layers / (2k)) for j = 0..k-1, the middle of
+// the j-th of k equal blocks (28, 7: 2, 6, 10, 14, 18, 22, 26). Fails unless 0 <= k <= layers.
+std::vector<int64_t> evenly_spaced_layers(int64_t layers, int64_t k);
+
 // One weight tensor of a model: its Hugging Face name and shape.
 struct ParameterSpec {
   std::string name;

@@ -330,6 +330,13 @@ const char* mixer_type_name(MixerType type) {
   return type == MixerType::attention ? "attn" : "lightning-attn";
 }
 
+std::vector<int64_t> evenly_spaced_layers(int64_t layers, int64_t k) {
+  if (k < 0 || k > layers) usage_fail("cannot keep ", k, " of ", layers, " layers");
+  std::vector<int64_t> chosen;
+  for (int64_t j = 0; j < k; ++j) chosen.push_back((2 * j + 1) * layers / (2 * k));
+  return chosen;
+}
+
 ModelConfig parse_model_config(const std::string& json_text, const std::string& path) {
   json obj;
   try {

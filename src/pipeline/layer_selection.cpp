@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "halo/error.h"
+#include "halo/model_config.h"
 #include "pipeline/layer_selection.h"
 
 namespace halo {
@@ -79,13 +80,6 @@ std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k, 
   order.resize(k);
   std::sort(order.begin(), order.end());
   return order;
-}
-
-std::vector<int64_t> evenly_spaced_layers(int64_t layers, int64_t k) {
-  if (k < 0 || k > layers) usage_fail("cannot keep ", k, " of ", layers, " layers");
-  std::vector<int64_t> chosen;
-  for (int64_t j = 0; j < k; ++j) chosen.push_back((2 * j + 1) * layers / (2 * k));
-  return chosen;
 }
 
 LayerSelection select_attention_layers(const LayerMeasurements& measurements, const LayerSelectionOptions& options) {

@@ -53,8 +53,6 @@ std::vector<double> recall_drop_scores(const std::vector<double>& recall);
 // most.
 std::vector<int64_t> top_k_layers(const std::vector<double>& scores, int64_t k,
                                   const std::vector<double>& tie_break = {});
-// floor((2j + 1) * layers / (2k)) for j = 0..k-1.
-std::vector<int64_t> evenly_spaced_layers(int64_t layers, int64_t k);
 
 // Checks the measurements the criterion needs (one finite value per layer) and selects.
 LayerSelection select_attention_layers(const LayerMeasurements& measurements, const LayerSelectionOptions& options);

@@ -3,7 +3,8 @@
 // 1 or more, peak GPU memory; an out-of-memory point is reported as such and the sweep goes
 // on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
 // shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
-// (config only). JSON lines on stdout with --json, else a table; --out PREFIX also writes the
+// (config only; for training the teacher, whose student keeps a quarter of its layers, evenly
+// spaced, as attention: the layers' places do not change the cost). JSON lines on stdout with --json, else a table; --out PREFIX also writes the
 // rows as JSON, a markdown table and a chart; --profile FILE records one more decode step (at the
 // last context) or training step with the Kineto profiler. Decode steps replay a CUDA graph
 // (DecodeGraph) on CUDA unless --no-cuda-graph; the first timed step includes its capture (the
@@ -296,11 +297,16 @@ int bench_training(int argc, char** argv) {
       "Throughput of the training steps of `halo run` at real dimensions (random weights, random\n"
       "tokens): the stage's own task and optimizer step (forward, backward, clipping, AdamW) for\n"
       "stage 1 (align: teacher forward + student mixers, MSE), 2 (distill: teacher + student, KL)\n"
-      "or 3 (finetune: student cross-entropy). Reports tokens/s, MFU and peak memory.\n"
-      "Example: halo bench training --stage 2 --batch 12 --seq-len 512");
+      "or 3 (finetune: student cross-entropy). Reports tokens/s, MFU and peak memory. The teacher is\n"
+      "Qwen3-1.7B and the student HypeNet-2B, or with --model the teacher of a config.json and a\n"
+      "student with a quarter of its layers as attention, evenly spaced.\n"
+      "Example: halo bench training --stage 2 --batch 12 --seq-len 512\n"
+      "         halo bench training --model runs/teachers/smollm2-135m --stage 2 --batch 64");
   // clang-format off
   options.add_options()
       ("stage", "1, 2 or 3", cxxopts::value<int>()->default_value("2"))
+      ("model", "Take the teacher's architecture from this model directory's config.json (a Transformer)",
+       cxxopts::value<std::string>())
       ("batch", "Sequences per step", cxxopts::value<int64_t>()->default_value("12"))
       ("seq-len", "Tokens per sequence", cxxopts::value<int64_t>()->default_value("512"))
       ("steps", "Timed steps (after one warm-up)", cxxopts::value<int64_t>()->default_value("5"))
@@ -332,9 +338,20 @@ int bench_training(int argc, char** argv) {
   if (t > kMaxBenchTokens / batch) {
     usage_fail("--batch x --seq-len = ", batch, " x ", t, " tokens a step; at most ", kMaxBenchTokens, " fit a GPU");
   }
+  const std::string model_dir = result.count("model") ? result["model"].as<std::string>() : "";
+  const ModelConfig teacher_config = model_dir.empty() ? qwen3_1_7b() : load_model_config(model_dir);
+  for (MixerType type : teacher_config.mixer_types) {
+    if (type != MixerType::attention) usage_fail("--model: ", model_dir, " is a hybrid; give the Transformer it came from");
+  }
+  const int64_t layers = teacher_config.num_hidden_layers;
+  const ModelConfig student_config = hypenet_config(
+      teacher_config, model_dir.empty() ? preset_attention_layers("hypenet-2b", teacher_config)
+                                        : evenly_spaced_layers(layers, std::max<int64_t>(1, layers / 4)));
+  const std::string model_name = model_dir.empty() ? "hypenet-2b" : base_name(model_dir);
   BenchReport report;
   report.title = "halo bench training";
-  report.columns = {{"stage", "stage"},
+  report.columns = {{"model", "model"},
+                    {"stage", "stage"},
                     {"batch", "batch"},
                     {"seq_len", "seq len"},
                     {"recompute", "recompute"},
@@ -346,7 +363,9 @@ int bench_training(int argc, char** argv) {
                     {"mfu_percent", "MFU %", 1},
                     {"peak_gb", "peak GB", 1}};
   report.notes =
-      cat("Qwen3-1.7B teacher, HypeNet-2B student, random weights and tokens; the training step of halo run "
+      cat(model_dir.empty() ? "Qwen3-1.7B teacher, HypeNet-2B student"
+                            : "The model's architecture as teacher, a quarter of its layers kept as attention",
+          ", random weights and tokens; the training step of halo run "
           "(the stage's task, clipping and the AdamW update). MFU against ",
           result["peak-tflops"].as<double>(),
           " TFLOP/s; model FLOPs per token = 6 x trainable + 2 x frozen parameters (attention scores not "
@@ -354,9 +373,6 @@ int bench_training(int argc, char** argv) {
           "(no reduction), measured first in the same job.");
   std::optional<BenchOutput> output;  // rank 0 reports
   if (world.is_main()) output.emplace(result, device, argc, argv, report, training_chart);
-  const ModelConfig teacher_config = qwen3_1_7b();
-  const ModelConfig student_config =
-      hypenet_config(teacher_config, preset_attention_layers("hypenet-2b", teacher_config));
   CausalLM student = random_model(stage == 1 ? hypenet_config(teacher_config, {}) : student_config, device, dtype);
   student.set_recompute_activations(result.count("recompute-activations") > 0);
   std::unique_ptr<CausalLM> teacher;  // stage 3 trains the student alone
@@ -405,6 +421,7 @@ int bench_training(int argc, char** argv) {
   const double flops = tokens * (6.0 * trainable + 2.0 * frozen);
   const double mfu = flops / seconds / (result["peak-tflops"].as<double>() * 1e12);
   nlohmann::json row = {{"bench", "training"},
+                        {"model", model_name},
                         {"stage", stage},
                         {"batch", batch},
                         {"seq_len", t},
