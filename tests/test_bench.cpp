@@ -212,11 +212,12 @@ TEST(BenchCommands, InferenceSweepsTheBatch) {
 }
 
 // Training at another teacher's dimensions: its config.json gives the teacher, the student keeps
-// a quarter of the layers; the row names the model. A hybrid is refused as a teacher.
+// a quarter of the layers; the row names the model (a trailing slash on the folder is no part of
+// the name). A hybrid is refused as a teacher.
 TEST(BenchCommands, TrainingTakesTheTeacherFromAModel) {
   const std::string dir = test::make_temp_dir();
   const std::string tiny = test::fixture("qwen3-tiny");
-  auto r = run_halo("bench training --model " + tiny + " --stage 2 --batch 2 --seq-len 16 --steps 1 --device cpu --out " +
+  auto r = run_halo("bench training --model " + tiny + "/ --stage 2 --batch 2 --seq-len 16 --steps 1 --device cpu --out " +
                     dir + "/train");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const nlohmann::json rows = nlohmann::json::parse(read_file(dir + "/train.json"));

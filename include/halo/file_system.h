@@ -24,6 +24,7 @@ void remove_tree(const std::string& path);
 
 std::string join_path(const std::string& dir, const std::string& name);
 std::string parent_directory(const std::string& path);
+// The last component, trailing slashes ignored as basename(1) does: "runs/x/" -> "x".
 std::string base_name(const std::string& path);
 
 // The absolute path of an existing file with symbolic links resolved; empty when it does not exist.

@@ -87,8 +87,11 @@ std::string parent_directory(const std::string& path) {
 }
 
 std::string base_name(const std::string& path) {
-  const size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
+  const size_t end = path.find_last_not_of('/');
+  if (end == std::string::npos) return path.empty() ? path : "/";
+  const size_t slash = path.find_last_of('/', end);
+  const size_t begin = slash == std::string::npos ? 0 : slash + 1;
+  return path.substr(begin, end + 1 - begin);
 }
 
 void require_regular_file(const std::string& path) {

@@ -4,11 +4,11 @@
 // on. Training: tokens/s, MFU and peak memory of optimizer steps of stage 1, 2 or 3 at a given
 // shape. Architectures: qwen3-1.7b, hypenet-2b (its released attention layers), or --model DIR
 // (config only; for training the teacher, whose student keeps a quarter of its layers, evenly
-// spaced, as attention: the layers' places do not change the cost). JSON lines on stdout with --json, else a table; --out PREFIX also writes the
-// rows as JSON, a markdown table and a chart; --profile FILE records one more decode step (at the
-// last context) or training step with the Kineto profiler. Decode steps replay a CUDA graph
-// (DecodeGraph) on CUDA unless --no-cuda-graph; the first timed step includes its capture (the
-// median ignores it).
+// spaced, as attention: the layers' places do not change the cost). JSON lines on stdout with
+// --json, else a table; --out PREFIX also writes the rows as JSON, a markdown table and a chart;
+// --profile FILE records one more decode step (at the last context) or training step with the
+// Kineto profiler. Decode steps replay a CUDA graph (DecodeGraph) on CUDA unless --no-cuda-graph;
+// the first timed step includes its capture (the median ignores it).
 #include <ATen/ATen.h>
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/core/GradMode.h>
