@@ -51,7 +51,8 @@ void check(const Case& c, at::ScalarType dtype) {
   at::Tensor q_norm = rounded(at::rand({d}, f64) + 0.5), k_norm = rounded(at::rand({d}, f64) + 0.5);
   const int64_t rows = c.per_row_tables ? b : 1;
   at::Tensor angle = at::rand({rows, d / 2}, f64) * 6.3 * (1 + at::arange(rows, f64).unsqueeze(1));
-  at::Tensor cos = rounded(at::cat({angle.cos(), angle.cos()}, -1)), sin = rounded(at::cat({angle.sin(), angle.sin()}, -1));
+  at::Tensor cos = rounded(at::cat({angle.cos(), angle.cos()}, -1)),
+             sin = rounded(at::cat({angle.sin(), angle.sin()}, -1));
   at::Tensor decay = at::rand({h}, f64) * 0.5 + 0.5;
   at::Tensor state = at::randn({b, h, d, d}, f64);
 
@@ -62,18 +63,19 @@ void check(const Case& c, at::ScalarType dtype) {
   }
   kr = kr.repeat_interleave(h / kv, 1);
   at::Tensor vr = v.repeat_interleave(h / kv, 1);
-  at::Tensor want_state = decay.to(at::kFloat).to(at::kDouble).view({1, h, 1, 1}) * state.to(at::kFloat).to(at::kDouble) +
-                          kr.unsqueeze(-1) * vr.unsqueeze(-2);
+  at::Tensor want_state =
+      decay.to(at::kFloat).to(at::kDouble).view({1, h, 1, 1}) * state.to(at::kFloat).to(at::kDouble) +
+      kr.unsqueeze(-1) * vr.unsqueeze(-2);
   at::Tensor want_out = at::matmul((qr * scale).unsqueeze(2), want_state).squeeze(2);  // [B, H, D]
 
   at::Tensor gpu_state = state.to(gpu, at::kFloat).contiguous();
   auto on_gpu = [&](const at::Tensor& x) { return x.to(gpu, dtype).contiguous(); };
   const at::Tensor q2 = on_gpu(q).view({b, h * d}), k2 = on_gpu(k).view({b, kv * d}), v2 = on_gpu(v).view({b, kv * d});
   const at::Tensor cos2 = c.rope ? on_gpu(cos) : at::Tensor(), sin2 = c.rope ? on_gpu(sin) : at::Tensor();
-  ASSERT_TRUE(lightning_decode_cuda_supported(q2, k2, v2, gpu_state, cos2));
-  at::Tensor out = lightning_decode_cuda(q2, k2, v2, c.norm ? on_gpu(q_norm) : at::Tensor(),
-                                         c.norm ? on_gpu(k_norm) : at::Tensor(), eps, cos2, sin2,
-                                         decay.to(gpu, at::kFloat), scale, gpu_state);
+  const at::Tensor q_norm2 = c.norm ? on_gpu(q_norm) : at::Tensor(), k_norm2 = c.norm ? on_gpu(k_norm) : at::Tensor();
+  ASSERT_TRUE(lightning_decode_cuda_supported(q2, k2, v2, q_norm2, k_norm2, gpu_state, cos2));
+  at::Tensor out =
+      lightning_decode_cuda(q2, k2, v2, q_norm2, k_norm2, eps, cos2, sin2, decay.to(gpu, at::kFloat), scale, gpu_state);
   ASSERT_EQ(out.scalar_type(), dtype);
   EXPECT_LT(relative_error(gpu_state, want_state), 1e-6);
   EXPECT_LT(relative_error(out.view({b, h, d}), want_out), 1e-2);
@@ -99,12 +101,15 @@ TEST(LightningDecodeCuda, RefusesWhatItDoesNotTake) {
   const auto bf16 = at::TensorOptions().device(at::kCUDA, 0).dtype(at::kBFloat16);
   const at::Tensor state = at::zeros({1, 4, 64, 64}, bf16.dtype(at::kFloat));
   const at::Tensor q = at::zeros({1, 256}, bf16), kv = at::zeros({1, 128}, bf16);
-  EXPECT_TRUE(lightning_decode_cuda_supported(q, kv, kv, state, {}));
-  EXPECT_FALSE(lightning_decode_cuda_supported(q.to(at::kFloat), kv, kv, state, {}));            // float32 q
-  EXPECT_FALSE(lightning_decode_cuda_supported(q, kv, kv, state.to(at::kBFloat16), {}));         // 16-bit state
-  EXPECT_FALSE(lightning_decode_cuda_supported(q, at::zeros({1, 192}, bf16), kv, state, {}));    // 3 KV heads of 4
-  EXPECT_FALSE(lightning_decode_cuda_supported(q, kv, kv, at::zeros({1, 4, 32, 32}, bf16.dtype(at::kFloat)), {}));
-  EXPECT_FALSE(lightning_decode_cuda_supported(q, kv, kv, state, at::zeros({3, 64}, bf16)));     // 3 table rows for 1
+  EXPECT_TRUE(lightning_decode_cuda_supported(q, kv, kv, {}, {}, state, {}));
+  EXPECT_FALSE(lightning_decode_cuda_supported(q.to(at::kFloat), kv, kv, {}, {}, state, {}));     // float32 q
+  EXPECT_FALSE(lightning_decode_cuda_supported(q, kv, kv, {}, {}, state.to(at::kBFloat16), {}));  // 16-bit state
+  EXPECT_FALSE(
+      lightning_decode_cuda_supported(q, at::zeros({1, 192}, bf16), kv, {}, {}, state, {}));  // 3 KV heads of 4
+  EXPECT_FALSE(
+      lightning_decode_cuda_supported(q, kv, kv, {}, {}, at::zeros({1, 4, 32, 32}, bf16.dtype(at::kFloat)), {}));
+  EXPECT_FALSE(
+      lightning_decode_cuda_supported(q, kv, kv, {}, {}, state, at::zeros({3, 64}, bf16)));  // 3 table rows for 1
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ namespace halo {
 namespace {
 
 // The fused one-token step's [B, 1, H*D] output (lightning_decode.h), or nothing where it does
-// not apply: more than one token, no cached state yet, padding, or norms of another dtype.
+// not apply: more than one token, no cached state yet, padding, or inputs the kernel does not take.
 std::optional<at::Tensor> fused_decode_step(const ModelConfig& c, const MixerWeights& w, const at::Tensor& q,
                                             const at::Tensor& k, const at::Tensor& v, const at::Tensor& decay,
                                             const ForwardContext& ctx, InferenceCache* cache, int64_t layer) {
@@ -29,8 +29,6 @@ std::optional<at::Tensor> fused_decode_step(const ModelConfig& c, const MixerWei
   const at::Tensor& state = cache->lightning_state(layer);
   if (!state.defined() || (c.lightning_use_rope && !ctx.light_cos.defined())) return std::nullopt;
   const bool norm = c.lightning_use_qk_norm;
-  if (norm && (w.q_norm.scalar_type() != q.scalar_type() || w.k_norm.scalar_type() != q.scalar_type()))
-    return std::nullopt;
   const int64_t b = q.size(0);
   std::optional<at::Tensor> out = fused_lightning_decode(
       q.view({b, -1}), k.view({b, -1}), v.view({b, -1}), norm ? w.q_norm : at::Tensor(), norm ? w.k_norm : at::Tensor(),

@@ -35,7 +35,8 @@ std::optional<at::Tensor> fused_lightning_decode(const at::Tensor& q, const at::
                                                  const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& decay,
                                                  double scale, const at::Tensor& state) {
 #ifdef HALO_WITH_CUDA_KERNELS
-  if (!fused_decode_enabled() || !lightning_decode_cuda_supported(q, k, v, state, cos)) return std::nullopt;
+  if (!fused_decode_enabled() || !lightning_decode_cuda_supported(q, k, v, q_norm, k_norm, state, cos))
+    return std::nullopt;
   return lightning_decode_cuda(q, k, v, q_norm, k_norm, eps, cos, sin, decay.to(at::kFloat), scale, state);
 #else
   (void)q, (void)k, (void)v, (void)q_norm, (void)k_norm, (void)eps, (void)cos, (void)sin, (void)decay, (void)scale,

@@ -15,11 +15,12 @@ namespace halo {
 
 // Whether the kernel takes these: q [B, H*D], k and v [B, KV*D] (the projections of one token,
 // rows contiguous, 16-bit, one CUDA device), state [B, H, D, D] float32 contiguous, D in {64, 128},
-// H a multiple of KV, norms [D] of q's dtype (or undefined: no q/k norm), RoPE tables with D
-// values per row for one position, of q's dtype, shared by the batch or one row each (or
-// undefined: no RoPE), decay [H] float32.
+// H a multiple of KV, norms [D] of q's dtype, contiguous (or undefined: no q/k norm), RoPE tables
+// with D values per row for one position, of q's dtype, shared by the batch or one row each (or
+// undefined: no RoPE). (decay [H] float32 is the caller's to give.)
 bool lightning_decode_cuda_supported(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                     const at::Tensor& state, const at::Tensor& cos);
+                                     const at::Tensor& q_norm, const at::Tensor& k_norm, const at::Tensor& state,
+                                     const at::Tensor& cos);
 
 // Updates `state` in place and returns out [B, H*D] in q's dtype, on the current CUDA stream.
 at::Tensor lightning_decode_cuda(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
