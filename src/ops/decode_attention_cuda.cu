@@ -4,7 +4,8 @@
 //    of its KV head at once, so each key and value row is read from memory exactly once (GQA
 //    without repeating K/V). A key row is split over L lanes (L = D*sizeof(T)/16, at most 32),
 //    each loading 16 bytes, so a warp reads 32/L whole consecutive rows (512 contiguous bytes)
-//    per load; each lane issues the K and V loads of kUnroll rows before using any. Scores are
+//    per load; each lane issues the K and V loads of kUnroll rows before using any, and those of
+//    its next kUnroll rows before computing with these (loads in flight during the math). Scores are
 //    reduced over the L lanes by shuffles; softmax is online in float32 (log2 domain, scale*log2e
 //    folded into q), per lane group, then merged across the groups of a warp (shuffles) and the
 //    warps of the block (shared memory). It writes the normalized partial output [B,H,splits,D]
@@ -19,6 +20,10 @@
 // (KV = 8, D = 128, bf16), batch 1, 131072 keys: 8*131072*128*2*2 = 512 MiB per layer, a floor of
 // ~0.16 ms per layer at the H100's ~3.35 TB/s: 28 layers (Qwen3-1.7B) 15.0 GB, ~4.5 ms per token;
 // 7 layers (HypeNet-2B) 3.8 GB, ~1.1 ms. At 1M keys 4 GiB per layer: HypeNet-2B 30 GB, ~9 ms.
+// Measured (H100, HypeNet-2B decode at 128K, docs/benchmarks.md): the 7 split kernels take 1.22 ms,
+// 92 % of bandwidth (1.90 ms, 59 %, when each lane waited for its loads between tiles). The next
+// tile's loads cost registers: 128 a thread for bf16, D = 128, G = 2 (78 before); only float32 with
+// D = 256 and G = 8 spills.
 #include "ops/decode_attention_cuda.h"
 
 #include <ATen/cuda/CUDAContext.h>
@@ -119,6 +124,31 @@ struct SplitParams {
   float scale_log2;                                                                // scale * log2(e)
 };
 
+// The raw K and V loads of kUnroll key steps of one lane.
+template <typename T, int D>
+struct KeyTile {
+  uint4 k[kUnroll][RowLayout<T, D>::kLoadsPerLane], v[kUnroll][RowLayout<T, D>::kLoadsPerLane];
+};
+
+// Issues the loads of the key steps from `step`: this lane's key of step u is
+// step + u*kKeysPerStep + key; keys at or past `end` read as zeros.
+template <typename T, int D>
+__device__ inline void load_tile(KeyTile<T, D>& tile, const T* keys, const T* values, const SplitParams& p,
+                                 int64_t step, int64_t end, int key, int part) {
+  using R = RowLayout<T, D>;
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+    const int64_t j = step + u * R::kKeysPerStep + key;
+#pragma unroll
+    for (int i = 0; i < R::kLoadsPerLane; ++i) {
+      tile.k[u][i] = j < end ? *reinterpret_cast<const uint4*>(keys + j * p.k_stride_t + R::column(part, i))
+                             : make_uint4(0, 0, 0, 0);
+      tile.v[u][i] = j < end ? *reinterpret_cast<const uint4*>(values + j * p.v_stride_t + R::column(part, i))
+                             : make_uint4(0, 0, 0, 0);
+    }
+  }
+}
+
 __device__ inline float exp2_or_zero(float x, float max) {
   return x == -INFINITY ? 0.f : exp2f(x - max);
 }
@@ -163,21 +193,16 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
   const T* keys = static_cast<const T*>(p.k) + b * p.k_stride_b + kv_head * p.k_stride_h;
   const T* values = static_cast<const T*>(p.v) + b * p.v_stride_b + kv_head * p.v_stride_h;
   // `step` is uniform over the block, so every lane reaches every shuffle.
-  for (int64_t step = begin; step < end; step += kUnroll * R::kKeysPerStep) {
-    uint4 k_raw[kUnroll][R::kLoadsPerLane], v_raw[kUnroll][R::kLoadsPerLane];
+  const int key = warp * R::kKeysPerWarp + slot;
+  constexpr int64_t kStride = kUnroll * R::kKeysPerStep;
+  KeyTile<T, D> next;
+  load_tile(next, keys, values, p, begin, end, key, part);
+  for (int64_t step = begin; step < end; step += kStride) {
+    const KeyTile<T, D> tile = next;
+    if (step + kStride < end) load_tile(next, keys, values, p, step + kStride, end, key, part);
     bool valid[kUnroll];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t j = step + u * R::kKeysPerStep + warp * R::kKeysPerWarp + slot;
-      valid[u] = j < end;
-#pragma unroll
-      for (int i = 0; i < R::kLoadsPerLane; ++i) {
-        k_raw[u][i] = valid[u] ? *reinterpret_cast<const uint4*>(keys + j * p.k_stride_t + R::column(part, i))
-                               : make_uint4(0, 0, 0, 0);
-        v_raw[u][i] = valid[u] ? *reinterpret_cast<const uint4*>(values + j * p.v_stride_t + R::column(part, i))
-                               : make_uint4(0, 0, 0, 0);
-      }
-    }
+    for (int u = 0; u < kUnroll; ++u) valid[u] = step + u * R::kKeysPerStep + key < end;
     float s[kUnroll][G];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -187,7 +212,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
 #pragma unroll
       for (int i = 0; i < R::kLoadsPerLane; ++i) {
         float kf[R::kVec];
-        Widen<T>::apply(k_raw[u][i], kf);
+        Widen<T>::apply(tile.k[u][i], kf);
 #pragma unroll
         for (int g = 0; g < G; ++g) {
 #pragma unroll
@@ -224,7 +249,7 @@ __global__ void __launch_bounds__(kThreads) split_kernel(const SplitParams p) {
 #pragma unroll
       for (int i = 0; i < R::kLoadsPerLane; ++i) {
         float vf[R::kVec];
-        Widen<T>::apply(v_raw[u][i], vf);
+        Widen<T>::apply(tile.v[u][i], vf);
 #pragma unroll
         for (int g = 0; g < G; ++g) {
 #pragma unroll
