@@ -88,36 +88,35 @@ void expect_loss_falls(const std::string& metrics) {
 TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
   const TinyData d = make_data();
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 4}\n";
-  const std::string path =
-      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") +
-                             "\n"
-                             "align:\n" +
-                             data +
-                             "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 6}\n"
-                             "select:\n  criterion: halo\n"
-                             "  niah: {length: 512, samples: 1, depths: [0.5], filler: " +
-                             d.text +
-                             "}\n"
-                             "  commonsense: {text: " +
-                             d.text +
-                             ", tokens: 256}\n"
-                             "distill:\n" +
-                             data +
-                             "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2}\n"
-                             "finetune:\n  data: {tokens: " +
-                             d.tokens +
-                             ", seq_len: 64, batch_size: 2}\n"
-                             "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  recompute_activations: true\n"
-                             "tune: {text: " +
-                             d.text +
-                             ", grid: [100, 1000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\n"
-                             "report: {text: " +
-                             d.text + ", context_factors: [16], ppl_tokens: 600, ppl_tail: 64, filler: " + d.text +
-                             ", niah_samples: 1, decode_tokens: 4, decode_contexts: [64],"
-                             " commonsense: {task: " +
-                             test::shared_dir() + "/data/piqa/valid.jsonl, labels: " + test::shared_dir() +
-                             "/data/piqa/valid-labels.lst, limit: 6}, compare: {stage 2: " + d.dir +
-                             "/run/distill/model}}\n");
+  const std::string path = experiment_yaml(
+      d, "teacher: " + test::fixture("qwen3-tiny") +
+             "\n"
+             "align:\n" +
+             data +
+             "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2, checkpoint_every: 6}\n"
+             "select:\n  criterion: halo\n"
+             "  niah: {length: 512, samples: 1, depths: [0.5], filler: " +
+             d.text +
+             "}\n"
+             "  commonsense: {text: " +
+             d.text +
+             ", tokens: 256}\n"
+             "distill:\n" +
+             data +
+             "  train: {steps: 12, lr: 3.0e-3, warmup_steps: 2}\n"
+             "finetune:\n  data: {tokens: " +
+             d.tokens +
+             ", seq_len: 64, batch_size: 2}\n"
+             "  train: {steps: 8, lr: 1.0e-3, schedule: constant}\n  recompute_activations: true\n"
+             "tune: {text: " +
+             d.text +
+             ", grid: [100, 1000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\n"
+             "report: {text: " +
+             d.text + ", context_factors: [16], ppl_tokens: 600, ppl_tail: 64, filler: " + d.text +
+             ", niah_samples: 1, decode_tokens: 4, decode_contexts: [64],"
+             " commonsense: {task: " +
+             test::shared_dir() + "/data/piqa/valid.jsonl, labels: " + test::shared_dir() +
+             "/data/piqa/valid-labels.lst, limit: 6}, compare: {stage 2: " + d.dir + "/run/distill/model}}\n");
   const Experiment x = load_experiment(path);
   EXPECT_NE(describe_plan(x).find("distill: 12 steps"), std::string::npos) << describe_plan(x);
   // Planned for 4 ranks: the batch is per rank.
@@ -177,10 +176,10 @@ TEST(Pipeline, EveryStageRunsLowersItsLossAndResumes) {
 TEST(Pipeline, PositionEncodingVariantsReachTheStudent) {
   const TinyData d = make_data();
   const std::string data = "  data: {tokens: " + d.tokens + ", seq_len: 32, batch_size: 2}\n";
-  const std::string path = experiment_yaml(
-      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
-             "  train: {steps: 2, lr: 1.0e-3}\nselect: {criterion: even}\ndistill:\n" + data +
-             "  train: {steps: 2, lr: 1.0e-3}\n");
+  const std::string path =
+      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
+                             "  train: {steps: 2, lr: 1.0e-3}\nselect: {criterion: even}\ndistill:\n" + data +
+                             "  train: {steps: 2, lr: 1.0e-3}\n");
   for (const char* encoding : {"rope", "nope"}) {
     const Experiment x =
         load_experiment(path, {cat("run_dir=", d.dir, "/run-", encoding), cat("position_encoding=", encoding)});
@@ -191,8 +190,8 @@ TEST(Pipeline, PositionEncodingVariantsReachTheStudent) {
     EXPECT_EQ(load_model_config(x.run_dir + "/align/model").lightning_use_rope, std::string(encoding) == "rope");
   }
   // The all-RoPE run's stage 1 (RoPE in the RNN layers) cannot start an all-NoPE stage 2.
-  const Experiment mixed = load_experiment(
-      path, {cat("run_dir=", d.dir, "/run-rope"), "position_encoding=nope", "distill.train.steps=3"});
+  const Experiment mixed =
+      load_experiment(path, {cat("run_dir=", d.dir, "/run-rope"), "position_encoding=nope", "distill.train.steps=3"});
   remove_tree(mixed.run_dir + "/distill");
   try {
     run_experiment(mixed, "distill");
@@ -210,10 +209,10 @@ TEST(Experiment, OverridesReplaceAddAndDropKeys) {
                                                   "  train: {steps: 3, lr: 1.0e-3}\nselect: {criterion: halo,"
                                                   " niah: {filler: x.txt}, commonsense: {text: x.txt}}\n"
                                                   "report: {text: x.txt}\n");
-  const Experiment x = load_experiment(path, {"align.train.steps=7", "select.attention_layers=[0, 2]",
-                                              "report=null", "finetune.data.tokens=" + d.tokens,
-                                              "finetune.data.seq_len=64", "finetune.data.batch_size=1",
-                                              "finetune.train={steps: 2, lr: 1.0e-5}", "seed=5"});
+  const Experiment x =
+      load_experiment(path, {"align.train.steps=7", "select.attention_layers=[0, 2]", "report=null",
+                             "finetune.data.tokens=" + d.tokens, "finetune.data.seq_len=64",
+                             "finetune.data.batch_size=1", "finetune.train={steps: 2, lr: 1.0e-5}", "seed=5"});
   EXPECT_EQ(x.align.train.steps, 7);
   EXPECT_EQ(x.select.attention_layers, (std::vector<int64_t>{0, 2}));
   EXPECT_FALSE(x.report.enabled);
@@ -247,8 +246,8 @@ TEST(Experiment, OverridesReplaceAddAndDropKeys) {
 // Two processes on one run directory: the second fails at once naming the first's pid.
 TEST(Pipeline, ASecondRunOnTheSameDirectoryIsRefused) {
   const TinyData d = make_data();
-  const std::string path = experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") +
-                                                  "\nselect: {criterion: even}\n");
+  const std::string path =
+      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") + "\nselect: {criterion: even}\n");
   const Experiment x = load_experiment(path);
   create_directories(x.run_dir);
   const int fd = ::open((x.run_dir + "/.lock").c_str(), O_RDWR | O_CREAT, 0644);
@@ -366,7 +365,8 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
     const std::string data = cat("  data: {tokens: ", d.tokens, ", seq_len: 32, batch_size: ", batch, "}\n");
     return "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
            "  train: {steps: 4, lr: 1.0e-3, eps: 1.0e-3, checkpoint_every: 2}\nselect: {attention_layers: [1]}\n"
-           "distill:\n" + data + "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3}\nfinetune:\n" + data +
+           "distill:\n" +
+           data + "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3}\nfinetune:\n" + data +
            "  train: {steps: 3, lr: 1.0e-4, eps: 1.0e-3}\n  recompute_activations: true\n";
   };
   const std::string one = experiment_yaml(d, body(8));
@@ -382,7 +382,8 @@ TEST(Pipeline, TwoRanksTrainLikeOneWithTheSameGlobalBatch) {
     for (const char* stage : {"align", "distill", "finetune"}) {
       args.insert(args.end(), {"--set", cat(stage, ".train.zero=", zero)});
       if (zero == "2") {
-        args.insert(args.end(), {"--set", cat(stage, ".train.grad_accum=2"), "--set", cat(stage, ".data.batch_size=2")});
+        args.insert(args.end(),
+                    {"--set", cat(stage, ".train.grad_accum=2"), "--set", cat(stage, ".data.batch_size=2")});
       }
     }
     for (pid_t pid : spawn_ranks(args, log, 2)) EXPECT_EQ(exit_status_of(pid), 0) << read_file(log);
@@ -421,8 +422,11 @@ TEST(Pipeline, OneRankUnderTorchrunTrainsLikeOneProcess) {
              "  train: {steps: 3, lr: 1.0e-3, eps: 1.0e-3, grad_accum: 2}\n");
   const std::string log = d.dir + "/cuda.log";
   auto args = [&](const std::string& run, const std::string& zero) {
-    return std::vector<std::string>{"run", yaml, "--device", device, "--set", "run_dir=" + run,
-                                    "--set", "align.train.zero=" + zero, "--set", "distill.train.zero=" + zero};
+    return std::vector<std::string>{"run",      yaml,
+                                    "--device", device,
+                                    "--set",    "run_dir=" + run,
+                                    "--set",    "align.train.zero=" + zero,
+                                    "--set",    "distill.train.zero=" + zero};
   };
   ASSERT_EQ(exit_status_of(spawn_halo(args(d.dir + "/plain", "0"), log)), 0) << read_file(log);
   for (const std::string zero : {"0", "2"}) {
@@ -430,8 +434,9 @@ TEST(Pipeline, OneRankUnderTorchrunTrainsLikeOneProcess) {
     for (pid_t pid : spawn_ranks(args(run, zero), log, 1)) ASSERT_EQ(exit_status_of(pid), 0) << read_file(log);
     EXPECT_NE(read_file(log).find("torchrun: 1 rank;"), std::string::npos) << read_file(log);
     const std::string text = read_file(log);
-    std::cout << text.substr(text.find("torchrun: 1 rank;"), text.find('\n', text.find("torchrun: 1 rank;")) -
-                                                               text.find("torchrun: 1 rank;")) << "\n";
+    std::cout << text.substr(text.find("torchrun: 1 rank;"),
+                             text.find('\n', text.find("torchrun: 1 rank;")) - text.find("torchrun: 1 rank;"))
+              << "\n";
     for (const char* stage : {"align", "distill"}) {
       EXPECT_LT(relative_difference(load_tensors(d.dir + "/plain/" + stage + "/model"),
                                     load_tensors(run + "/" + stage + "/model")),
@@ -481,12 +486,14 @@ TEST(Pipeline, TwoRanksSplitSelectTuneAndReport) {
   const std::string path = experiment_yaml(
       d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n" + data +
              "  train: {steps: 3, lr: 1.0e-3}\nselect:\n  criterion: halo\n  keep: 2\n"
-             "  niah: {length: 512, samples: 2, depths: [0.5], filler: " + d.text + "}\n  commonsense: {text: " +
-             d.text + ", tokens: 256}\ndistill:\n" + data + "  train: {steps: 2, lr: 1.0e-3}\ntune: {text: " + d.text +
+             "  niah: {length: 512, samples: 2, depths: [0.5], filler: " +
+             d.text + "}\n  commonsense: {text: " + d.text + ", tokens: 256}\ndistill:\n" + data +
+             "  train: {steps: 2, lr: 1.0e-3}\ntune: {text: " + d.text +
              ", grid: [100, 1000, 10000], context_factors: [16], niah_samples: 1, ppl_tokens: 600}\nreport: {text: " +
              d.text + ", contexts: [64, 128], ppl_tokens: 600, ppl_tail: 16, filler: " + d.text +
              ", niah_lengths: [512, 768], niah_depths: [0.3, 0.7], niah_samples: 3, decode_tokens: 4, commonsense: "
-             "{task: " + test::shared_dir() + "/data/piqa/valid.jsonl, labels: " + test::shared_dir() +
+             "{task: " +
+             test::shared_dir() + "/data/piqa/valid.jsonl, labels: " + test::shared_dir() +
              "/data/piqa/valid-labels.lst, limit: 7}}\n");
   const std::string log = d.dir + "/split.log";
   ASSERT_EQ(exit_status_of(spawn_halo({"run", path, "--set", "run_dir=" + d.dir + "/one"}, log)), 0) << read_file(log);
@@ -519,13 +526,19 @@ TEST(Pipeline, TwoRanksSplitSelectTuneAndReport) {
   for (const char* model : {"teacher", "student"}) {
     const json& a = report1[model];
     const json& b = report2[model];
-    for (const char* key : {"ppl", "ppl_tail"}) {
+    for (const char* key : {"ppl", "ppl_tail", "ppl_tail_same_tokens"}) {
       ASSERT_EQ(a[key].size(), 2u) << model << " " << key;
       for (const auto& [context, value] : a[key].items()) {
         EXPECT_NEAR(value.get<double>(), b[key][context].get<double>(), 1e-9 * value.get<double>())
             << model << " " << key << " " << context;
       }
     }
+    // The same tokens at the longest context are its own last-16 tokens; at 64 they score worse
+    // or better, but not the same (other context).
+    EXPECT_NEAR(a["ppl_tail_same_tokens"]["128"].get<double>(), a["ppl_tail"]["128"].get<double>(),
+                1e-9 * a["ppl_tail"]["128"].get<double>())
+        << model;
+    EXPECT_NE(a["ppl_tail_same_tokens"]["64"], a["ppl_tail_same_tokens"]["128"]) << model;
     EXPECT_EQ(a["niah"], b["niah"]) << model;
     EXPECT_EQ(a["niah"].size(), 2u) << model;
     EXPECT_EQ(a["mc"], b["mc"]) << model;
@@ -588,9 +601,9 @@ TEST(Pipeline, AKilledRankStopsTheRunAndCheckpointsMoveBetweenWorldSizes) {
 // shell reports a signal; the same command resumes the stage from that checkpoint.
 TEST(Pipeline, SigtermStopsHaloRunWithExit143AndTheRunResumes) {
   const TinyData d = make_data();
-  const std::string path = experiment_yaml(
-      d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
-             ", seq_len: 32, batch_size: 4}\n  train: {steps: 1000000, lr: 1.0e-3}\n");
+  const std::string path =
+      experiment_yaml(d, "teacher: " + test::fixture("qwen3-tiny") + "\nalign:\n  data: {tokens: " + d.tokens +
+                             ", seq_len: 32, batch_size: 4}\n  train: {steps: 1000000, lr: 1.0e-3}\n");
   const std::string run_dir = d.dir + "/run", log = d.dir + "/halo.log";
   const pid_t pid = spawn_halo({"run", path}, log);
   const std::string metrics = run_dir + "/align/metrics.jsonl";
@@ -665,8 +678,9 @@ TEST(Experiment, BadFilesNameTheKey) {
   expect_experiment_error(d, teacher + "tune: {text: x.txt, grid: [500, 1]}\n", "tune.grid");
   expect_experiment_error(d, teacher + "tune: {text: x.txt, niah_tolerance: 2}\n", "tune.niah_tolerance");
   expect_experiment_error(d, teacher + "activation_checkpointing: true\n", "recompute_activations");
-  const std::string pretrain = "tokenizer: " + d.tokenizer + "\npretrain:\n" + data +
-                               "  train: {steps: 3, lr: 1.0e-3}\n  model: {intermediate_size: 64, num_attention_heads: 2, ";
+  const std::string pretrain =
+      "tokenizer: " + d.tokenizer + "\npretrain:\n" + data +
+      "  train: {steps: 3, lr: 1.0e-3}\n  model: {intermediate_size: 64, num_attention_heads: 2, ";
   expect_experiment_error(d, pretrain + "hidden_size: 32, num_hidden_layers: 1000000000000}\n", "num_hidden_layers");
   expect_experiment_error(d, pretrain + "num_hidden_layers: 2, hidden_size: 1000000000}\n", "hidden_size");
   expect_experiment_error(d, pretrain + "hidden_size: 32, num_hidden_layers: 2, rope_theta: 0}\n", "rope_theta");
@@ -696,7 +710,8 @@ TEST(Experiment, InputsAreCheckedBeforeTheFirstStage) {
   auto expect_plan_error = [&](const std::string& body, const std::vector<std::string>& needles,
                                const std::vector<std::string>& overrides = {}) {
     const Experiment x = load_experiment(experiment_yaml(d, body), overrides);
-    for (auto check : {+[](const Experiment& e) { describe_plan(e); }, +[](const Experiment& e) { run_experiment(e, "all"); }}) {
+    for (auto check :
+         {+[](const Experiment& e) { describe_plan(e); }, +[](const Experiment& e) { run_experiment(e, "all"); }}) {
       try {
         check(x);
         ADD_FAILURE() << "no error for " << needles.front();

@@ -165,6 +165,45 @@ TEST(Perplexity, TailSumsTheLastPositionsOfFullWindowsOnly) {
   EXPECT_EQ(plain.tail_perplexity(), 0.0);
 }
 
+TEST(Perplexity, TailsAtFixedEndsScoreTheSameTokensAtEveryContext) {
+  CausalLM model = load_causal_lm(test::fixture("qwen3-tiny"), at::kFloat, test::device());
+  std::vector<int32_t> ids(50);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 29 + 5) % 1024);
+  const std::vector<int64_t> ends = {16, 32, 48};
+  // At the context whose disjoint windows end there, the tails are perplexity()'s.
+  const PerplexityResult windows = perplexity(model, ids, 16, 16, {}, 4);
+  const PerplexityResult same = tail_perplexity_at(model, ids, 16, 4, ends);
+  ASSERT_EQ(same.tokens, 12);
+  EXPECT_EQ(same.tail_tokens, 12);
+  EXPECT_NEAR(same.nll_sum, windows.tail_nll_sum, 1e-9 * windows.tail_nll_sum);
+  EXPECT_EQ(same.tail_nll_sum, same.nll_sum);
+  // At context 8 the same 12 tokens, each window [end - 8, end).
+  at::Tensor t = at::tensor(at::ArrayRef<int32_t>(ids), at::kInt).to(at::kLong).to(model.device());
+  double expected = 0;
+  {
+    c10::InferenceMode guard;
+    for (int64_t end : ends) {
+      at::Tensor hidden = model.forward_hidden(t.narrow(0, end - 8, 8).unsqueeze(0)).squeeze(0);
+      expected += summed_nll(model, hidden.narrow(0, 3, 4), t.narrow(0, end - 4, 4));
+    }
+  }
+  const PerplexityResult shorter = tail_perplexity_at(model, ids, 8, 4, ends);
+  EXPECT_EQ(shorter.tokens, 12);
+  EXPECT_NEAR(shorter.nll_sum, expected, 1e-6 * expected);
+  EXPECT_GT(std::abs(shorter.nll_sum - same.nll_sum), 1e-3);  // another context, other losses
+  // Two shards split the ends and add up to the whole.
+  const PerplexityResult first = tail_perplexity_at(model, ids, 8, 4, ends, 0, 2);
+  const PerplexityResult second = tail_perplexity_at(model, ids, 8, 4, ends, 1, 2);
+  EXPECT_EQ(first.tokens + second.tokens, 12);
+  EXPECT_NEAR(first.nll_sum + second.nll_sum, expected, 1e-6 * expected);
+  // Ends outside [context, length] and tails outside [1, context) are errors.
+  EXPECT_NE(test::error_of([&] { tail_perplexity_at(model, ids, 16, 4, {8}); }).find("window end 8"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { tail_perplexity_at(model, ids, 16, 4, {51}); }).find("window end 51"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { tail_perplexity_at(model, ids, 16, 16, ends); }).find("tail"), std::string::npos);
+}
+
 // config.json variants -------------------------------------------------------------------
 
 const char* kConfig4x = R"({"model_type": "qwen3", "vocab_size": 1024, "hidden_size": 64,

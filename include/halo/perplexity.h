@@ -19,8 +19,8 @@ namespace halo {
 class CausalLM;
 
 struct PerplexityResult {
-  double nll_sum = 0;  // natural-log loss summed over scored tokens
-  int64_t tokens = 0;  // tokens scored
+  double nll_sum = 0;       // natural-log loss summed over scored tokens
+  int64_t tokens = 0;       // tokens scored
   double tail_nll_sum = 0;  // the same over the last `tail` positions of full windows
   int64_t tail_tokens = 0;
   double mean_nll() const { return tokens > 0 ? nll_sum / tokens : 0.0; }
@@ -38,5 +38,14 @@ double summed_nll(const CausalLM& model, const at::Tensor& hidden, const at::Ten
 PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t stride,
                             const std::function<void(int64_t)>& on_window = {}, int64_t tail = 0, int64_t shard = 0,
                             int64_t shards = 1);
+
+// The last `tail` positions of the windows [end - context, end), one for each of `ends` (each at
+// least `context`, at most the stream's length): the same tokens at any context, so that a
+// comparison across contexts measures the context and not the text (the windows of a long
+// context end where they end; a short context's disjoint windows would score other tokens).
+// Shards split the ends as perplexity() splits its windows. Returns nll_sum and tokens of the
+// tails (and the tail fields equal to them).
+PerplexityResult tail_perplexity_at(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t tail,
+                                    const std::vector<int64_t>& ends, int64_t shard = 0, int64_t shards = 1);
 
 }  // namespace halo

@@ -74,4 +74,28 @@ PerplexityResult perplexity(CausalLM& model, const std::vector<int32_t>& ids, in
   return result;
 }
 
+PerplexityResult tail_perplexity_at(CausalLM& model, const std::vector<int32_t>& ids, int64_t context, int64_t tail,
+                                    const std::vector<int64_t>& ends, int64_t shard, int64_t shards) {
+  if (tail < 1 || tail >= context) usage_fail("the tail must be in [1, context), got ", tail, " for context ", context);
+  if (shards < 1 || shard < 0 || shard >= shards) fail("tail_perplexity_at: shard ", shard, " of ", shards);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  for (int64_t end : ends) {
+    if (end < context || end > n) fail("tail_perplexity_at: window end ", end, " outside [", context, ", ", n, "]");
+  }
+  c10::InferenceMode guard;
+  at::Tensor all = at::tensor(at::ArrayRef<int32_t>(ids), at::kInt).to(at::kLong);
+  PerplexityResult result;
+  for (size_t index = static_cast<size_t>(shard); index < ends.size(); index += static_cast<size_t>(shards)) {
+    at::Tensor window = all.narrow(0, ends[index] - context, context).to(model.device());
+    at::Tensor hidden = model.forward_hidden(window.unsqueeze(0)).squeeze(0);
+    // Position p of the window is predicted from the hidden state at p - 1.
+    result.nll_sum +=
+        summed_nll(model, hidden.narrow(0, context - tail - 1, tail), window.narrow(0, context - tail, tail));
+    result.tokens += tail;
+  }
+  result.tail_nll_sum = result.nll_sum;
+  result.tail_tokens = result.tokens;
+  return result;
+}
+
 }  // namespace halo

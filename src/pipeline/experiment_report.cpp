@@ -89,6 +89,18 @@ std::vector<double> summed_over_ranks(const std::vector<double>& values) {
   return {sums.data_ptr<double>(), sums.data_ptr<double>() + sums.numel()};
 }
 
+// A perplexity result whose sums are those of all ranks.
+PerplexityResult perplexity_over_ranks(const PerplexityResult& p) {
+  const std::vector<double> sums =
+      summed_over_ranks({p.nll_sum, static_cast<double>(p.tokens), p.tail_nll_sum, static_cast<double>(p.tail_tokens)});
+  PerplexityResult all;
+  all.nll_sum = sums[0];
+  all.tokens = static_cast<int64_t>(sums[1]);
+  all.tail_nll_sum = sums[2];
+  all.tail_tokens = static_cast<int64_t>(sums[3]);
+  return all;
+}
+
 // This rank's share of `items`: those whose index modulo the world size is its rank.
 template <class T>
 std::vector<T> share_of(const std::vector<T>& items) {
@@ -106,7 +118,8 @@ NeedleResult needle_over_ranks(CausalLM& model, const Tokenizer& tokenizer, cons
   std::map<std::pair<int64_t, double>, size_t> cell_of;
   NeedleResult total;
   for (const NeedleSample& s : needles) {
-    if (cell_of.try_emplace({s.length, s.depth}, total.cells.size()).second) total.cells.push_back({s.length, s.depth, 0, 0});
+    if (cell_of.try_emplace({s.length, s.depth}, total.cells.size()).second)
+      total.cells.push_back({s.length, s.depth, 0, 0});
   }
   const std::vector<NeedleSample> mine = share_of(needles);
   std::vector<double> counts(2 * total.cells.size(), 0.0);
@@ -179,6 +192,20 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
   std::vector<ChoiceItem> choices;
   if (!r.mc_task.empty()) choices = load_multiple_choice(r.mc_task, r.mc_labels, r.mc_limit);
 
+  // The last-`ppl_tail` positions of the longest context's windows, scored again at each shorter
+  // context: the "same tokens" rows, where contexts differ by the context alone (the plain
+  // last-1K rows score other tokens at each context, and some stretches of text are harder).
+  std::vector<int64_t> tail_contexts, tail_ends;
+  for (int64_t context : contexts) {
+    if (r.ppl_tail > 0 && static_cast<int64_t>(ids.size()) >= context + 1) tail_contexts.push_back(context);
+  }
+  if (tail_contexts.size() > 1) {
+    const int64_t longest = *std::max_element(tail_contexts.begin(), tail_contexts.end());
+    for (int64_t end = longest; end <= static_cast<int64_t>(ids.size()); end += longest) tail_ends.push_back(end);
+  } else {
+    tail_contexts.clear();
+  }
+
   json results = json::object();
   ReportTable table;
   for (size_t column = 0; column < models.size(); ++column) {
@@ -193,13 +220,8 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
         table.add(cat("ppl @ ", label), column, "text too short");
         continue;
       }
-      PerplexityResult p = perplexity(model, ids, context, context, {}, r.ppl_tail, world.rank(), world.size());
-      const std::vector<double> sums = summed_over_ranks(
-          {p.nll_sum, static_cast<double>(p.tokens), p.tail_nll_sum, static_cast<double>(p.tail_tokens)});
-      p.nll_sum = sums[0];
-      p.tokens = static_cast<int64_t>(sums[1]);
-      p.tail_nll_sum = sums[2];
-      p.tail_tokens = static_cast<int64_t>(sums[3]);
+      const PerplexityResult p =
+          perplexity_over_ranks(perplexity(model, ids, context, context, {}, r.ppl_tail, world.rank(), world.size()));
       entry["ppl"][std::to_string(context)] = p.perplexity();
       table.add(cat("ppl @ ", label), column, fixed(p.perplexity(), 2));
       if (r.ppl_tail > 0) {
@@ -207,6 +229,14 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
         table.add(cat("ppl last ", count_label(static_cast<double>(r.ppl_tail)), " @ ", label), column,
                   fixed(p.tail_perplexity(), 2));
       }
+    }
+    for (int64_t context : tail_contexts) {
+      const PerplexityResult p = perplexity_over_ranks(
+          tail_perplexity_at(model, ids, context, r.ppl_tail, tail_ends, world.rank(), world.size()));
+      entry["ppl_tail_same_tokens"][std::to_string(context)] = p.tail_perplexity();
+      table.add(cat("ppl last ", count_label(static_cast<double>(r.ppl_tail)), " @ ",
+                    count_label(static_cast<double>(context)), ", same tokens"),
+                column, fixed(p.tail_perplexity(), 2));
     }
     ProgressBar bar(cat("niah ", m.name), static_cast<int64_t>(share_of(needles).size()), "prompt");
     const NeedleResult niah = needle_over_ranks(model, *tokenizer, needles, needle,
@@ -259,7 +289,12 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
   std::ostringstream md;
   md << "# " << s.title << "\n\n" << table.markdown(models);
   md << "\nPerplexity: `" << r.text << "`, first " << ids.size() << " tokens, disjoint windows";
-  if (r.ppl_tail > 0) md << "; \"last " << r.ppl_tail << "\" scores only the last " << r.ppl_tail << " positions of each window";
+  if (r.ppl_tail > 0)
+    md << "; \"last " << r.ppl_tail << "\" scores only the last " << r.ppl_tail << " positions of each window";
+  if (!tail_ends.empty())
+    md << "; \"same tokens\" scores the last " << r.ppl_tail << " positions of the "
+       << count_label(static_cast<double>(tail_ends.front())) << " windows (" << tail_ends.size()
+       << ") at every context, each in a window of that context ending where they end";
   md << ". NIAH: " << r.niah_samples * static_cast<int64_t>(r.niah_depths.size())
      << " prompts per length (depths spread evenly), filler `" << r.filler << "`.\n";
   if (!s.stage_seconds.empty()) {
@@ -279,7 +314,8 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
     ppl_panels.push_back(draw_line_chart(tail));
   }
   write_png(join_path(s.out_dir, "ppl.png"), side_by_side(ppl_panels));
-  write_png(join_path(s.out_dir, "niah.png"), draw_line_chart(chart_of(results, models, "niah", "NIAH accuracy %", 100.0)));
+  write_png(join_path(s.out_dir, "niah.png"),
+            draw_line_chart(chart_of(results, models, "niah", "NIAH accuracy %", 100.0)));
   write_file_atomic(join_path(s.out_dir, "report.md"), md.str());
   write_file_atomic(join_path(s.out_dir, "report.json"), results.dump(2) + "\n");
   std::fputs(md.str().c_str(), stdout);
