@@ -313,6 +313,12 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
     tail.log_y = true;
     ppl_panels.push_back(draw_line_chart(tail));
   }
+  if (!tail_ends.empty()) {
+    LineChart same =
+        chart_of(results, models, "ppl_tail_same_tokens", cat("perplexity (last ", r.ppl_tail, ", same tokens)"), 1.0);
+    same.log_y = true;
+    ppl_panels.push_back(draw_line_chart(same));
+  }
   write_png(join_path(s.out_dir, "ppl.png"), side_by_side(ppl_panels));
   write_png(join_path(s.out_dir, "niah.png"),
             draw_line_chart(chart_of(results, models, "niah", "NIAH accuracy %", 100.0)));
