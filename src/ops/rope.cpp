@@ -1,7 +1,7 @@
-// Rotate-half RoPE: the cos/sin tables as transformers computes them (float32, inverse
-// frequencies rounded to the checkpoint's dtype), and the rotation. 16-bit CUDA inputs take one
-// fused kernel forward and one backward (FusedRope, rope_cuda.cu); everything else the ATen
-// form x * cos + rotate_half(x) * sin.
+// Rotate-half RoPE: the cos/sin tables as transformers' from_pretrained computes them (float32
+// angles from float32 inverse frequencies, whatever the checkpoint's dtype), and the rotation.
+// 16-bit CUDA inputs take one fused kernel forward and one backward (FusedRope, rope_cuda.cu);
+// everything else the ATen form x * cos + rotate_half(x) * sin.
 #include <ATen/ATen.h>
 
 #include <torch/csrc/autograd/custom_function.h>
