@@ -196,8 +196,10 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
   // context: the "same tokens" rows, where contexts differ by the context alone (the plain
   // last-1K rows score other tokens at each context, and some stretches of text are harder).
   std::vector<int64_t> tail_contexts, tail_ends;
-  for (int64_t context : contexts) {
-    if (r.ppl_tail > 0 && static_cast<int64_t>(ids.size()) >= context + 1) tail_contexts.push_back(context);
+  if (r.ppl_tail > 0) {
+    for (int64_t context : contexts) {
+      if (static_cast<int64_t>(ids.size()) >= context + 1) tail_contexts.push_back(context);
+    }
   }
   if (tail_contexts.size() > 1) {
     const int64_t longest = *std::max_element(tail_contexts.begin(), tail_contexts.end());
@@ -231,12 +233,16 @@ void write_experiment_report(const ReportConfig& r, const std::vector<ReportMode
       }
     }
     for (int64_t context : tail_contexts) {
-      const PerplexityResult p = perplexity_over_ranks(
-          tail_perplexity_at(model, ids, context, r.ppl_tail, tail_ends, world.rank(), world.size()));
-      entry["ppl_tail_same_tokens"][std::to_string(context)] = p.tail_perplexity();
+      // The longest context's own windows end at tail_ends: its plain last-N row is that value.
+      const double value = context == tail_ends.front()
+                               ? entry["ppl_tail"][std::to_string(context)].get<double>()
+                               : perplexity_over_ranks(tail_perplexity_at(model, ids, context, r.ppl_tail, tail_ends,
+                                                                          world.rank(), world.size()))
+                                     .tail_perplexity();
+      entry["ppl_tail_same_tokens"][std::to_string(context)] = value;
       table.add(cat("ppl last ", count_label(static_cast<double>(r.ppl_tail)), " @ ",
                     count_label(static_cast<double>(context)), ", same tokens"),
-                column, fixed(p.tail_perplexity(), 2));
+                column, fixed(value, 2));
     }
     ProgressBar bar(cat("niah ", m.name), static_cast<int64_t>(share_of(needles).size()), "prompt");
     const NeedleResult niah = needle_over_ranks(model, *tokenizer, needles, needle,
